@@ -1,0 +1,57 @@
+#define LP_LOG_MODULE "daemon"
+#include "lp_daemon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lp_log.h"
+
+static void s_log_warnings(const lp_cfg_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nwarnings; i++)
+        log_warn("config: %s", cfg->warnings[i]);
+}
+
+int lp_daemon_start(int argc, char **argv, const char *name, const char *summary, lp_opt_t *opts,
+                    size_t nopts, lp_cfg_t **cfg_out)
+{
+    char err[LP_ERR_LEN];
+    lp_log_init(name, LP_LOG_INFO);
+    int rc = lp_opts_parse(argc, argv, summary, opts, nopts, err);
+    if (rc == 1)
+        return 1;
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", name, err);
+        return -1;
+    }
+    const char *level = lp_opts_get(opts, nopts, "log-level");
+    lp_log_level_t lvl = LP_LOG_INFO;
+    if (level && lp_log_parse_level(level, &lvl) < 0) {
+        log_error("--log-level/LITELLM_LOG: '%s' is not error, warn, info or debug", level);
+        return -1;
+    }
+    lp_log_set_level(lvl);
+    const char *path = lp_opts_get(opts, nopts, "config");
+    lp_cfg_t *cfg = lp_cfg_load(path, err);
+    if (!cfg) {
+        log_error("config: %s", err);
+        return -1;
+    }
+    if (!level && cfg->log_level && lp_log_parse_level(cfg->log_level, &lvl) == 0)
+        lp_log_set_level(lvl);
+    s_log_warnings(cfg);
+    *cfg_out = cfg;
+    return 0;
+}
+
+lp_cfg_t *lp_daemon_reload(const lp_opt_t *opts, size_t nopts)
+{
+    char err[LP_ERR_LEN];
+    lp_cfg_t *cfg = lp_cfg_load(lp_opts_get(opts, nopts, "config"), err);
+    if (!cfg) {
+        log_error("reload rejected, keeping the running config: %s", err);
+        return NULL;
+    }
+    s_log_warnings(cfg);
+    return cfg;
+}

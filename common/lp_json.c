@@ -1,0 +1,133 @@
+#include "lp_json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *lp_json_str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+bool lp_json_bool(const json_t *obj, const char *key, bool def)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+long long lp_json_int(const json_t *obj, const char *key, long long def)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : def;
+}
+
+double lp_json_num(const json_t *obj, const char *key, double def)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+json_t *lp_json_text(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    char *copy = lp_strdup(s);
+    for (char *p = copy; *p; p++) {
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    }
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
+/* jansson recurses per nesting level; scan brackets first so hostile input cannot run the
+ * parser deep. Strings are skipped with their escapes. */
+static bool s_depth_ok(const char *p, size_t len)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"')
+            in_str = true;
+        else if (c == '{' || c == '[') {
+            if (++depth > LP_JSON_MAX_DEPTH)
+                return false;
+        } else if (c == '}' || c == ']')
+            depth--;
+    }
+    return true;
+}
+
+json_t *lp_json_parse(const char *data, size_t len, char *err)
+{
+    if (!s_depth_ok(data, len)) {
+        lp_err_set(err, "JSON nested deeper than %d levels", LP_JSON_MAX_DEPTH);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!v) {
+        lp_err_set(err, "%s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+        return NULL;
+    }
+    return v;
+}
+
+char *lp_json_dump(const json_t *value, size_t *len)
+{
+    char *s = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    lp_assert(s != NULL);
+    if (len)
+        *len = strlen(s);
+    return s;
+}
+
+const char *lp_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 408:
+        return "timeout_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        break;
+    }
+    if (status >= 400 && status < 500)
+        return "invalid_request_error";
+    if (status == 503)
+        return "service_unavailable_error";
+    return "api_error";
+}
+
+char *lp_error_body(int status, const char *type, const char *code, const char *param,
+                    const char *message, size_t *len)
+{
+    char status_text[16];
+    snprintf(status_text, sizeof status_text, "%d", status);
+    json_t *err = json_object();
+    json_object_set_new(err, "message", lp_json_text(message ? message : ""));
+    json_object_set_new(err, "type", json_string(type ? type : lp_error_type(status)));
+    json_object_set_new(err, "param", param ? lp_json_text(param) : json_null());
+    json_object_set_new(err, "code", json_string(code ? code : status_text));
+    json_t *body = json_object();
+    json_object_set_new(body, "error", err);
+    char *s = lp_json_dump(body, len);
+    json_decref(body);
+    return s;
+}

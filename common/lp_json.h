@@ -1,0 +1,41 @@
+/* lp_json: small jansson helpers and the OpenAI error body every daemon answers with,
+ *   {"error":{"message":..., "type":..., "param":..., "code":...}}
+ * `code` is OpenAI's machine code where one exists (invalid_api_key, model_not_found,
+ * context_length_exceeded, ...) and otherwise the HTTP status as a string, as LiteLLM sends. */
+#ifndef LP_JSON_H
+#define LP_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lp_util.h"
+
+/* Deepest JSON nesting accepted from outside (clients, providers): bounds parser recursion. */
+#define LP_JSON_MAX_DEPTH 64
+
+/* String member or NULL when absent or not a string. Borrowed. */
+const char *lp_json_str(const json_t *obj, const char *key);
+/* Boolean member; def when absent or not a boolean. */
+bool lp_json_bool(const json_t *obj, const char *key, bool def);
+/* Integer member; def when absent or not an integer. */
+long long lp_json_int(const json_t *obj, const char *key, long long def);
+/* Number (integer or real) member; def when absent. */
+double lp_json_num(const json_t *obj, const char *key, double def);
+
+/* A JSON string for any C string: invalid UTF-8 bytes become '?' instead of failing. */
+json_t *lp_json_text(const char *s);
+/* Parse bytes that must be one JSON value no deeper than LP_JSON_MAX_DEPTH. Rejects invalid
+ * UTF-8, NUL in strings and duplicate object keys. NULL with a reason in err (LP_ERR_LEN). */
+json_t *lp_json_parse(const char *data, size_t len, char *err);
+/* Compact serialisation into a new string (caller frees); length in *len when not NULL. */
+char *lp_json_dump(const json_t *value, size_t *len);
+
+/* The error "type" OpenAI uses for an HTTP status. */
+const char *lp_error_type(int status);
+/* A new error body (caller frees). type NULL = from status; code NULL = status as string;
+ * param may be NULL. The message is the caller's text; it must never carry a secret. */
+char *lp_error_body(int status, const char *type, const char *code, const char *param,
+                    const char *message, size_t *len);
+
+#endif

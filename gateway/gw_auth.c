@@ -1,0 +1,69 @@
+#include "gw_auth.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lp_crypto.h"
+
+/* The key the client presented, copied into out; 0 found, 1 absent, -1 malformed. */
+static int s_presented_key(gw_req_t *req, char *out, size_t size)
+{
+    const char *auth = gw_req_header(req, "Authorization");
+    const char *key = NULL;
+    if (auth) {
+        if (strncasecmp(auth, "Bearer ", 7) != 0)
+            return -1;
+        key = auth + 7;
+    } else {
+        static const char *alternates[] = {"x-api-key", "x-litellm-api-key", "api-key"};
+        for (size_t i = 0; !key && i < LP_ARRAY_LEN(alternates); i++)
+            key = gw_req_header(req, alternates[i]);
+        if (!key)
+            return 1;
+    }
+    while (*key == ' ')
+        key++;
+    size_t len = strlen(key);
+    while (len > 0 && key[len - 1] == ' ')
+        len--;
+    if (len == 0)
+        return 1;
+    if (len >= size)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (!isgraph((unsigned char)key[i]))
+            return -1;
+    }
+    memcpy(out, key, len);
+    out[len] = '\0';
+    return 0;
+}
+
+bool gw_auth_check(gw_req_t *req)
+{
+    char key[GW_KEY_MAX + 1];
+    int rc = s_presented_key(req, key, sizeof key);
+    if (rc == 1) {
+        gw_req_fail(req, 401, "missing_api_key", NULL,
+                    "Authentication Error: no API key passed in. Send 'Authorization: Bearer "
+                    "<key>'.");
+        return false;
+    }
+    if (rc < 0) {
+        gw_req_fail(req, 401, "invalid_api_key", NULL,
+                    "Authentication Error: malformed credentials. Send 'Authorization: Bearer "
+                    "<key>'.");
+        return false;
+    }
+    bool ok = lp_secret_equal(key, req->srv->cfg->master_key);
+    explicit_bzero(key, sizeof key);
+    if (!ok) {
+        gw_req_fail(req, 401, "invalid_api_key", NULL,
+                    "Authentication Error: invalid API key.");
+        return false;
+    }
+    memcpy(req->key_hash, req->srv->master_hash, LP_SHA256_HEX_LEN);
+    req->authed = true;
+    return true;
+}

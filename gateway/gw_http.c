@@ -1,0 +1,109 @@
+#define LP_LOG_MODULE "gw_http"
+#include "gw_http.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_auth.h"
+#include "gw_record.h"
+#include "gw_req.h"
+#include "gw_routes.h"
+#include "lp_log.h"
+
+static size_t s_max_body(const gw_req_t *req)
+{
+    return (size_t)req->srv->cfg->max_request_size_mb * 1024 * 1024;
+}
+
+/* First call for a request: route it, authorise it, refuse an oversize declared body. */
+static void s_begin(gw_req_t *req, const char *url, const char *method)
+{
+    bool known = false;
+    req->route = gw_route_find(method, url, &known);
+    if (!req->route) {
+        if (known)
+            gw_req_fail(req, 405, "method_not_allowed", NULL, "%s is not allowed on %s",
+                        method, url);
+        else
+            gw_req_fail(req, 404, "not_found", NULL, "no route %s %.200s", method, url);
+        return;
+    }
+    req->call = req->route->call;
+    if (req->route->auth && !gw_auth_check(req))
+        return;
+    const char *cl = gw_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long long declared = 0;
+    if (cl && lp_parse_ll(cl, 0, LLONG_MAX, &declared) == 0 && (size_t)declared > s_max_body(req))
+        gw_req_fail(req, 413, "request_too_large", NULL,
+                    "request body larger than general_settings.max_request_size_mb (%d MB)",
+                    req->srv->cfg->max_request_size_mb);
+}
+
+enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version,
+                               const char *upload_data, size_t *upload_data_size,
+                               void **req_cls)
+{
+    LP_UNUSED(version);
+    gw_server_t *srv = cls;
+    gw_req_t *req = *req_cls;
+    if (!req) {
+        req = gw_req_new(srv, conn);
+        *req_cls = req;
+        s_begin(req, url, method);
+        if (req->state == GW_REQ_ANSWERED)
+            return gw_req_queue(req); /* MHD closes the connection if a body was coming */
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (req->state == GW_REQ_READING && !req->too_big) {
+            if (req->body.len + *upload_data_size > s_max_body(req)) {
+                req->too_big = true;
+                lp_buf_free(&req->body);
+            } else {
+                lp_buf_append(&req->body, upload_data, *upload_data_size);
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    switch (req->state) {
+    case GW_REQ_READING:
+        req->route->handle(req);
+        if (req->state == GW_REQ_WAITING) {
+            MHD_suspend_connection(conn);
+            return MHD_YES;
+        }
+        return req->state == GW_REQ_ANSWERED ? gw_req_queue(req) : MHD_NO;
+    case GW_REQ_ANSWERED:
+        return gw_req_queue(req);
+    case GW_REQ_WAITING:
+        /* Resumed without an answer cannot happen; keep the request parked. */
+        MHD_suspend_connection(conn);
+        return MHD_YES;
+    default:
+        return MHD_YES;
+    }
+}
+
+void gw_http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                       enum MHD_RequestTerminationCode toe)
+{
+    LP_UNUSED(conn);
+    gw_server_t *srv = cls;
+    gw_req_t *req = *req_cls;
+    if (!req)
+        return;
+    *req_cls = NULL;
+    if (req->state == GW_REQ_WAITING) {
+        /* Only at shutdown: MHD drops a connection we still wait on. */
+        lp_map_remove(srv->inflight, req->id, LP_REQ_ID_LEN);
+    }
+    srv->stats.requests++;
+    if (req->call != GW_CALL_NONE && req->authed)
+        gw_record_send(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    rlog_debug(req->idstr, "%d done (%s)", req->status,
+               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "sent" : "client gone");
+    gw_req_destroy(&req);
+}

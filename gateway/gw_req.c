@@ -1,0 +1,163 @@
+#define LP_LOG_MODULE "gw_req"
+#include "gw_req.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_time.h"
+#include "lp_version.h"
+
+gw_req_t *gw_req_new(gw_server_t *srv, struct MHD_Connection *conn)
+{
+    gw_req_t *self = lp_calloc(1, sizeof *self);
+    self->srv = srv;
+    self->conn = conn;
+    self->start_ns = lp_mono_ns();
+    self->start_wall_ns = lp_wall_ns();
+    /* Request ids only need to be unique; if the CSPRNG fails, time and address are. */
+    if (lp_random_bytes(self->id, sizeof self->id) < 0) {
+        int64_t t = self->start_wall_ns;
+        uintptr_t p = (uintptr_t)self;
+        memcpy(self->id, &t, sizeof t);
+        memcpy(self->id + 8, &p, sizeof p < 8 ? sizeof p : 8);
+    }
+    self->id[6] = (uint8_t)((self->id[6] & 0x0f) | 0x40);
+    self->id[8] = (uint8_t)((self->id[8] & 0x3f) | 0x80);
+    lp_req_id_format(self->id, self->idstr);
+    self->content_type = "application/json";
+    return self;
+}
+
+void gw_req_destroy(gw_req_t **self_p)
+{
+    gw_req_t *self = *self_p;
+    if (!self)
+        return;
+    lp_timer_stop(self->srv->loop, &self->deadline);
+    lp_buf_free(&self->body);
+    free(self->group);
+    free(self->user);
+    lp_msg_destroy(&self->reply);
+    free(self->local);
+    free(self);
+    *self_p = NULL;
+}
+
+void gw_req_answer(gw_req_t *self, int status, char *body, size_t len)
+{
+    free(self->local);
+    self->status = status;
+    self->local = body;
+    self->local_len = len;
+    self->state = GW_REQ_ANSWERED;
+    self->answer_ns = lp_mono_ns();
+}
+
+void gw_req_fail(gw_req_t *self, int status, const char *code, const char *param,
+                 const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len = 0;
+    char *body = lp_error_body(status, NULL, code, param, msg, &len);
+    gw_req_answer(self, status, body, len);
+}
+
+void gw_req_answer_reply(gw_req_t *self, lp_msg_t **reply)
+{
+    lp_msg_destroy(&self->reply);
+    self->reply = *reply;
+    *reply = NULL;
+    long long status = lp_msg_meta_int(self->reply, "status", 502);
+    self->status = status >= 100 && status <= 599 ? (int)status : 502;
+    self->state = GW_REQ_ANSWERED;
+    self->answer_ns = lp_mono_ns();
+}
+
+const char *gw_req_header(gw_req_t *self, const char *name)
+{
+    return MHD_lookup_connection_value(self->conn, MHD_HEADER_KIND, name);
+}
+
+/* Add a header unless the value could break the header block (it comes from config or a
+ * provider, never trusted to be clean). */
+static void s_header(struct MHD_Response *r, const char *name, const char *value)
+{
+    if (!value || strpbrk(value, "\r\n"))
+        return;
+    if (MHD_add_response_header(r, name, value) == MHD_NO)
+        log_debug("header %s refused by libmicrohttpd", name);
+}
+
+/* A numeric header: whole numbers without decimals, durations with microsecond precision. */
+static void s_header_num(struct MHD_Response *r, const char *name, double v, bool whole)
+{
+    char buf[48];
+    if (whole)
+        snprintf(buf, sizeof buf, "%.0f", v);
+    else
+        snprintf(buf, sizeof buf, "%.3f", v);
+    s_header(r, name, buf);
+}
+
+/* The x-litellm-* headers LiteLLM clients read: where the call went, what it cost, and
+ * how much of the time was the proxy's own. */
+static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total_ms)
+{
+    if (self->group)
+        s_header(r, "x-litellm-model-group", self->group);
+    if (!self->reply)
+        return;
+    const json_t *meta = lp_msg_meta(self->reply);
+    s_header(r, "x-litellm-model-id", lp_json_str(meta, "deployment"));
+    s_header(r, "x-litellm-model-api-base", lp_json_str(meta, "api_base"));
+    s_header_num(r, "x-litellm-attempted-retries", (double)lp_json_int(meta, "retries", 0),
+                 true);
+    json_t *cost = json_object_get(meta, "cost");
+    if (json_is_number(cost)) {
+        char buf[48];
+        snprintf(buf, sizeof buf, "%.10g", json_number_value(cost));
+        s_header(r, "x-litellm-response-cost", buf);
+    }
+    long long upstream_us = lp_json_int(meta, "upstream_us", -1);
+    if (upstream_us >= 0) {
+        double overhead = total_ms - (double)upstream_us / 1000.0;
+        s_header_num(r, "x-litellm-overhead-duration-ms", overhead > 0 ? overhead : 0, false);
+    }
+    long long retry_ms = lp_json_int(meta, "retry_after_ms", -1);
+    if (retry_ms >= 0 && (self->status == 429 || self->status == 503))
+        s_header_num(r, "retry-after", (double)((retry_ms + 999) / 1000), true);
+}
+
+enum MHD_Result gw_req_queue(gw_req_t *self)
+{
+    const void *data = self->local;
+    size_t len = self->local_len;
+    if (self->reply)
+        data = lp_msg_body(self->reply, &len);
+    /* The buffer lives in this request until MHD reports it complete: no copy. */
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    double total_ms = (double)(lp_mono_ns() - self->start_ns) / 1e6;
+    s_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, self->content_type);
+    s_header(r, "x-litellm-call-id", self->idstr);
+    s_header(r, "x-litellm-version", LP_VERSION);
+    s_header_num(r, "x-litellm-response-duration-ms", total_ms, false);
+    if (self->call != GW_CALL_NONE)
+        s_model_headers(self, r, total_ms);
+    if (self->status == 401)
+        s_header(r, "www-authenticate", "Bearer");
+    enum MHD_Result ok = MHD_queue_response(self->conn, (unsigned)self->status, r);
+    MHD_destroy_response(r);
+    self->state = GW_REQ_QUEUED;
+    return ok;
+}

@@ -1,0 +1,78 @@
+/* gw_req: one HTTP request in the gateway, from its first header to the moment libmicrohttpd
+ * reports it complete (MHD_OPTION_NOTIFY_COMPLETED, the only place it is freed). It holds
+ * the body as it arrives, who is calling, and the answer once known: a local one (health,
+ * models, errors) or the router's END/ERROR message, whose body is sent without a copy. */
+#ifndef GW_REQ_H
+#define GW_REQ_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gw_server.h"
+#include "lp_buf.h"
+#include "lp_crypto.h"
+#include "lp_loop.h"
+#include "lp_msg.h"
+
+typedef enum { GW_CALL_NONE = 0, GW_CALL_CHAT, GW_CALL_COMPLETION, GW_CALL_EMBEDDING } gw_call_t;
+
+typedef enum {
+    GW_REQ_READING,  /* headers seen, body arriving */
+    GW_REQ_WAITING,  /* suspended, the router has it */
+    GW_REQ_ANSWERED, /* answer ready, not yet queued with MHD */
+    GW_REQ_QUEUED,   /* handed to MHD */
+} gw_req_state_t;
+
+typedef struct gw_route gw_route_t;
+typedef struct gw_req gw_req_t;
+
+struct gw_req {
+    gw_server_t *srv;
+    struct MHD_Connection *conn;
+    const gw_route_t *route;
+    gw_req_state_t state;
+    lp_buf_t body;
+    bool too_big;
+    uint8_t id[LP_REQ_ID_LEN];
+    char idstr[LP_REQ_ID_STR_LEN];
+    int64_t start_ns, start_wall_ns;
+    int64_t sent_ns;    /* when the REQUEST left for the router */
+    int64_t answer_ns;  /* when the answer was known */
+    bool authed;
+    char key_hash[LP_SHA256_HEX_LEN]; /* sha256 of the caller's key */
+
+    /* model calls */
+    gw_call_t call;
+    char *group;
+    char *user;
+    bool stream;
+
+    /* the answer */
+    int status;
+    lp_msg_t *reply; /* END/ERROR from the router (owned) */
+    char *local;     /* or a body built here (owned) */
+    size_t local_len;
+    const char *content_type;
+    lp_timer_t deadline;
+};
+
+/* A request on conn; the id is fresh and random. */
+gw_req_t *gw_req_new(gw_server_t *srv, struct MHD_Connection *conn);
+/* Free; NULL-safe, nulls the pointer. Only from the completed callback (or shutdown). */
+void gw_req_destroy(gw_req_t **self_p);
+
+/* Answer with a JSON body built here (takes the malloc'd body). */
+void gw_req_answer(gw_req_t *self, int status, char *body, size_t len);
+/* Answer with an OpenAI-shaped error; code NULL = status as a string; param may be NULL. */
+void gw_req_fail(gw_req_t *self, int status, const char *code, const char *param,
+                 const char *fmt, ...) LP_PRINTF(5, 6);
+/* Answer with the router's END or ERROR (taken). */
+void gw_req_answer_reply(gw_req_t *self, lp_msg_t **reply);
+/* Hand the answer to MHD with the proxy's headers. MHD_NO when MHD refuses it. */
+enum MHD_Result gw_req_queue(gw_req_t *self);
+/* Value of a request header (case-insensitive), or NULL. Borrowed from MHD. */
+const char *gw_req_header(gw_req_t *self, const char *name);
+
+#endif

@@ -1,0 +1,310 @@
+#define LP_LOG_MODULE "gw_routes"
+#include "gw_routes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zmq.h>
+
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_time.h"
+#include "lp_version.h"
+
+/* Longest `user` value kept for the spend record. */
+#define GW_USER_MAX 256
+
+static void s_answer_json(gw_req_t *req, int status, json_t *value)
+{
+    size_t len = 0;
+    char *body = lp_json_dump(value, &len);
+    json_decref(value);
+    gw_req_answer(req, status, body, len);
+}
+
+static void s_liveliness(gw_req_t *req)
+{
+    s_answer_json(req, 200, json_string("I'm alive!"));
+}
+
+static bool s_alive(int64_t expiry_ns)
+{
+    return lp_mono_ns() < expiry_ns;
+}
+
+static void s_readiness(gw_req_t *req)
+{
+    gw_server_t *srv = req->srv;
+    bool router = srv->router_alive && s_alive(srv->router_expiry_ns);
+    bool logger = srv->logger_alive && s_alive(srv->logger_expiry_ns);
+    bool ready = router && srv->workers > 0;
+    char now[LP_ISO_LEN];
+    lp_iso8601(lp_wall_ns(), now, sizeof now);
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string(ready ? "healthy" : "unhealthy"));
+    json_object_set_new(o, "router", json_string(router ? "connected" : "unreachable"));
+    json_object_set_new(o, "workers", json_integer(router ? srv->workers : 0));
+    json_object_set_new(o, "logger", json_string(logger ? "connected" : "unreachable"));
+    json_object_set_new(o, "db", json_string(!srv->cfg->database_url ? "not configured"
+                                             : logger               ? srv->db_state
+                                                                    : "unknown"));
+    json_object_set_new(o, "cache", json_null());
+    json_object_set_new(o, "litellm_version", json_string(LP_VERSION));
+    json_object_set_new(o, "last_updated", json_string(now));
+    s_answer_json(req, ready ? 200 : 503, o);
+}
+
+static void s_models(gw_req_t *req)
+{
+    const lp_cfg_t *cfg = req->srv->cfg;
+    json_t *data = json_array();
+    for (size_t i = 0; i < cfg->ngroups; i++) {
+        json_t *m = json_object();
+        json_object_set_new(m, "id", json_string(cfg->groups[i]));
+        json_object_set_new(m, "object", json_string("model"));
+        json_object_set_new(m, "created",
+                            json_integer((json_int_t)(req->srv->started_wall_ns / LP_NS_PER_S)));
+        json_object_set_new(m, "owned_by", json_string("openai"));
+        json_array_append_new(data, m);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "object", json_string("list"));
+    json_object_set_new(o, "data", data);
+    s_answer_json(req, 200, o);
+}
+
+static bool s_is_json_type(const char *ct)
+{
+    if (!ct)
+        return true; /* curl without -H, many scripts: the body decides */
+    while (*ct == ' ')
+        ct++;
+    static const char json_type[] = "application/json";
+    if (strncasecmp(ct, json_type, sizeof json_type - 1) != 0)
+        return false;
+    char next = ct[sizeof json_type - 1];
+    return next == '\0' || next == ';' || next == ' ';
+}
+
+/* The field each call type cannot do without. */
+static bool s_check_fields(gw_req_t *req, json_t *body)
+{
+    switch (req->call) {
+    case GW_CALL_CHAT: {
+        json_t *msgs = json_object_get(body, "messages");
+        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+            gw_req_fail(req, 400, NULL, "messages",
+                        "messages is required: a non-empty array of {role, content}");
+            return false;
+        }
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m)
+        {
+            if (!json_is_object(m) || !json_is_string(json_object_get(m, "role"))) {
+                gw_req_fail(req, 400, NULL, "messages",
+                            "messages[%zu] must be an object with a string role", i);
+                return false;
+            }
+        }
+        return true;
+    }
+    case GW_CALL_COMPLETION: {
+        json_t *p = json_object_get(body, "prompt");
+        if (!json_is_string(p) && !json_is_array(p)) {
+            gw_req_fail(req, 400, NULL, "prompt", "prompt is required: a string or an array");
+            return false;
+        }
+        return true;
+    }
+    case GW_CALL_EMBEDDING: {
+        json_t *in = json_object_get(body, "input");
+        if (!json_is_string(in) && (!json_is_array(in) || json_array_size(in) == 0)) {
+            gw_req_fail(req, 400, NULL, "input",
+                        "input is required: a string or a non-empty array");
+            return false;
+        }
+        return true;
+    }
+    default:
+        return true;
+    }
+}
+
+static const char *s_call_name(gw_call_t call)
+{
+    switch (call) {
+    case GW_CALL_COMPLETION:
+        return "completion";
+    case GW_CALL_EMBEDDING:
+        return "embedding";
+    default:
+        return "chat";
+    }
+}
+
+/* Per-attempt timeout from the x-litellm-timeout header (seconds), 0 when absent. */
+static long long s_client_timeout_ms(gw_req_t *req)
+{
+    const char *h = gw_req_header(req, "x-litellm-timeout");
+    double s = 0;
+    if (!h || lp_parse_double(h, &s) < 0 || s <= 0 || s > 86400)
+        return 0;
+    return (long long)(s * 1000.0);
+}
+
+static void s_model_call(gw_req_t *req)
+{
+    if (req->too_big) {
+        gw_req_fail(req, 413, "request_too_large", NULL,
+                    "request body larger than general_settings.max_request_size_mb (%d MB)",
+                    req->srv->cfg->max_request_size_mb);
+        return;
+    }
+    if (!s_is_json_type(gw_req_header(req, "Content-Type"))) {
+        gw_req_fail(req, 415, "unsupported_media_type", NULL,
+                    "send the request body as JSON with 'Content-Type: application/json'");
+        return;
+    }
+    char err[LP_ERR_LEN];
+    json_t *body = lp_json_parse(req->body.data ? req->body.data : "", req->body.len, err);
+    if (!body) {
+        gw_req_fail(req, 400, "invalid_json", NULL, "invalid JSON in request body: %s", err);
+        return;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        gw_req_fail(req, 400, "invalid_json", NULL, "the request body must be a JSON object");
+        return;
+    }
+    const char *model = lp_json_str(body, "model");
+    if (!model || !*model) {
+        json_decref(body);
+        gw_req_fail(req, 400, NULL, "model", "model is required");
+        return;
+    }
+    if (!lp_cfg_has_group(req->srv->cfg, model)) {
+        gw_req_fail(req, 400, "model_not_found", "model",
+                    "Invalid model name passed in model=%.200s. Call /v1/models to view "
+                    "available models.",
+                    model);
+        json_decref(body);
+        return;
+    }
+    req->group = lp_strdup(model);
+    const char *user = lp_json_str(body, "user");
+    if (user)
+        req->user = lp_strndup(user, GW_USER_MAX);
+    json_t *stream = json_object_get(body, "stream");
+    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
+        json_decref(body);
+        gw_req_fail(req, 400, NULL, "stream", "stream must be true or false");
+        return;
+    }
+    req->stream = json_is_true(stream) && req->call != GW_CALL_EMBEDDING;
+    bool ok = s_check_fields(req, body);
+    json_decref(body);
+    if (!ok)
+        return;
+    if (req->stream) {
+        gw_req_fail(req, 400, "stream_not_supported", "stream",
+                    "stream: true is not supported by this build yet");
+        return;
+    }
+    json_t *meta = json_object();
+    json_object_set_new(meta, "model", json_string(req->group));
+    json_object_set_new(meta, "call_type", json_string(s_call_name(req->call)));
+    json_object_set_new(meta, "stream", json_boolean(req->stream));
+    long long timeout = s_client_timeout_ms(req);
+    if (timeout > 0)
+        json_object_set_new(meta, "timeout_ms", json_integer(timeout));
+    gw_forward(req, meta);
+}
+
+static int s_on_deadline(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    gw_req_t *req = arg;
+    gw_abandon(req, 504, "gateway_timeout", "no answer from the proxy's router in time");
+    return 0;
+}
+
+void gw_forward(gw_req_t *req, json_t *meta)
+{
+    gw_server_t *srv = req->srv;
+    if (lp_mono_ns() >= srv->router_expiry_ns) {
+        json_decref(meta);
+        gw_req_fail(req, 503, "router_unavailable",
+                    NULL, "the proxy's router is not answering; try again shortly");
+        return;
+    }
+    lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, req->id);
+    json_object_update(lp_msg_meta_rw(m), meta);
+    size_t len = 0;
+    char *body = lp_buf_steal(&req->body, &len);
+    lp_msg_give_body(m, body, len); /* the body now belongs to ZeroMQ: no copy */
+    if (lp_msg_send(&m, srv->router) < 0) {
+        rlog_warn(req->idstr, "cannot reach the router: %s", zmq_strerror(errno));
+        lp_msg_destroy(&m);
+        json_decref(meta);
+        gw_req_fail(req, 503, "router_unavailable", NULL,
+                    "the proxy's router is not reachable; try again shortly");
+        return;
+    }
+    double per_try = (double)lp_json_int(meta, "timeout_ms", 0);
+    if (per_try <= 0)
+        per_try = srv->cfg->timeout_s * 1000.0;
+    long long deadline = (long long)(per_try * (srv->cfg->num_retries + 1)) + GW_DEADLINE_SLACK_MS;
+    json_decref(meta);
+    lp_map_put(srv->inflight, req->id, LP_REQ_ID_LEN, req);
+    lp_timer_start(srv->loop, &req->deadline, deadline, s_on_deadline, req);
+    req->sent_ns = lp_mono_ns();
+    req->state = GW_REQ_WAITING;
+    rlog_debug(req->idstr, "forwarded %s for %s", s_call_name(req->call), req->group);
+}
+
+void gw_abandon(gw_req_t *req, int status, const char *code, const char *message)
+{
+    gw_server_t *srv = req->srv;
+    if (req->state != GW_REQ_WAITING)
+        return;
+    lp_map_remove(srv->inflight, req->id, LP_REQ_ID_LEN);
+    lp_timer_stop(srv->loop, &req->deadline);
+    lp_msg_t *cancel = lp_msg_new(LP_CMD_CANCEL, req->id);
+    if (lp_msg_send(&cancel, srv->router) < 0)
+        lp_msg_destroy(&cancel);
+    rlog_warn(req->idstr, "%d %s", status, message);
+    gw_req_fail(req, status, code, NULL, "%s", message);
+    MHD_resume_connection(req->conn);
+    srv->resumed = true;
+}
+
+static const gw_route_t s_routes[] = {
+    {"GET", "/health/liveliness", false, GW_CALL_NONE, s_liveliness},
+    {"GET", "/health/liveness", false, GW_CALL_NONE, s_liveliness},
+    {"GET", "/health/readiness", false, GW_CALL_NONE, s_readiness},
+    {"GET", "/models", true, GW_CALL_NONE, s_models},
+    {"GET", "/v1/models", true, GW_CALL_NONE, s_models},
+    {"POST", "/chat/completions", true, GW_CALL_CHAT, s_model_call},
+    {"POST", "/v1/chat/completions", true, GW_CALL_CHAT, s_model_call},
+    {"POST", "/completions", true, GW_CALL_COMPLETION, s_model_call},
+    {"POST", "/v1/completions", true, GW_CALL_COMPLETION, s_model_call},
+    {"POST", "/embeddings", true, GW_CALL_EMBEDDING, s_model_call},
+    {"POST", "/v1/embeddings", true, GW_CALL_EMBEDDING, s_model_call},
+};
+
+const gw_route_t *gw_route_find(const char *method, const char *path, bool *known_path)
+{
+    *known_path = false;
+    for (size_t i = 0; i < LP_ARRAY_LEN(s_routes); i++) {
+        if (strcmp(s_routes[i].path, path) != 0)
+            continue;
+        *known_path = true;
+        if (strcmp(s_routes[i].method, method) == 0)
+            return &s_routes[i];
+    }
+    return NULL;
+}

@@ -1,0 +1,29 @@
+/* gw_routes: the HTTP endpoints. Each handler runs once the request body is complete and
+ * either answers at once (health, models, validation errors) or forwards the request to the
+ * router and leaves it suspended until the answer comes back. */
+#ifndef GW_ROUTES_H
+#define GW_ROUTES_H
+
+#include <stdbool.h>
+
+#include "gw_req.h"
+
+struct gw_route {
+    const char *method;
+    const char *path;
+    bool auth;      /* needs a valid key */
+    gw_call_t call; /* model call type, or GW_CALL_NONE */
+    void (*handle)(gw_req_t *req);
+};
+
+/* The route for method + path (exact match), or NULL. *known_path is set when the path
+ * exists with another method (405 rather than 404). */
+const gw_route_t *gw_route_find(const char *method, const char *path, bool *known_path);
+
+/* Send a REQUEST built from req to the router and mark req waiting (the caller suspends
+ * the connection). On failure req is answered with 503 instead. meta is taken. */
+void gw_forward(gw_req_t *req, json_t *meta);
+/* Answer a waiting request with a gateway-side error and tell the router to drop it. */
+void gw_abandon(gw_req_t *req, int status, const char *code, const char *message);
+
+#endif

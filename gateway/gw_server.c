@@ -1,0 +1,363 @@
+#define LP_LOG_MODULE "gw_server"
+#include "gw_server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "gw_http.h"
+#include "gw_req.h"
+#include "gw_routes.h"
+#include "lp_crypto.h"
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_msg.h"
+#include "lp_time.h"
+#include "lp_zmq.h"
+
+/* Messages taken from a link per loop turn. */
+#define GW_BATCH 256
+/* Longest a stopping gateway waits for requests in flight. */
+#define GW_DRAIN_MS 30000
+/* MHD_run passes per loop turn while MHD reports work pending. */
+#define GW_MHD_SPINS 8
+/* How long unsent usage records may take to leave when the gateway closes. */
+#define GW_LOGGER_LINGER_MS 2000
+
+static int64_t s_liveness_ns(void)
+{
+    return (int64_t)LP_HEARTBEAT_MS * LP_HEARTBEAT_LIVENESS * LP_NS_PER_MS;
+}
+
+/* Answer a suspended request and wake its connection. */
+static void s_resume(gw_server_t *self, gw_req_t *req)
+{
+    lp_map_remove(self->inflight, req->id, LP_REQ_ID_LEN);
+    lp_timer_stop(self->loop, &req->deadline);
+    MHD_resume_connection(req->conn);
+    self->resumed = true;
+}
+
+static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
+{
+    const uint8_t *id = lp_msg_req_id(*msg);
+    gw_req_t *req = id ? lp_map_get(self->inflight, id, LP_REQ_ID_LEN) : NULL;
+    if (!req || req->state != GW_REQ_WAITING) {
+        char idstr[LP_REQ_ID_STR_LEN];
+        log_debug("late %s for %s dropped", lp_cmd_name(lp_msg_cmd(*msg)),
+                  lp_msg_req_id_str(*msg, idstr));
+        return;
+    }
+    gw_req_answer_reply(req, msg);
+    s_resume(self, req);
+}
+
+static bool s_collect(const void *key, size_t len, void *value, void *arg)
+{
+    LP_UNUSED(key);
+    LP_UNUSED(len);
+    gw_req_t ***cursor = arg;
+    *(*cursor)++ = value;
+    return true;
+}
+
+/* Answer every request waiting on the router (router lost, or shutting down). */
+static void s_fail_inflight(gw_server_t *self, int status, const char *code, const char *why)
+{
+    size_t n = lp_map_size(self->inflight);
+    if (!n)
+        return;
+    gw_req_t **all = lp_calloc(n, sizeof *all), **cursor = all;
+    lp_map_each(self->inflight, s_collect, &cursor);
+    for (size_t i = 0; i < n; i++) {
+        gw_req_fail(all[i], status, code, NULL, "%s", why);
+        s_resume(self, all[i]);
+    }
+    free(all);
+}
+
+static int s_on_router(lp_loop_t *loop, void *socket, void *arg)
+{
+    gw_server_t *self = arg;
+    for (int i = 0; i < GW_BATCH; i++) {
+        char err[LP_ERR_LEN];
+        lp_msg_t *msg = lp_msg_recv(socket, false, err);
+        if (!msg) {
+            if (!err[0])
+                break;
+            log_warn("dropping malformed message from the router: %s", err);
+            continue;
+        }
+        switch (lp_msg_cmd(msg)) {
+        case LP_CMD_HEARTBEAT:
+            if (!self->router_alive)
+                log_info("router is up");
+            self->router_alive = true;
+            self->router_expiry_ns = lp_loop_now_ns(loop) + s_liveness_ns();
+            self->workers = lp_msg_meta_int(msg, "workers", 0);
+            break;
+        case LP_CMD_END:
+        case LP_CMD_ERROR:
+            s_on_reply(self, &msg);
+            break;
+        default:
+            log_debug("unexpected %s from the router", lp_cmd_name(lp_msg_cmd(msg)));
+            break;
+        }
+        lp_msg_destroy(&msg);
+    }
+    return 0;
+}
+
+static int s_on_logger(lp_loop_t *loop, void *socket, void *arg)
+{
+    gw_server_t *self = arg;
+    for (int i = 0; i < GW_BATCH; i++) {
+        char err[LP_ERR_LEN];
+        lp_msg_t *msg = lp_msg_recv(socket, false, err);
+        if (!msg) {
+            if (!err[0])
+                break;
+            log_warn("dropping malformed message from the logger: %s", err);
+            continue;
+        }
+        if (lp_msg_cmd(msg) == LP_CMD_HEARTBEAT) {
+            self->logger_alive = true;
+            self->logger_expiry_ns = lp_loop_now_ns(loop) + s_liveness_ns();
+            const char *db = lp_msg_meta_str(msg, "db");
+            lp_strlcpy(self->db_state, db ? db : "unknown", sizeof self->db_state);
+        }
+        lp_msg_destroy(&msg);
+    }
+    return 0;
+}
+
+static void s_ping(void *socket)
+{
+    lp_msg_t *hb = lp_msg_new(LP_CMD_HEARTBEAT, NULL);
+    if (lp_msg_send(&hb, socket) < 0)
+        lp_msg_destroy(&hb);
+}
+
+static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    gw_server_t *self = arg;
+    int64_t now = lp_mono_ns();
+    if (self->router_alive && now >= self->router_expiry_ns) {
+        self->router_alive = false;
+        log_warn("router silent for %lld ms: failing %zu request(s) in flight",
+                 (long long)(s_liveness_ns() / LP_NS_PER_MS), lp_map_size(self->inflight));
+        s_fail_inflight(self, 503, "router_unavailable",
+                        "the proxy's router stopped answering; retry the request");
+    }
+    if (self->logger_alive && now >= self->logger_expiry_ns) {
+        self->logger_alive = false;
+        log_warn("logger silent; usage records queue until it is back");
+    }
+    s_ping(self->router);
+    s_ping(self->logger);
+    if (self->stopping && lp_map_size(self->inflight) == 0) {
+        log_info("drained: no request in flight");
+        lp_loop_stop(loop);
+        return 0;
+    }
+    lp_timer_start(loop, timer, LP_HEARTBEAT_MS, s_on_heartbeat, self);
+    return 0;
+}
+
+static int s_on_httpd(lp_loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(fd);
+    LP_UNUSED(events);
+    gw_server_t *self = arg;
+    MHD_run(self->httpd);
+    return 0;
+}
+
+static int s_on_httpd_timer(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    gw_server_t *self = arg;
+    MHD_run(self->httpd);
+    return 0;
+}
+
+/* Before sleeping: MHD has work that no fd will announce (a resumed connection, a request
+ * that finished sending, a suspension to complete) whenever MHD_get_timeout says 0, so run
+ * it until it has none; its later deadlines (idle connection timeouts) become a loop timer. */
+static int64_t s_before_sleep(lp_loop_t *loop, void *arg)
+{
+    gw_server_t *self = arg;
+    for (int i = 0; i < GW_MHD_SPINS; i++) {
+        MHD_UNSIGNED_LONG_LONG ms = 0;
+        bool has = MHD_get_timeout(self->httpd, &ms) == MHD_YES;
+        if (!self->resumed && !(has && ms == 0)) {
+            if (has)
+                lp_timer_start(loop, &self->httpd_timer, (int64_t)ms, s_on_httpd_timer, self);
+            else
+                lp_timer_stop(loop, &self->httpd_timer);
+            return -1;
+        }
+        self->resumed = false;
+        MHD_run(self->httpd);
+    }
+    return 0; /* still busy: poll without sleeping and come back */
+}
+
+static int s_on_drain_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(timer);
+    gw_server_t *self = arg;
+    log_warn("drain timeout: %zu request(s) still in flight", lp_map_size(self->inflight));
+    lp_loop_stop(loop);
+    return 0;
+}
+
+static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
+{
+    gw_server_t *self = arg;
+    if (signo == SIGHUP) {
+        log_warn("SIGHUP: config reload is not implemented yet; restart the gateway to apply "
+                 "changes");
+        return 0;
+    }
+    if (signo != SIGINT && signo != SIGTERM)
+        return 0;
+    if (self->stopping || lp_map_size(self->inflight) == 0) {
+        log_info("signal %d: stopping", signo);
+        lp_loop_stop(loop);
+        return 0;
+    }
+    /* Stop accepting, let requests in flight finish. */
+    self->stopping = true;
+    MHD_socket listen_fd = MHD_quiesce_daemon(self->httpd);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    log_info("signal %d: draining %zu request(s)", signo, lp_map_size(self->inflight));
+    lp_timer_start(loop, &self->drain, GW_DRAIN_MS, s_on_drain_timeout, self);
+    return 0;
+}
+
+static void s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    LP_UNUSED(cls);
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_debug("libmicrohttpd: %s", msg);
+}
+
+gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const char *logger,
+                           char *err)
+{
+    gw_server_t *self = lp_calloc(1, sizeof *self);
+    self->cfg = *cfg;
+    *cfg = NULL;
+    self->httpd_fd = -1;
+    self->started_wall_ns = lp_wall_ns();
+    self->router_expiry_ns = lp_mono_ns() + s_liveness_ns();
+    lp_strlcpy(self->db_state, "unknown", sizeof self->db_state);
+    char hash[LP_SHA256_HEX_LEN];
+    lp_sha256_hex(self->cfg->master_key, strlen(self->cfg->master_key), hash);
+    self->master_hash = lp_strdup(hash);
+    self->inflight = lp_map_new();
+    self->zctx = zmq_ctx_new();
+    self->loop = lp_loop_new();
+    if (!self->zctx || !self->loop) {
+        lp_err_set(err, "cannot create the ZeroMQ context or event loop");
+        goto fail;
+    }
+    /* immediate: with no router connected a request fails at once instead of queueing. */
+    self->router = lp_zmq_socket(self->zctx, ZMQ_DEALER, router, false, true, err);
+    if (!self->router)
+        goto fail;
+    self->logger = lp_zmq_socket(self->zctx, ZMQ_DEALER, logger, false, false, err);
+    if (!self->logger)
+        goto fail;
+    int linger = GW_LOGGER_LINGER_MS;
+    zmq_setsockopt(self->logger, ZMQ_LINGER, &linger, sizeof linger);
+    self->httpd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+        gw_http_access, self, MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)GW_CONNECTION_LIMIT,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        MHD_OPTION_END);
+    if (!self->httpd) {
+        lp_err_set(err, "cannot listen on port %d: %s", port, strerror(errno));
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->httpd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!info) {
+        lp_err_set(err, "libmicrohttpd has no epoll fd");
+        goto fail;
+    }
+    self->httpd_fd = info->epoll_fd;
+    if (lp_loop_add_fd(self->loop, self->httpd_fd, EPOLLIN, s_on_httpd, self) < 0 ||
+        lp_loop_add_socket(self->loop, self->router, s_on_router, self) < 0 ||
+        lp_loop_add_socket(self->loop, self->logger, s_on_logger, self) < 0 ||
+        lp_loop_handle_signals(self->loop, s_on_signal, self) < 0) {
+        lp_err_set(err, "cannot register with the event loop");
+        goto fail;
+    }
+    lp_loop_set_before_sleep(self->loop, s_before_sleep, self);
+    s_ping(self->router);
+    s_ping(self->logger);
+    lp_timer_start(self->loop, &self->heartbeat, LP_HEARTBEAT_MS, s_on_heartbeat, self);
+    return self;
+fail:
+    gw_server_destroy(&self);
+    return NULL;
+}
+
+void gw_server_destroy(gw_server_t **self_p)
+{
+    gw_server_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->httpd) {
+        /* MHD must not be stopped with suspended connections: answer and resume them. */
+        s_fail_inflight(self, 503, "shutting_down", "the proxy is shutting down");
+        MHD_run(self->httpd);
+        if (self->loop && self->httpd_fd >= 0)
+            lp_loop_remove_fd(self->loop, self->httpd_fd);
+        MHD_stop_daemon(self->httpd);
+    }
+    if (self->loop) {
+        lp_timer_stop(self->loop, &self->heartbeat);
+        lp_timer_stop(self->loop, &self->drain);
+        lp_timer_stop(self->loop, &self->httpd_timer);
+    }
+    lp_map_destroy(&self->inflight);
+    lp_zmq_close(&self->router);
+    lp_zmq_close(&self->logger);
+    lp_loop_destroy(&self->loop);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    lp_cfg_destroy(&self->cfg);
+    free(self->master_hash);
+    free(self);
+    *self_p = NULL;
+}
+
+int gw_server_run(gw_server_t *self)
+{
+    log_info("listening on port %d: %zu model group(s)", gw_server_port(self), self->cfg->ngroups);
+    return lp_loop_run(self->loop);
+}
+
+int gw_server_port(const gw_server_t *self)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->httpd, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? (int)info->port : -1;
+}

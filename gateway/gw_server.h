@@ -1,0 +1,69 @@
+/* gw_server: the gateway daemon's state and event loop. libmicrohttpd runs in external epoll
+ * mode inside the same loop as the ZeroMQ links (DEALER to the router, DEALER to the
+ * logger), on one thread: an HTTP request that needs a provider is suspended, travels to the
+ * router as a REQUEST, and is resumed when its END or ERROR comes back, so no thread ever
+ * waits on an upstream. The struct is shared by the gateway's modules (gw_http, gw_routes,
+ * gw_record) and by nothing else. */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lp_cfg.h"
+#include "lp_loop.h"
+#include "lp_map.h"
+
+/* Idle HTTP keep-alive connections are closed after this many seconds. */
+#define GW_CONNECTION_TIMEOUT_S 120
+/* Open client connections at most (each costs one fd and MHD's per-connection memory). */
+#define GW_CONNECTION_LIMIT 10000
+/* Slack added to the longest a request may legitimately take before the gateway gives up. */
+#define GW_DEADLINE_SLACK_MS 10000
+
+typedef struct gw_server gw_server_t;
+
+typedef struct {
+    uint64_t requests;       /* HTTP requests completed */
+    uint64_t records_sent;   /* usage records handed to the logger link */
+    uint64_t records_dropped;/* usage records the logger link could not take */
+} gw_stats_t;
+
+struct gw_server {
+    lp_cfg_t *cfg;
+    void *zctx;
+    void *router; /* DEALER to the router's frontend */
+    void *logger; /* DEALER to the logger */
+    lp_loop_t *loop;
+    struct MHD_Daemon *httpd;
+    int httpd_fd;       /* MHD's epoll fd, watched by our loop */
+    lp_map_t *inflight; /* request id -> gw_req_t waiting for the router */
+    char *master_hash;  /* sha256 hex of the master key (spend rows name it so) */
+    int64_t started_wall_ns;
+    lp_timer_t heartbeat;
+    lp_timer_t drain;
+    lp_timer_t httpd_timer; /* MHD_get_timeout: MHD needs a run by then */
+    int64_t router_expiry_ns;
+    bool router_alive;
+    long long workers; /* as the router last reported */
+    int64_t logger_expiry_ns;
+    bool logger_alive;
+    char db_state[32]; /* as the logger last reported */
+    bool resumed;      /* a connection was resumed this turn: run MHD */
+    bool stopping;
+    gw_stats_t stats;
+};
+
+/* A gateway listening on port (0 = ephemeral) with links to the router and the logger;
+ * takes the config. NULL with a reason in err. */
+gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const char *logger,
+                           char *err);
+/* Stop and free; suspended requests are answered 503 first. NULL-safe, nulls the pointer. */
+void gw_server_destroy(gw_server_t **self_p);
+/* Run until SIGINT/SIGTERM; 0 on a clean stop. */
+int gw_server_run(gw_server_t *self);
+/* The TCP port the gateway listens on. */
+int gw_server_port(const gw_server_t *self);
+
+#endif

@@ -1,0 +1,39 @@
+/* llm-gateway: the HTTP front door (OpenAI-compatible API) of llm-proxy. */
+#include <stdlib.h>
+
+#include "gw_server.h"
+#include "lp_daemon.h"
+#include "lp_log.h"
+#include "lp_loop.h"
+#include "lp_proto.h"
+
+int main(int argc, char **argv)
+{
+    lp_loop_block_signals();
+    lp_opt_t opts[] = {
+        LP_DAEMON_OPTS,
+        {"port", "PORT", "4000", "HTTP port to listen on (0 = any free port)", NULL},
+        {"router", "LP_ROUTER_FRONTEND", LP_DEFAULT_ROUTER_FRONTEND,
+         "router frontend endpoint to connect to", NULL},
+        {"logger", "LP_LOGGER", LP_DEFAULT_LOGGER, "logger endpoint to connect to", NULL},
+    };
+    size_t n = LP_ARRAY_LEN(opts);
+    lp_cfg_t *cfg = NULL;
+    int rc = lp_daemon_start(argc, argv, "gateway",
+                             "llm-proxy gateway: the OpenAI-compatible HTTP API.", opts, n, &cfg);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    long long port = 0;
+    if (lp_parse_ll(lp_opts_get(opts, n, "port"), 0, 65535, &port) < 0)
+        lp_die("--port/PORT must be a number from 0 to 65535");
+    char err[LP_ERR_LEN];
+    gw_server_t *srv = gw_server_new(&cfg, (int)port, lp_opts_get(opts, n, "router"),
+                                     lp_opts_get(opts, n, "logger"), err);
+    if (!srv) {
+        lp_cfg_destroy(&cfg);
+        lp_die("cannot start: %s", err);
+    }
+    rc = gw_server_run(srv);
+    gw_server_destroy(&srv);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,544 @@
+#define LP_LOG_MODULE "lg_db"
+#include "lg_db.h"
+
+#include <libpq-fe.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "lg_schema.h"
+#include "lp_buf.h"
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_time.h"
+
+/* A record field and the spend-log column it fills. */
+typedef struct {
+    const char *column; /* quoted in SQL */
+    const char *field;  /* key in the record JSON; NULL = built specially */
+    bool not_null;      /* NOT NULL text column: missing becomes '' */
+} s_col_t;
+
+static const s_col_t s_cols[] = {
+    {"request_id", "request_id", true},
+    {"call_type", "call_type", true},
+    {"api_key", "api_key", true},
+    {"spend", "spend", false},
+    {"total_tokens", "total_tokens", false},
+    {"prompt_tokens", "prompt_tokens", false},
+    {"completion_tokens", "completion_tokens", false},
+    {"startTime", "startTime", true},
+    {"endTime", "endTime", true},
+    {"request_duration_ms", NULL, false},
+    {"completionStartTime", "completionStartTime", false},
+    {"model", "model", true},
+    {"model_id", "model_id", false},
+    {"model_group", "model_group", false},
+    {"custom_llm_provider", "custom_llm_provider", false},
+    {"api_base", "api_base", false},
+    {"user", "user", false},
+    {"metadata", NULL, false},
+    {"cache_hit", NULL, false},
+    {"status", "status", false},
+    {"attempts", "attempts", false},
+    {"ttft_ms", "ttft_ms", false},
+    {"error_type", "error_code", false},
+    {"http_status", "http_status", false},
+};
+#define S_NCOLS (sizeof s_cols / sizeof s_cols[0])
+
+typedef struct s_row {
+    struct s_row *next;
+    char *v[S_NCOLS]; /* NULL = SQL NULL */
+} s_row_t;
+
+typedef enum {
+    S_DOWN,       /* waiting to (re)connect */
+    S_CONNECTING, /* PQconnectPoll in progress */
+    S_MIGRATING,  /* schema script in flight */
+    S_IDLE,       /* connected, nothing in flight */
+    S_INSERTING,  /* a batch in flight */
+} s_state_t;
+
+struct lg_db {
+    lp_loop_t *loop;
+    char *url;
+    int64_t flush_ms;
+    PGconn *conn;
+    int fd; /* socket registered with the loop, -1 if none */
+    s_state_t state;
+    s_row_t *head, *tail;
+    size_t len;
+    size_t inflight;   /* rows of the queue head in the INSERT in flight */
+    size_t one_by_one; /* rows still to write singly after a refused batch */
+    bool query_failed; /* an error result arrived for the query in flight */
+    char query_error[256];
+    int64_t backoff_ms;
+    lp_timer_t retry;
+    lp_timer_t flush;
+    lg_db_stats_t stats;
+};
+
+static void s_kick(lg_db_t *self);
+
+/* ---- rows ---- */
+
+static char *s_field_text(const json_t *v, bool not_null)
+{
+    if (json_is_string(v))
+        return lp_strdup(json_string_value(v));
+    if (json_is_integer(v))
+        return lp_asprintf("%lld", (long long)json_integer_value(v));
+    if (json_is_real(v))
+        return lp_asprintf("%.17g", json_real_value(v));
+    if (json_is_boolean(v))
+        return lp_strdup(json_is_true(v) ? "true" : "false");
+    return not_null ? lp_strdup("") : NULL;
+}
+
+static s_row_t *s_row_new(const json_t *rec)
+{
+    s_row_t *row = lp_calloc(1, sizeof *row);
+    for (size_t i = 0; i < S_NCOLS; i++) {
+        const s_col_t *c = &s_cols[i];
+        if (c->field) {
+            row->v[i] = s_field_text(json_object_get(rec, c->field), c->not_null);
+        } else if (strcmp(c->column, "request_duration_ms") == 0) {
+            double ms = lp_json_num(rec, "duration_ms", -1);
+            row->v[i] = ms >= 0 ? lp_asprintf("%lld", (long long)llround(ms)) : NULL;
+        } else if (strcmp(c->column, "cache_hit") == 0) {
+            row->v[i] = lp_strdup(lp_json_bool(rec, "cache_hit", false) ? "True" : "False");
+        } else if (strcmp(c->column, "metadata") == 0) {
+            json_t *md = json_object();
+            json_object_set_new(md, "user_api_key", json_string(lp_json_str(rec, "api_key")
+                                                                     ? lp_json_str(rec, "api_key")
+                                                                     : ""));
+            static const char *keys[] = {"retries",     "duration_ms", "upstream_ms",
+                                         "client_gone", "worker"};
+            for (size_t k = 0; k < LP_ARRAY_LEN(keys); k++) {
+                json_t *v = json_object_get(rec, keys[k]);
+                if (v)
+                    json_object_set(md, keys[k], v);
+            }
+            row->v[i] = lp_json_dump(md, NULL);
+            json_decref(md);
+        }
+    }
+    return row;
+}
+
+static void s_row_free(s_row_t *row)
+{
+    for (size_t i = 0; i < S_NCOLS; i++)
+        free(row->v[i]);
+    free(row);
+}
+
+static void s_pop(lg_db_t *self, size_t n)
+{
+    for (size_t i = 0; i < n && self->head; i++) {
+        s_row_t *row = self->head;
+        self->head = row->next;
+        if (!self->head)
+            self->tail = NULL;
+        s_row_free(row);
+        self->len--;
+    }
+}
+
+/* ---- connection ---- */
+
+static void s_unwatch(lg_db_t *self)
+{
+    if (self->fd >= 0) {
+        lp_loop_remove_fd(self->loop, self->fd);
+        self->fd = -1;
+    }
+}
+
+static int s_on_socket(lp_loop_t *loop, int fd, uint32_t events, void *arg);
+
+/* Watch libpq's socket for the events it needs next (it may change while connecting). */
+static void s_watch(lg_db_t *self, uint32_t events)
+{
+    int fd = PQsocket(self->conn);
+    if (fd != self->fd)
+        s_unwatch(self);
+    if (fd < 0)
+        return;
+    if (self->fd < 0) {
+        if (lp_loop_add_fd(self->loop, fd, events, s_on_socket, self) < 0) {
+            log_errno("cannot watch the PostgreSQL socket");
+            return;
+        }
+        self->fd = fd;
+    } else if (lp_loop_mod_fd(self->loop, fd, events) < 0) {
+        log_errno("cannot change the PostgreSQL socket events");
+    }
+}
+
+static int s_on_retry(lp_loop_t *loop, lp_timer_t *timer, void *arg);
+
+static void s_drop_connection(lg_db_t *self, const char *why)
+{
+    if (self->state == S_IDLE || self->state == S_INSERTING || self->state == S_MIGRATING)
+        log_warn("PostgreSQL connection lost (%s); %zu record(s) wait", why, self->len);
+    else
+        log_warn("cannot connect to PostgreSQL: %s; retrying in %lld ms", why,
+                 (long long)self->backoff_ms);
+    s_unwatch(self);
+    if (self->conn) {
+        PQfinish(self->conn);
+        self->conn = NULL;
+    }
+    self->state = S_DOWN;
+    self->inflight = 0;
+    lp_timer_start(self->loop, &self->retry, self->backoff_ms, s_on_retry, self);
+    self->backoff_ms = LP_MIN(self->backoff_ms * 2, LG_DB_BACKOFF_MAX_MS);
+}
+
+/* libpq's error text without the trailing newline (it never contains the password). */
+static const char *s_pq_error(PGconn *conn, char *buf, size_t size)
+{
+    lp_strlcpy(buf, conn ? PQerrorMessage(conn) : "out of memory", size);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
+static void s_connect(lg_db_t *self)
+{
+    /* Bounded waits so a frozen server is noticed: connect, statement and TCP timeouts. */
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", "options",
+                          "keepalives_idle", "tcp_user_timeout", NULL};
+    const char *vals[] = {self->url, "llm-proxy-logger", "5", "-c statement_timeout=15000",
+                          "10", "10000", NULL};
+    self->conn = PQconnectStartParams(keys, vals, 1);
+    char err[256];
+    if (!self->conn || PQstatus(self->conn) == CONNECTION_BAD) {
+        s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+        return;
+    }
+    self->state = S_CONNECTING;
+    s_watch(self, EPOLLOUT);
+}
+
+static int s_on_retry(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    s_connect(arg);
+    return 0;
+}
+
+/* After a query was sent: push the bytes out, then wait for the answer. */
+static void s_after_send(lg_db_t *self)
+{
+    int rc = PQflush(self->conn);
+    if (rc < 0) {
+        char err[256];
+        s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+        return;
+    }
+    s_watch(self, rc == 1 ? (EPOLLIN | EPOLLOUT) : EPOLLIN);
+}
+
+static void s_send_schema(lg_db_t *self)
+{
+    lp_buf_t sql = {0};
+    lp_buf_puts(&sql, "BEGIN;\n"
+                      "SELECT pg_advisory_xact_lock(7412001);\n"
+                      "CREATE TABLE IF NOT EXISTS llm_proxy_migrations (\n"
+                      "  version INTEGER PRIMARY KEY, name TEXT NOT NULL,\n"
+                      "  applied_at TIMESTAMPTZ NOT NULL DEFAULT now());\n");
+    for (unsigned i = 0; i < lg_migrations_len; i++) {
+        lp_buf_puts(&sql, lg_migrations[i].sql);
+        lp_buf_printf(&sql,
+                      "\nINSERT INTO llm_proxy_migrations (version, name) VALUES (%d, '%s') "
+                      "ON CONFLICT (version) DO NOTHING;\n",
+                      lg_migrations[i].version, lg_migrations[i].name);
+    }
+    lp_buf_puts(&sql, "COMMIT;\n");
+    self->query_failed = false;
+    if (!PQsendQuery(self->conn, sql.data)) {
+        char err[256];
+        lp_buf_free(&sql);
+        s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+        return;
+    }
+    lp_buf_free(&sql);
+    self->state = S_MIGRATING;
+    s_after_send(self);
+}
+
+/* INSERT of the first n queued rows, idempotent on request_id. */
+static void s_send_batch(lg_db_t *self, size_t n)
+{
+    lp_buf_t sql = {0};
+    lp_buf_puts(&sql, "INSERT INTO \"LiteLLM_SpendLogs\" (");
+    for (size_t c = 0; c < S_NCOLS; c++)
+        lp_buf_printf(&sql, "%s\"%s\"", c ? ", " : "", s_cols[c].column);
+    lp_buf_puts(&sql, ") VALUES ");
+    const char **params = lp_calloc(n * S_NCOLS, sizeof *params);
+    size_t p = 0;
+    s_row_t *row = self->head;
+    for (size_t r = 0; r < n; r++, row = row->next) {
+        lp_buf_puts(&sql, r ? ",(" : "(");
+        for (size_t c = 0; c < S_NCOLS; c++) {
+            lp_buf_printf(&sql, "%s$%zu", c ? "," : "", p + 1);
+            params[p++] = row->v[c];
+        }
+        lp_buf_puts(&sql, ")");
+    }
+    lp_buf_puts(&sql, " ON CONFLICT (\"request_id\") DO NOTHING");
+    self->query_failed = false;
+    int ok = PQsendQueryParams(self->conn, sql.data, (int)p, NULL, params, NULL, NULL, 0);
+    free(params);
+    lp_buf_free(&sql);
+    if (!ok) {
+        char err[256];
+        s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+        return;
+    }
+    self->inflight = n;
+    self->state = S_INSERTING;
+    self->stats.batches++;
+    s_after_send(self);
+}
+
+/* The query in flight has finished (all results read). */
+static void s_query_done(lg_db_t *self)
+{
+    if (self->state == S_MIGRATING) {
+        if (self->query_failed) {
+            log_error("schema upgrade failed: %s", self->query_error);
+            s_drop_connection(self, "schema upgrade failed");
+            return;
+        }
+        log_info("PostgreSQL connected; schema at version %d",
+                 lg_migrations_len ? lg_migrations[lg_migrations_len - 1].version : 0);
+        self->backoff_ms = LG_DB_BACKOFF_MIN_MS;
+        self->state = S_IDLE;
+        s_kick(self);
+        return;
+    }
+    size_t n = self->inflight;
+    self->inflight = 0;
+    self->state = S_IDLE;
+    if (self->one_by_one > 0 && n == 1)
+        self->one_by_one--;
+    if (!self->query_failed) {
+        self->stats.written += n;
+        s_pop(self, n);
+    } else if (n > 1) {
+        log_warn("batch of %zu rejected (%s); writing rows one by one", n, self->query_error);
+        self->one_by_one = n;
+    } else {
+        log_error("usage record %s rejected by PostgreSQL, dropped: %s",
+                  self->head && self->head->v[0] ? self->head->v[0] : "?", self->query_error);
+        self->stats.rejected++;
+        s_pop(self, 1);
+    }
+    s_kick(self);
+}
+
+static void s_read_results(lg_db_t *self)
+{
+    char err[256];
+    if (!PQconsumeInput(self->conn)) {
+        s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+        return;
+    }
+    while (!PQisBusy(self->conn)) {
+        PGresult *res = PQgetResult(self->conn);
+        if (!res) {
+            s_query_done(self);
+            return;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !self->query_failed) {
+            self->query_failed = true;
+            lp_strlcpy(self->query_error, PQresultErrorMessage(res), sizeof self->query_error);
+            size_t n = strlen(self->query_error);
+            while (n > 0 && self->query_error[n - 1] == '\n')
+                self->query_error[--n] = '\0';
+        }
+        PQclear(res);
+    }
+    if (PQstatus(self->conn) == CONNECTION_BAD)
+        s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+}
+
+static int s_on_socket(lp_loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(fd);
+    lg_db_t *self = arg;
+    char err[256];
+    if (self->state == S_CONNECTING) {
+        switch (PQconnectPoll(self->conn)) {
+        case PGRES_POLLING_READING:
+            s_watch(self, EPOLLIN);
+            break;
+        case PGRES_POLLING_WRITING:
+            s_watch(self, EPOLLOUT);
+            break;
+        case PGRES_POLLING_OK:
+            if (PQsetnonblocking(self->conn, 1) < 0) {
+                s_drop_connection(self, "cannot make the connection non-blocking");
+                break;
+            }
+            s_send_schema(self);
+            break;
+        default:
+            s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+            break;
+        }
+        return 0;
+    }
+    if (!self->conn)
+        return 0;
+    if (events & EPOLLOUT) {
+        int rc = PQflush(self->conn);
+        if (rc < 0) {
+            s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+            return 0;
+        }
+        if (rc == 0)
+            s_watch(self, EPOLLIN);
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (self->state == S_IDLE) {
+            /* Nothing asked: a notice, or the server closing the connection. */
+            if (!PQconsumeInput(self->conn) || PQstatus(self->conn) == CONNECTION_BAD)
+                s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+            return 0;
+        }
+        s_read_results(self);
+    }
+    return 0;
+}
+
+/* Start the next batch when connected and idle. Full batches go at once; a partial batch
+ * waits for the flush timer. */
+static void s_kick(lg_db_t *self)
+{
+    if (self->state != S_IDLE || self->len == 0)
+        return;
+    if (self->one_by_one) {
+        s_send_batch(self, 1);
+        return;
+    }
+    if (self->len >= LG_DB_BATCH_MAX || !lp_timer_active(&self->flush))
+        s_send_batch(self, LP_MIN(self->len, (size_t)LG_DB_BATCH_MAX));
+}
+
+static int s_on_flush(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    s_kick(arg);
+    return 0;
+}
+
+lg_db_t *lg_db_new(lp_loop_t *loop, const char *url, int64_t flush_ms)
+{
+    lg_db_t *self = lp_calloc(1, sizeof *self);
+    self->loop = loop;
+    self->url = lp_strdup(url);
+    self->flush_ms = flush_ms > 0 ? flush_ms : 1;
+    self->fd = -1;
+    self->backoff_ms = LG_DB_BACKOFF_MIN_MS;
+    s_connect(self);
+    return self;
+}
+
+void lg_db_destroy(lg_db_t **self_p)
+{
+    lg_db_t *self = *self_p;
+    if (!self)
+        return;
+    lp_timer_stop(self->loop, &self->retry);
+    lp_timer_stop(self->loop, &self->flush);
+    s_unwatch(self);
+    if (self->conn)
+        PQfinish(self->conn);
+    s_pop(self, self->len);
+    explicit_bzero(self->url, strlen(self->url));
+    free(self->url);
+    free(self);
+    *self_p = NULL;
+}
+
+int lg_db_push(lg_db_t *self, const json_t *record)
+{
+    if (self->len >= LG_DB_QUEUE_MAX) {
+        if (self->stats.dropped++ % 1000 == 0)
+            log_error("usage queue full (%d records, PostgreSQL %s): %llu record(s) dropped",
+                      LG_DB_QUEUE_MAX, lg_db_state(self),
+                      (unsigned long long)self->stats.dropped);
+        return -1;
+    }
+    s_row_t *row = s_row_new(record);
+    if (self->tail)
+        self->tail->next = row;
+    else
+        self->head = row;
+    self->tail = row;
+    self->len++;
+    if (!lp_timer_active(&self->flush))
+        lp_timer_start(self->loop, &self->flush, self->flush_ms, s_on_flush, self);
+    if (self->len >= LG_DB_BATCH_MAX)
+        s_kick(self);
+    return 0;
+}
+
+const char *lg_db_state(const lg_db_t *self)
+{
+    switch (self->state) {
+    case S_IDLE:
+    case S_INSERTING:
+        return "connected";
+    case S_CONNECTING:
+    case S_MIGRATING:
+        return "connecting";
+    default:
+        return "disconnected";
+    }
+}
+
+size_t lg_db_pending(const lg_db_t *self)
+{
+    return self->len;
+}
+
+const lg_db_stats_t *lg_db_stats(const lg_db_t *self)
+{
+    return &self->stats;
+}
+
+size_t lg_db_flush_blocking(lg_db_t *self, int64_t timeout_ms)
+{
+    int64_t deadline = lp_mono_ms() + timeout_ms;
+    lp_timer_stop(self->loop, &self->flush);
+    while (self->len > 0 && self->conn && lp_mono_ms() < deadline) {
+        if (self->state == S_IDLE)
+            s_kick(self);
+        if (self->state != S_INSERTING && self->state != S_MIGRATING)
+            break;
+        /* Wait on the socket directly: the loop is being torn down. */
+        struct pollfd pfd = {.fd = PQsocket(self->conn), .events = POLLIN | POLLOUT};
+        if (pfd.fd < 0 || poll(&pfd, 1, 100) < 0)
+            break;
+        uint32_t ev = ((pfd.revents & POLLIN) ? EPOLLIN : 0) |
+                      ((pfd.revents & POLLOUT) ? EPOLLOUT : 0) |
+                      ((pfd.revents & (POLLHUP | POLLERR)) ? EPOLLERR : 0);
+        if (ev)
+            s_on_socket(self->loop, pfd.fd, ev, self);
+    }
+    return self->len;
+}

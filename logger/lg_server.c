@@ -1,0 +1,186 @@
+#define LP_LOG_MODULE "lg_server"
+#include "lg_server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "lg_db.h"
+#include "lp_buf.h"
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_loop.h"
+#include "lp_msg.h"
+#include "lp_zmq.h"
+
+/* Records taken per loop turn. */
+#define LG_BATCH 512
+
+struct lg_server {
+    lp_cfg_t *cfg;
+    void *zctx;
+    void *socket; /* ROUTER, gateways connect */
+    lp_loop_t *loop;
+    lg_db_t *db; /* NULL without a database */
+    lg_format_t format;
+    bool colour;
+    lp_buf_t out; /* lines of this turn, written at once */
+    unsigned long long records;
+};
+
+static void s_write_out(lg_server_t *self)
+{
+    size_t off = 0;
+    while (off < self->out.len) {
+        ssize_t n = write(STDOUT_FILENO, self->out.data + off, self->out.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* stdout gone: the records still reach the database */
+        off += (size_t)n;
+    }
+    lp_buf_reset(&self->out);
+}
+
+static void s_on_record(lg_server_t *self, lp_msg_t *msg)
+{
+    size_t len = 0;
+    const char *body = lp_msg_body(msg, &len);
+    char err[LP_ERR_LEN];
+    json_t *rec = lp_json_parse(body, len, err);
+    if (!json_is_object(rec) || !lp_json_str(rec, "request_id")) {
+        log_warn("dropping a malformed usage record: %s", rec ? "no request_id" : err);
+        json_decref(rec);
+        return;
+    }
+    self->records++;
+    lg_line_format(rec, self->format, self->colour, &self->out);
+    if (self->db && lg_db_push(self->db, rec) < 0)
+        log_debug("record %s not queued", lp_json_str(rec, "request_id"));
+    json_decref(rec);
+}
+
+static void s_on_heartbeat(lg_server_t *self, lp_msg_t *ping)
+{
+    lp_msg_t *pong = lp_msg_new(LP_CMD_HEARTBEAT, NULL);
+    lp_msg_move_identity(pong, ping);
+    json_t *meta = lp_msg_meta_rw(pong);
+    json_object_set_new(meta, "db",
+                        json_string(self->db ? lg_db_state(self->db) : "not configured"));
+    json_object_set_new(meta, "pending",
+                        json_integer(self->db ? (json_int_t)lg_db_pending(self->db) : 0));
+    if (lp_msg_send(&pong, self->socket) < 0)
+        lp_msg_destroy(&pong);
+}
+
+static int s_on_socket(lp_loop_t *loop, void *socket, void *arg)
+{
+    LP_UNUSED(loop);
+    lg_server_t *self = arg;
+    for (int i = 0; i < LG_BATCH; i++) {
+        char err[LP_ERR_LEN];
+        lp_msg_t *msg = lp_msg_recv(socket, true, err);
+        if (!msg) {
+            if (!err[0])
+                break;
+            log_warn("dropping malformed message: %s", err);
+            continue;
+        }
+        switch (lp_msg_cmd(msg)) {
+        case LP_CMD_RECORD:
+            s_on_record(self, msg);
+            break;
+        case LP_CMD_HEARTBEAT:
+            s_on_heartbeat(self, msg);
+            break;
+        default:
+            log_debug("unexpected %s", lp_cmd_name(lp_msg_cmd(msg)));
+            break;
+        }
+        lp_msg_destroy(&msg);
+    }
+    s_write_out(self);
+    return 0;
+}
+
+static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
+{
+    LP_UNUSED(arg);
+    if (signo == SIGINT || signo == SIGTERM) {
+        log_info("signal %d: stopping", signo);
+        lp_loop_stop(loop);
+    }
+    return 0;
+}
+
+lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, lg_format_t format, char *err)
+{
+    lg_server_t *self = lp_calloc(1, sizeof *self);
+    self->cfg = *cfg;
+    *cfg = NULL;
+    self->format = format;
+    self->colour = format == LG_FORMAT_TEXT && isatty(STDOUT_FILENO);
+    self->zctx = zmq_ctx_new();
+    self->loop = lp_loop_new();
+    if (!self->zctx || !self->loop) {
+        lp_err_set(err, "cannot create the ZeroMQ context or event loop");
+        goto fail;
+    }
+    self->socket = lp_zmq_socket(self->zctx, ZMQ_ROUTER, endpoint, true, false, err);
+    if (!self->socket)
+        goto fail;
+    if (lp_loop_add_socket(self->loop, self->socket, s_on_socket, self) < 0 ||
+        lp_loop_handle_signals(self->loop, s_on_signal, self) < 0) {
+        lp_err_set(err, "cannot register with the event loop");
+        goto fail;
+    }
+    if (self->cfg->database_url) {
+        int64_t flush_ms = (int64_t)(self->cfg->proxy_batch_write_at_s * 1000.0);
+        self->db = lg_db_new(self->loop, self->cfg->database_url, flush_ms);
+    }
+    return self;
+fail:
+    lg_server_destroy(&self);
+    return NULL;
+}
+
+void lg_server_destroy(lg_server_t **self_p)
+{
+    lg_server_t *self = *self_p;
+    if (!self)
+        return;
+    lg_db_destroy(&self->db);
+    lp_zmq_close(&self->socket);
+    lp_loop_destroy(&self->loop);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    lp_buf_free(&self->out);
+    lp_cfg_destroy(&self->cfg);
+    free(self);
+    *self_p = NULL;
+}
+
+int lg_server_run(lg_server_t *self)
+{
+    if (self->db)
+        log_info("writing usage to PostgreSQL every %.2fs (or %d records)",
+                 self->cfg->proxy_batch_write_at_s, LG_DB_BATCH_MAX);
+    else
+        log_info("no DATABASE_URL: usage records go to stdout only");
+    int rc = lp_loop_run(self->loop);
+    /* Records already received but not yet delivered to us stay in ZeroMQ; take them. */
+    s_on_socket(self->loop, self->socket, self);
+    if (self->db) {
+        size_t left = lg_db_flush_blocking(self->db, LG_STOP_FLUSH_MS);
+        const lg_db_stats_t *st = lg_db_stats(self->db);
+        log_info("stopped: %llu record(s) received, %llu written, %llu rejected, %llu "
+                 "dropped, %zu unwritten",
+                 self->records, (unsigned long long)st->written,
+                 (unsigned long long)st->rejected, (unsigned long long)st->dropped, left);
+    }
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* lg_server: the logger daemon. A ROUTER socket takes usage RECORDs from gateways, prints
+ * one line per record on stdout for operators, and, when a database is configured, queues
+ * them for PostgreSQL (lg_db). It answers gateways' heartbeats with the database state, which
+ * /health/readiness reports. */
+#ifndef LG_SERVER_H
+#define LG_SERVER_H
+
+#include "lg_line.h"
+#include "lp_cfg.h"
+#include "lp_util.h"
+
+/* Longest a stopping logger spends writing what is still queued. */
+#define LG_STOP_FLUSH_MS 5000
+
+typedef struct lg_server lg_server_t;
+
+/* A logger bound to endpoint; takes the config (database_url, proxy_batch_write_at). */
+lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, lg_format_t format,
+                           char *err);
+/* Free; NULL-safe, nulls the pointer. */
+void lg_server_destroy(lg_server_t **self_p);
+/* Run until SIGINT/SIGTERM, then flush; 0 on a clean stop. */
+int lg_server_run(lg_server_t *self);
+
+#endif

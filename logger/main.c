@@ -1,0 +1,43 @@
+/* llm-logger: usage records to PostgreSQL and one line per request on stdout. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lg_server.h"
+#include "lp_daemon.h"
+#include "lp_log.h"
+#include "lp_loop.h"
+#include "lp_proto.h"
+
+int main(int argc, char **argv)
+{
+    lp_loop_block_signals();
+    lp_opt_t opts[] = {
+        LP_DAEMON_OPTS,
+        {"bind", "LP_LOGGER", LP_DEFAULT_LOGGER, "endpoint to bind for gateways", NULL},
+        {"format", "LOG_FORMAT", "text", "stdout lines: text or json", NULL},
+    };
+    size_t n = LP_ARRAY_LEN(opts);
+    lp_cfg_t *cfg = NULL;
+    int rc = lp_daemon_start(argc, argv, "logger",
+                             "llm-proxy logger: writes usage records to PostgreSQL and prints "
+                             "one line per request.",
+                             opts, n, &cfg);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    const char *format = lp_opts_get(opts, n, "format");
+    if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+        lp_cfg_destroy(&cfg);
+        lp_die("--format must be text or json");
+    }
+    char err[LP_ERR_LEN];
+    lg_server_t *srv =
+        lg_server_new(&cfg, lp_opts_get(opts, n, "bind"),
+                      strcmp(format, "json") == 0 ? LG_FORMAT_JSON : LG_FORMAT_TEXT, err);
+    if (!srv) {
+        lp_cfg_destroy(&cfg);
+        lp_die("cannot start: %s", err);
+    }
+    rc = lg_server_run(srv);
+    lg_server_destroy(&srv);
+    return rc == 0 ? 0 : 1;
+}

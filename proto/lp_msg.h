@@ -1,0 +1,76 @@
+/* lp_msg: the one encoder/decoder of protocol messages (lp_proto.h, PROTOCOL.md). Nothing
+ * else in the tree knows the frame order. Bodies travel as zmq_msg_t: moved or shared
+ * between messages without copying. */
+#ifndef LP_MSG_H
+#define LP_MSG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lp_proto.h"
+#include "lp_util.h"
+
+/* Text form of a request id: a canonical UUID, 36 chars + NUL. */
+#define LP_REQ_ID_STR_LEN 37
+
+typedef struct lp_msg lp_msg_t;
+
+/* A new message. req_id (LP_REQ_ID_LEN bytes) may be NULL for link-level commands. */
+lp_msg_t *lp_msg_new(lp_cmd_t cmd, const uint8_t *req_id);
+/* Free a message; NULL-safe, nulls the pointer. */
+void lp_msg_destroy(lp_msg_t **self_p);
+
+/* Receive one message without blocking. from_router: the socket is a ROUTER, so an identity
+ * frame comes first. Returns NULL with err[0] == 0 when nothing is waiting, NULL with a
+ * reason in err (LP_ERR_LEN) when the message was malformed (it is consumed and dropped). */
+lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err);
+/* Send without blocking; on success the message is destroyed and *self_p nulled. On failure
+ * returns -1 with errno (EAGAIN: peer queue full, EHOSTUNREACH: unknown identity) and the
+ * message stays with the caller. */
+LP_MUSTCHECK int lp_msg_send(lp_msg_t **self_p, void *socket);
+
+lp_cmd_t lp_msg_cmd(const lp_msg_t *self);
+/* Change the command (the router relays a message under another name). */
+void lp_msg_set_cmd(lp_msg_t *self, lp_cmd_t cmd);
+/* The request id bytes, or NULL when the message has none. */
+const uint8_t *lp_msg_req_id(const lp_msg_t *self);
+/* Request id as UUID text into buf[LP_REQ_ID_STR_LEN] ("-" when none); returns buf. */
+const char *lp_msg_req_id_str(const lp_msg_t *self, char *buf);
+/* Format any 16-byte id as UUID text. */
+void lp_req_id_format(const uint8_t *id, char *buf);
+
+/* Routing identity (ROUTER sockets): set to address a peer, read to know the sender. */
+void lp_msg_set_identity(lp_msg_t *self, const void *data, size_t len);
+const void *lp_msg_identity(const lp_msg_t *self, size_t *len);
+/* Move the identity of src into self (src loses it). */
+void lp_msg_move_identity(lp_msg_t *self, lp_msg_t *src);
+
+/* Meta object, read-only (borrowed; an empty object when the message had none). */
+const json_t *lp_msg_meta(lp_msg_t *self);
+/* Meta object to modify (borrowed); it is re-encoded on send. */
+json_t *lp_msg_meta_rw(lp_msg_t *self);
+/* Shorthands for meta members. */
+const char *lp_msg_meta_str(lp_msg_t *self, const char *key);
+long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def);
+
+/* Body bytes (borrowed, valid until the body changes); *len may be 0. */
+const void *lp_msg_body(lp_msg_t *self, size_t *len);
+/* Copy bytes into the body. */
+void lp_msg_set_body(lp_msg_t *self, const void *data, size_t len);
+/* Take ownership of a malloc'd buffer as the body, without copying. */
+void lp_msg_give_body(lp_msg_t *self, void *data, size_t len);
+/* Move src's body into self (src's body becomes empty). */
+void lp_msg_move_body(lp_msg_t *self, lp_msg_t *src);
+/* Share src's body with self (reference counted for large bodies, no copy). */
+void lp_msg_share_body(lp_msg_t *self, lp_msg_t *src);
+
+/* An ERROR for req_id: meta {status, code, retryable:false}, body = the OpenAI error JSON with
+ * type from the status and code (NULL = the status as a string). */
+lp_msg_t *lp_msg_error(const uint8_t *req_id, int status, const char *code, const char *message);
+
+/* Name of a command for logs ("REQUEST"), "?" when unknown. */
+const char *lp_cmd_name(int cmd);
+
+#endif

@@ -1,0 +1,571 @@
+#define LP_LOG_MODULE "rt_server"
+#include "rt_server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "lp_crypto.h"
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_loop.h"
+#include "lp_map.h"
+#include "lp_msg.h"
+#include "lp_time.h"
+#include "lp_zmq.h"
+#include "rt_job.h"
+#include "rt_pool.h"
+#include "rt_select.h"
+
+/* Messages handled per socket per loop turn, so one busy side cannot starve the other. */
+#define RT_BATCH 256
+
+struct rt_server {
+    lp_cfg_t *cfg;
+    void *zctx;
+    void *frontend; /* ROUTER, gateways connect */
+    void *backend;  /* ROUTER, workers connect */
+    lp_loop_t *loop;
+    rt_pool_t *pool;
+    lp_map_t *jobs; /* request id -> rt_job_t (owned) */
+    rt_jobq_t queue;
+    lp_timer_t heartbeat;
+    uint64_t rng;
+};
+
+static void s_dispatch(rt_server_t *self, rt_job_t *job);
+
+static void s_job_free(rt_server_t *self, rt_job_t *job)
+{
+    lp_timer_stop(self->loop, &job->timer);
+    rt_jobq_remove(&self->queue, job);
+    lp_map_remove(self->jobs, job->id, LP_REQ_ID_LEN);
+    rt_job_destroy(&job);
+}
+
+/* Send a message to the gateway that owns job; a vanished gateway cancels the job's call. */
+static void s_to_gateway(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
+{
+    lp_msg_set_identity(*msg, job->gw, job->gwlen);
+    if (lp_msg_send(msg, self->frontend) == 0)
+        return;
+    rlog_warn(job->idstr, "gateway unreachable (%s), dropping %s", zmq_strerror(errno),
+              lp_cmd_name(lp_msg_cmd(*msg)));
+    lp_msg_destroy(msg);
+    job->cancelled = true;
+}
+
+/* End a job with an error the router itself decided (no worker answer to relay). */
+static void s_fail(rt_server_t *self, rt_job_t *job, int status, const char *code,
+                   const char *message)
+{
+    rlog_info(job->idstr, "failing request: %d %s", status, message);
+    lp_msg_t *err = lp_msg_error(job->id, status, code, message);
+    json_object_set_new(lp_msg_meta_rw(err), "attempts", json_integer(job->attempts));
+    if (!job->cancelled)
+        s_to_gateway(self, job, &err);
+    lp_msg_destroy(&err);
+    s_job_free(self, job);
+}
+
+static int s_on_queue_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    rt_job_t *job = arg;
+    rt_server_t *self = job->owner;
+    s_fail(self, job, 503, "no_worker_available",
+           "no worker is available to take the request; try again shortly");
+    return 0;
+}
+
+static void s_enqueue(rt_server_t *self, rt_job_t *job)
+{
+    if (self->queue.len >= RT_QUEUE_MAX) {
+        s_fail(self, job, 503, "router_queue_full",
+               "the proxy is overloaded (router queue full); try again shortly");
+        return;
+    }
+    rt_jobq_push(&self->queue, job);
+    lp_timer_start(self->loop, &job->timer, RT_QUEUE_WAIT_MS, s_on_queue_timeout, job);
+}
+
+/* Give waiting jobs to workers while anyone has credit. */
+static void s_drain_queue(rt_server_t *self)
+{
+    while (self->queue.head && rt_pool_credits(self->pool) > 0) {
+        rt_job_t *job = rt_jobq_pop(&self->queue);
+        lp_timer_stop(self->loop, &job->timer);
+        s_dispatch(self, job);
+    }
+}
+
+static long long s_ms(double seconds)
+{
+    return (long long)(seconds * 1000.0 + 0.5);
+}
+
+/* Build the worker's copy of the request: the gateway's meta plus what the router decided;
+ * the body is shared, not copied. */
+static lp_msg_t *s_attempt_msg(rt_server_t *self, rt_job_t *job, const lp_deployment_t *d)
+{
+    lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, job->id);
+    json_t *meta = lp_msg_meta_rw(m);
+    json_object_update(meta, (json_t *)lp_msg_meta(job->request));
+    json_object_set_new(meta, "deployment", json_string(d->id));
+    json_object_set_new(meta, "attempt", json_integer(job->attempts + 1));
+    double timeout = d->timeout_s > 0 ? d->timeout_s : self->cfg->timeout_s;
+    long long client_timeout = lp_json_int(meta, "timeout_ms", 0);
+    long long timeout_ms = s_ms(timeout);
+    if (client_timeout > 0 && client_timeout < timeout_ms)
+        timeout_ms = client_timeout;
+    json_object_set_new(meta, "timeout_ms", json_integer(timeout_ms));
+    double st = d->stream_timeout_s > 0 ? d->stream_timeout_s : self->cfg->stream_timeout_s;
+    if (st > 0)
+        json_object_set_new(meta, "stream_timeout_ms", json_integer(s_ms(st)));
+    lp_msg_share_body(m, job->request);
+    return m;
+}
+
+/* Send the job's next attempt to a worker, or queue it until one has credit. */
+static void s_dispatch(rt_server_t *self, rt_job_t *job)
+{
+    if (job->cancelled) {
+        s_job_free(self, job);
+        return;
+    }
+    int idx = rt_select(self->cfg, job->group, job->tried, job->ntried, &self->rng);
+    if (idx < 0) {
+        char msg[LP_ERR_LEN];
+        snprintf(msg, sizeof msg, "no deployment for model '%.100s' in the router's config",
+                 job->group);
+        s_fail(self, job, 400, "model_not_found", msg);
+        return;
+    }
+    for (;;) {
+        rt_worker_t *w = rt_pool_pick(self->pool);
+        if (!w) {
+            s_enqueue(self, job);
+            return;
+        }
+        const lp_deployment_t *d = &self->cfg->deployments[idx];
+        lp_msg_t *m = s_attempt_msg(self, job, d);
+        lp_msg_set_identity(m, w->identity, w->idlen);
+        if (lp_msg_send(&m, self->backend) < 0) {
+            /* The worker's connection is gone; forget it and pick again. */
+            log_warn("worker %s unreachable (%s); removing it", w->name, zmq_strerror(errno));
+            lp_msg_destroy(&m);
+            rt_pool_remove(self->pool, w);
+            continue;
+        }
+        job->worker = w;
+        w->inflight++;
+        job->deployment = idx;
+        if (job->ntried < RT_MAX_TRIES)
+            job->tried[job->ntried++] = idx;
+        job->attempts++;
+        rlog_debug(job->idstr, "attempt %d: model=%s deployment=%s worker=%s", job->attempts,
+                   job->group, d->id, w->name);
+        return;
+    }
+}
+
+static int s_on_backoff(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    rt_job_t *job = arg;
+    s_dispatch(job->owner, job);
+    return 0;
+}
+
+/* ---- frontend: gateways ---- */
+
+static void s_reply_heartbeat(rt_server_t *self, lp_msg_t *ping)
+{
+    lp_msg_t *pong = lp_msg_new(LP_CMD_HEARTBEAT, NULL);
+    lp_msg_move_identity(pong, ping);
+    json_t *meta = lp_msg_meta_rw(pong);
+    json_object_set_new(meta, "workers", json_integer((json_int_t)rt_pool_size(self->pool)));
+    json_object_set_new(meta, "credits", json_integer(rt_pool_credits(self->pool)));
+    json_object_set_new(meta, "queued", json_integer((json_int_t)self->queue.len));
+    if (lp_msg_send(&pong, self->frontend) < 0)
+        lp_msg_destroy(&pong);
+}
+
+static void s_on_request(rt_server_t *self, lp_msg_t **msg)
+{
+    if (!lp_msg_req_id(*msg) || !lp_msg_meta_str(*msg, "model")) {
+        log_warn("dropping REQUEST without request id or model");
+        return;
+    }
+    size_t gwlen;
+    const void *gw = lp_msg_identity(*msg, &gwlen);
+    if (lp_map_get(self->jobs, lp_msg_req_id(*msg), LP_REQ_ID_LEN)) {
+        log_warn("dropping REQUEST with a request id already in flight");
+        return;
+    }
+    rt_job_t *job = rt_job_new(msg, gw, gwlen, self);
+    lp_map_put(self->jobs, job->id, LP_REQ_ID_LEN, job);
+    s_dispatch(self, job);
+}
+
+static void s_on_cancel(rt_server_t *self, lp_msg_t *msg)
+{
+    const uint8_t *id = lp_msg_req_id(msg);
+    rt_job_t *job = id ? lp_map_get(self->jobs, id, LP_REQ_ID_LEN) : NULL;
+    if (!job)
+        return;
+    rlog_debug(job->idstr, "cancelled by the gateway");
+    job->cancelled = true;
+    if (!job->worker) {
+        s_job_free(self, job);
+        return;
+    }
+    /* Keep the job until the worker's last word so its credit is counted back. */
+    lp_msg_t *cancel = lp_msg_new(LP_CMD_CANCEL, job->id);
+    lp_msg_set_identity(cancel, job->worker->identity, job->worker->idlen);
+    if (lp_msg_send(&cancel, self->backend) < 0)
+        lp_msg_destroy(&cancel);
+}
+
+static int s_on_frontend(lp_loop_t *loop, void *socket, void *arg)
+{
+    LP_UNUSED(loop);
+    rt_server_t *self = arg;
+    for (int i = 0; i < RT_BATCH; i++) {
+        char err[LP_ERR_LEN];
+        lp_msg_t *msg = lp_msg_recv(socket, true, err);
+        if (!msg) {
+            if (!err[0])
+                break;
+            log_warn("frontend: dropping malformed message: %s", err);
+            continue;
+        }
+        switch (lp_msg_cmd(msg)) {
+        case LP_CMD_HEARTBEAT:
+            s_reply_heartbeat(self, msg);
+            break;
+        case LP_CMD_REQUEST:
+            s_on_request(self, &msg);
+            break;
+        case LP_CMD_CANCEL:
+            s_on_cancel(self, msg);
+            break;
+        default:
+            log_warn("frontend: unexpected %s", lp_cmd_name(lp_msg_cmd(msg)));
+            break;
+        }
+        lp_msg_destroy(&msg);
+    }
+    return 0;
+}
+
+/* ---- backend: workers ---- */
+
+/* A worker announced itself (READY, or a HEARTBEAT after this router restarted). */
+static rt_worker_t *s_worker_join(rt_server_t *self, lp_msg_t *msg)
+{
+    size_t idlen;
+    const void *id = lp_msg_identity(msg, &idlen);
+    long long capacity = lp_msg_meta_int(msg, "capacity", 0);
+    if (capacity <= 0 || capacity > 1000000) {
+        log_warn("worker announced capacity %lld; ignoring it", capacity);
+        return NULL;
+    }
+    const char *name = lp_msg_meta_str(msg, "name");
+    rt_worker_t *w = rt_pool_get(self->pool, id, idlen);
+    if (!w) {
+        w = rt_pool_add(self->pool, id, idlen, (int)capacity, name ? name : "?");
+        log_info("worker %s joined (capacity %lld, %zu workers)", w->name, capacity,
+                 rt_pool_size(self->pool));
+    }
+    w->capacity = (int)capacity;
+    w->draining = false;
+    return w;
+}
+
+/* Finish the worker's part of a job: the credit comes back. */
+static void s_release(rt_server_t *self, rt_job_t *job)
+{
+    if (job->worker && job->worker->inflight > 0)
+        job->worker->inflight--;
+    job->worker = NULL;
+    LP_UNUSED(self);
+}
+
+static bool s_should_retry(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
+{
+    if (job->cancelled || job->started)
+        return false;
+    if (!lp_json_bool(lp_msg_meta(msg), "retryable", false))
+        return false;
+    return job->retries < self->cfg->num_retries;
+}
+
+/* How long to wait before retrying: rate limits honour the provider's retry-after (at least
+ * router_settings.retry_after), with exponential back-off when it named none; other
+ * failures retry at once on another deployment, as LiteLLM does. -1 = not worth waiting. */
+static long long s_backoff_ms(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
+{
+    long long status = lp_msg_meta_int(msg, "status", 0);
+    if (status != 429)
+        return 0;
+    long long ra = lp_msg_meta_int(msg, "retry_after_ms", -1);
+    long long floor_ms = s_ms(self->cfg->retry_after_s);
+    long long ms = ra >= 0 ? ra : RT_BACKOFF_BASE_MS << LP_MIN(job->retries, 6);
+    ms = LP_MAX(ms, floor_ms);
+    return ms > RT_BACKOFF_MAX_MS ? -1 : ms;
+}
+
+static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
+{
+    const uint8_t *id = lp_msg_req_id(*msg);
+    rt_job_t *job = id ? lp_map_get(self->jobs, id, LP_REQ_ID_LEN) : NULL;
+    lp_cmd_t cmd = lp_msg_cmd(*msg);
+    if (!job || job->worker != w) {
+        /* A reply for a job moved away from this worker or already finished. */
+        if (cmd == LP_CMD_END || cmd == LP_CMD_ERROR) {
+            if (w->inflight > 0 && !job)
+                log_debug("late %s from worker %s", lp_cmd_name(cmd), w->name);
+        }
+        return;
+    }
+    if (cmd == LP_CMD_HEAD || cmd == LP_CMD_CHUNK) {
+        job->started = true;
+        if (!job->cancelled)
+            s_to_gateway(self, job, msg);
+        return;
+    }
+    s_release(self, job);
+    if (cmd == LP_CMD_ERROR && s_should_retry(self, job, *msg)) {
+        long long wait = s_backoff_ms(self, job, *msg);
+        if (wait >= 0) {
+            job->retries++;
+            rlog_info(job->idstr, "attempt %d failed (%lld %s); retrying in %lld ms",
+                      job->attempts, lp_msg_meta_int(*msg, "status", 0),
+                      lp_msg_meta_str(*msg, "code") ? lp_msg_meta_str(*msg, "code") : "-",
+                      wait);
+            if (wait == 0)
+                s_dispatch(self, job);
+            else
+                lp_timer_start(self->loop, &job->timer, wait, s_on_backoff, job);
+            s_drain_queue(self);
+            return;
+        }
+    }
+    json_t *meta = lp_msg_meta_rw(*msg);
+    json_object_set_new(meta, "attempts", json_integer(job->attempts));
+    json_object_set_new(meta, "retries", json_integer(job->retries));
+    if (!job->cancelled)
+        s_to_gateway(self, job, msg);
+    s_job_free(self, job);
+    s_drain_queue(self);
+}
+
+typedef struct {
+    rt_worker_t *worker;
+    rt_job_t **jobs;
+    size_t n;
+} s_victims_t;
+
+static bool s_collect(const void *key, size_t len, void *value, void *arg)
+{
+    LP_UNUSED(key);
+    LP_UNUSED(len);
+    s_victims_t *v = arg;
+    rt_job_t *job = value;
+    if (job->worker == v->worker) {
+        v->jobs = lp_realloc(v->jobs, (v->n + 1) * sizeof *v->jobs);
+        v->jobs[v->n++] = job;
+    }
+    return true;
+}
+
+/* A worker is gone (silent past its liveness, or unreachable): jobs that sent nothing to the
+ * client move to another worker once (a request that kills every worker it touches must not
+ * kill them all); the others end with a clean error. */
+static void s_worker_lost(rt_server_t *self, rt_worker_t *w)
+{
+    log_warn("worker %s lost with %d job(s) in flight", w->name, w->inflight);
+    s_victims_t v = {w, NULL, 0};
+    /* Collect first: the map cannot change while it is walked. */
+    lp_map_each(self->jobs, s_collect, &v);
+    rt_pool_remove(self->pool, w);
+    for (size_t i = 0; i < v.n; i++) {
+        rt_job_t *job = v.jobs[i];
+        job->worker = NULL;
+        if (job->cancelled) {
+            s_job_free(self, job);
+        } else if (!job->started && job->worker_losses == 0) {
+            job->worker_losses++;
+            rlog_info(job->idstr, "re-dispatching after losing a worker");
+            s_dispatch(self, job);
+        } else {
+            s_fail(self, job, 502, "upstream_worker_lost",
+                   job->started ? "the worker serving this stream stopped"
+                                : "the worker serving this request stopped twice");
+        }
+    }
+    free(v.jobs);
+}
+
+static int s_on_backend(lp_loop_t *loop, void *socket, void *arg)
+{
+    rt_server_t *self = arg;
+    int64_t expiry = lp_loop_now_ns(loop) + LP_HEARTBEAT_MS * LP_HEARTBEAT_LIVENESS * LP_NS_PER_MS;
+    for (int i = 0; i < RT_BATCH; i++) {
+        char err[LP_ERR_LEN];
+        lp_msg_t *msg = lp_msg_recv(socket, true, err);
+        if (!msg) {
+            if (!err[0])
+                break;
+            log_warn("backend: dropping malformed message: %s", err);
+            continue;
+        }
+        size_t idlen;
+        const void *id = lp_msg_identity(msg, &idlen);
+        rt_worker_t *w = rt_pool_get(self->pool, id, idlen);
+        lp_cmd_t cmd = lp_msg_cmd(msg);
+        if (cmd == LP_CMD_READY || (cmd == LP_CMD_HEARTBEAT && !w)) {
+            w = s_worker_join(self, msg);
+            if (w)
+                s_drain_queue(self);
+        }
+        if (!w) {
+            if (cmd != LP_CMD_HEARTBEAT)
+                log_debug("backend: %s from an unknown worker", lp_cmd_name(cmd));
+            lp_msg_destroy(&msg);
+            continue;
+        }
+        w->expiry_ns = expiry;
+        switch (cmd) {
+        case LP_CMD_HEAD:
+        case LP_CMD_CHUNK:
+        case LP_CMD_END:
+        case LP_CMD_ERROR:
+            s_on_reply(self, w, &msg);
+            break;
+        case LP_CMD_DISCONNECT:
+            log_info("worker %s is draining", w->name);
+            w->draining = true;
+            break;
+        default:
+            break;
+        }
+        lp_msg_destroy(&msg);
+    }
+    return 0;
+}
+
+/* Heartbeat every worker and retire the silent ones. */
+static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    rt_server_t *self = arg;
+    int64_t now = lp_mono_ns();
+    for (size_t i = 0; i < rt_pool_size(self->pool);) {
+        rt_worker_t *w = rt_pool_at(self->pool, i);
+        if (w->expiry_ns < now) {
+            s_worker_lost(self, w);
+            continue; /* the slot now holds another worker */
+        }
+        lp_msg_t *hb = lp_msg_new(LP_CMD_HEARTBEAT, NULL);
+        lp_msg_set_identity(hb, w->identity, w->idlen);
+        if (lp_msg_send(&hb, self->backend) < 0)
+            lp_msg_destroy(&hb);
+        i++;
+    }
+    lp_timer_start(loop, timer, LP_HEARTBEAT_MS, s_on_heartbeat, self);
+    return 0;
+}
+
+static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
+{
+    LP_UNUSED(arg);
+    if (signo == SIGHUP) {
+        log_warn("SIGHUP: config reload is not implemented yet; restart the router to apply "
+                 "changes");
+        return 0;
+    }
+    if (signo == SIGUSR1 || signo == SIGUSR2)
+        return 0;
+    log_info("signal %d: stopping", signo);
+    lp_loop_stop(loop);
+    return 0;
+}
+
+rt_server_t *rt_server_new(lp_cfg_t **cfg, const char *frontend, const char *backend, char *err)
+{
+    rt_server_t *self = lp_calloc(1, sizeof *self);
+    self->cfg = *cfg;
+    *cfg = NULL;
+    self->pool = rt_pool_new();
+    self->jobs = lp_map_new();
+    if (lp_random_bytes(&self->rng, sizeof self->rng) < 0 || self->rng == 0)
+        self->rng = (uint64_t)lp_wall_ns() | 1;
+    self->zctx = zmq_ctx_new();
+    self->loop = lp_loop_new();
+    if (!self->zctx || !self->loop) {
+        lp_err_set(err, "cannot create the ZeroMQ context or event loop");
+        goto fail;
+    }
+    self->frontend = lp_zmq_socket(self->zctx, ZMQ_ROUTER, frontend, true, false, err);
+    if (!self->frontend)
+        goto fail;
+    self->backend = lp_zmq_socket(self->zctx, ZMQ_ROUTER, backend, true, false, err);
+    if (!self->backend)
+        goto fail;
+    if (lp_loop_add_socket(self->loop, self->frontend, s_on_frontend, self) < 0 ||
+        lp_loop_add_socket(self->loop, self->backend, s_on_backend, self) < 0 ||
+        lp_loop_handle_signals(self->loop, s_on_signal, self) < 0) {
+        lp_err_set(err, "cannot register sockets with the event loop");
+        goto fail;
+    }
+    lp_timer_start(self->loop, &self->heartbeat, LP_HEARTBEAT_MS, s_on_heartbeat, self);
+    return self;
+fail:
+    rt_server_destroy(&self);
+    return NULL;
+}
+
+static bool s_free_job(const void *k, size_t l, void *v, void *a)
+{
+    LP_UNUSED(k);
+    LP_UNUSED(l);
+    rt_server_t *self = a;
+    rt_job_t *job = v;
+    lp_timer_stop(self->loop, &job->timer);
+    job->queued = false;
+    rt_job_destroy(&job);
+    return true;
+}
+
+void rt_server_destroy(rt_server_t **self_p)
+{
+    rt_server_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->jobs && self->loop)
+        lp_map_each(self->jobs, s_free_job, self);
+    lp_map_destroy(&self->jobs);
+    rt_pool_destroy(&self->pool);
+    lp_zmq_close(&self->frontend);
+    lp_zmq_close(&self->backend);
+    lp_loop_destroy(&self->loop);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    lp_cfg_destroy(&self->cfg);
+    free(self);
+    *self_p = NULL;
+}
+
+int rt_server_run(rt_server_t *self, const char *config_path)
+{
+    LP_UNUSED(config_path);
+    log_info("routing %zu model group(s) over %zu deployment(s)", self->cfg->ngroups,
+             self->cfg->ndeployments);
+    return lp_loop_run(self->loop);
+}

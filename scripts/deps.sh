@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install, on Debian 12, the packages llm-proxy needs that are missing.
+#   scripts/deps.sh build   compilers and -dev libraries (make run)
+#   scripts/deps.sh test    the above plus PostgreSQL, Redis, Python and clang (make test)
+set -euo pipefail
+
+build=(build-essential pkg-config libzmq3-dev libmicrohttpd-dev libcurl4-openssl-dev
+       libjansson-dev libhiredis-dev libpq-dev libyaml-dev libssl-dev)
+test=(postgresql redis-server python3 curl procps)
+
+want=("${build[@]}")
+[ "${1:-build}" = test ] && want+=("${test[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo >/dev/null; then
+    as_root=(sudo)
+else
+    echo "deps: missing packages and not root: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

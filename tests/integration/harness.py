@@ -1,0 +1,386 @@
+"""Integration harness: start the real daemons, the mock provider, a throwaway PostgreSQL
+and Redis on loopback, and talk to them. Python standard library only.
+
+A test module defines functions named test_*; each takes the shared `env` (an Env) and
+raises AssertionError (or any exception) to fail. tests/integration/run.py runs them and
+prints one PASS/FAIL line per test.
+"""
+
+import http.client
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+MASTER_KEY = "sk-test-" + os.urandom(12).hex()
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "Segmentation fault", "AddressSanitizer:DEADLYSIGNAL")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, step=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        time.sleep(step)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+class Proc:
+    """A daemon with its output in a log file; stop() fails on a crash or sanitizer report."""
+
+    def __init__(self, name, argv, logdir, env=None, stdout_file=None):
+        self.name = name
+        self.log_path = os.path.join(logdir, name + ".log")
+        self.out_path = stdout_file or self.log_path
+        e = dict(os.environ)
+        e.update(env or {})
+        self.log = open(self.log_path, "ab")
+        self.out = open(self.out_path, "ab") if stdout_file else self.log
+        self.p = subprocess.Popen(argv, stdout=self.out, stderr=self.log, env=e,
+                                  start_new_session=True)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def send(self, sig):
+        if self.alive():
+            self.p.send_signal(sig)
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout_text(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Stop and return the exit status; raise if it crashed or a sanitizer spoke."""
+        if self.alive():
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+                raise AssertionError("%s did not stop within %.0fs" % (self.name, timeout))
+        self.log.close()
+        if self.out is not self.log:
+            self.out.close()
+        text = self.text()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                i = text.index(mark)
+                raise AssertionError("%s: %s" % (self.name, text[max(0, i - 200):i + 1500]))
+        rc = self.p.returncode
+        if sig in (signal.SIGTERM, signal.SIGINT) and rc not in (0, -sig):
+            raise AssertionError("%s exited with %s; log tail:\n%s" % (self.name, rc, text[-2000:]))
+        return rc
+
+    def kill(self):
+        if self.alive():
+            self.p.kill()
+            self.p.wait()
+        self.log.close()
+        if self.out is not self.log:
+            self.out.close()
+
+
+class Http:
+    """HTTP/1.1 client with keep-alive; returns (status, headers dict lower-case, body)."""
+
+    def __init__(self, port, timeout=30.0):
+        self.port = port
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        hdrs = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                       timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=hdrs)
+                r = self.conn.getresponse()
+                payload = r.read()
+                h = {k.lower(): v for k, v in r.getheaders()}
+                if h.get("connection", "").lower() == "close":
+                    self.close()
+                return r.status, h, payload
+            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def json(self, method, path, body=None, headers=None, raw=None):
+        status, h, payload = self.request(method, path, body, headers, raw)
+        try:
+            value = json.loads(payload) if payload else None
+        except ValueError:
+            raise AssertionError("not JSON (%d): %r" % (status, payload[:300]))
+        return status, h, value
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class Mock:
+    """The C mock provider (tests/mock/mock_upstream.c)."""
+
+    def __init__(self, bindir, logdir):
+        self.proc = Proc("mock", [os.path.join(bindir, "mock_upstream"), "--port", "0"], logdir,
+                         stdout_file=os.path.join(logdir, "mock.out"))
+        self.port = int(wait_for(self._port, what="mock port"))
+        self.http = Http(self.port)
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def _port(self):
+        m = re.search(r"listening on (\d+)", self.proc.stdout_text())
+        return m and m.group(1)
+
+    def requests(self):
+        return self.http.json("GET", "/_mock/requests")[2]
+
+    def clear(self):
+        self.http.request("DELETE", "/_mock/requests")
+
+    def stats(self):
+        return self.http.json("GET", "/_mock/stats")[2]
+
+    def stop(self):
+        self.http.close()
+        return self.proc.stop()
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster: initdb in a temp dir, random port, trust auth."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, "pg")
+        self.port = free_port()
+        bindirs = sorted(d for d in os.listdir("/usr/lib/postgresql") if d.isdigit())
+        if not bindirs:
+            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
+        self.bin = "/usr/lib/postgresql/%s/bin" % bindirs[-1]
+        os.makedirs(self.dir)
+        self.as_user = []
+        if os.geteuid() == 0:
+            # initdb refuses to run as root: use the postgres system user.
+            pw = pwd.getpwnam("postgres")
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        data = os.path.join(self.dir, "data")
+        self._run([self.bin + "/initdb", "-D", data, "-A", "trust", "-U", "postgres",
+                   "--no-sync", "-E", "UTF8"])
+        self._run([self.bin + "/pg_ctl", "-D", data, "-l", os.path.join(self.dir, "log"),
+                   "-o", "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" %
+                   (self.port, self.dir), "-w", "start"])
+        self.data = data
+        self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+
+    def _run(self, argv):
+        subprocess.run(self.as_user + argv, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+
+    def query(self, sql):
+        """Rows as lists of strings (psql unaligned, tab-separated)."""
+        out = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                              "-d", self.url, "-c", sql], check=True, capture_output=True,
+                             text=True).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def stop(self):
+        subprocess.run(self.as_user + [self.bin + "/pg_ctl", "-D", self.data, "-m", "fast",
+                                       "-w", "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+class Stack:
+    """router + workers + logger + gateway on fresh loopback ports with a given config."""
+
+    def __init__(self, env, config, workers=1, db_url=None, extra_env=None, name="stack"):
+        self.env = env
+        self.dir = tempfile.mkdtemp(prefix=name + "-", dir=env.root)
+        self.config_path = os.path.join(self.dir, "config.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(config)
+        p = [free_port() for _ in range(4)]
+        self.port = p[0]
+        self.front = "tcp://127.0.0.1:%d" % p[1]
+        self.back = "tcp://127.0.0.1:%d" % p[2]
+        self.logger_ep = "tcp://127.0.0.1:%d" % p[3]
+        self.base_env = {"LITELLM_MASTER_KEY": MASTER_KEY}
+        if db_url:
+            self.base_env["DATABASE_URL"] = db_url
+        else:
+            self.base_env["DATABASE_URL"] = ""
+        self.base_env.update(extra_env or {})
+        self.procs = {}
+        self.workers = []
+        self.start("router", ["llm-router", "--frontend", self.front, "--backend", self.back])
+        self.start("logger", ["llm-logger", "--bind", self.logger_ep],
+                   stdout=os.path.join(self.dir, "logger.out"))
+        for _ in range(workers):
+            self.add_worker()
+        self.start("gateway", ["llm-gateway", "--port", str(self.port), "--router", self.front,
+                               "--logger", self.logger_ep])
+        self.http = Http(self.port)
+        self.wait_ready(workers)
+
+    def start(self, name, argv, stdout=None):
+        argv = [os.path.join(self.env.bindir, argv[0])] + argv[1:] + \
+            ["--config", self.config_path]
+        proc = Proc(name, argv, self.dir, env=self.base_env, stdout_file=stdout)
+        self.procs[name] = proc
+        return proc
+
+    def add_worker(self):
+        name = "worker%d" % len(self.workers)
+        w = self.start(name, ["llm-worker", "--router", self.back])
+        self.workers.append(w)
+        return w
+
+    def wait_ready(self, workers=1, timeout=10):
+        def ready():
+            st, _, body = Http(self.port, timeout=2).json("GET", "/health/readiness")
+            return st == 200 and body["workers"] >= workers and body["logger"] == "connected"
+        wait_for(ready, timeout, what="readiness with %d worker(s)" % workers)
+
+    def auth(self, key=MASTER_KEY):
+        return {"Authorization": "Bearer " + key}
+
+    def chat(self, model, content="hello", extra=None, headers=None):
+        body = {"model": model, "messages": [{"role": "user", "content": content}]}
+        body.update(extra or {})
+        h = self.auth()
+        h.update(headers or {})
+        return self.http.json("POST", "/v1/chat/completions", body, h)
+
+    def logger_lines(self):
+        with open(os.path.join(self.dir, "logger.out"), "rb") as f:
+            return f.read().decode("utf-8", "replace").splitlines()
+
+    def logs(self):
+        return {n: p.text() for n, p in self.procs.items()}
+
+    def stop(self):
+        self.http.close()
+        errors = []
+        # Gateway first (it flushes records), logger last (it writes them).
+        order = ["gateway"] + [n for n in self.procs if n.startswith("worker")] + \
+            ["router", "logger"]
+        for name in order:
+            proc = self.procs.get(name)
+            if not proc:
+                continue
+            try:
+                proc.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        if errors:
+            raise AssertionError("\n".join(errors))
+
+
+class Env:
+    """What every test shares: build dir, temp root, the mock, PostgreSQL (lazily)."""
+
+    def __init__(self, bindir):
+        self.bindir = bindir
+        self.root = tempfile.mkdtemp(prefix="llm-proxy-test-")
+        os.chmod(self.root, 0o755)
+        self.mock = Mock(bindir, self.root)
+        self._pg = None
+
+    @property
+    def pg(self):
+        if self._pg is None:
+            self._pg = Postgres(os.path.join(self.root, "pgroot"))
+        return self._pg
+
+    def close(self):
+        errors = []
+        try:
+            self.mock.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+        if self._pg:
+            self._pg.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if errors:
+            raise AssertionError("\n".join(errors))
+
+
+def config(models, general=None, router=None, litellm=None):
+    """A litellm-config.yaml text from Python values (JSON is valid YAML)."""
+    doc = {"model_list": models,
+           "general_settings": dict({"proxy_batch_write_at": 0.1}, **(general or {}))}
+    if router:
+        doc["router_settings"] = router
+    if litellm:
+        doc["litellm_settings"] = litellm
+    return json.dumps(doc, indent=1)
+
+
+def deployment(name, model, api_base=None, **params):
+    lp = {"model": model}
+    if api_base:
+        lp["api_base"] = api_base
+    info = params.pop("model_info", None)
+    lp.update(params)
+    d = {"model_name": name, "litellm_params": lp}
+    if info:
+        d["model_info"] = info
+    return d
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def check_eq(a, b, what="value"):
+    if a != b:
+        raise AssertionError("%s: expected %r, got %r" % (what, b, a))
+
+
+def check_error(status, body, want_status, want_code=None, want_type=None):
+    """The OpenAI error shape with the expected status (and code/type when given)."""
+    check_eq(status, want_status, "status")
+    check(isinstance(body, dict) and isinstance(body.get("error"), dict),
+          "error body shape: %r" % (body,))
+    e = body["error"]
+    for k in ("message", "type", "param", "code"):
+        check(k in e, "error.%s missing in %r" % (k, e))
+    check(isinstance(e["message"], str) and e["message"], "empty error message")
+    if want_code is not None:
+        check_eq(e["code"], want_code, "error.code")
+    if want_type is not None:
+        check_eq(e["type"], want_type, "error.type")
+    return e

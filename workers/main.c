@@ -1,0 +1,43 @@
+/* llm-worker: makes the provider calls, many at once, for the router. */
+#include <curl/curl.h>
+#include <stdlib.h>
+
+#include "lp_daemon.h"
+#include "lp_log.h"
+#include "lp_loop.h"
+#include "lp_proto.h"
+#include "wk_server.h"
+
+int main(int argc, char **argv)
+{
+    lp_loop_block_signals();
+    lp_opt_t opts[] = {
+        LP_DAEMON_OPTS,
+        {"router", "LP_ROUTER_BACKEND", LP_DEFAULT_ROUTER_BACKEND,
+         "router backend endpoint to connect to", NULL},
+        {"max-calls", "WORKER_MAX_CALLS", "256", "provider calls this worker runs at once",
+         NULL},
+    };
+    size_t n = LP_ARRAY_LEN(opts);
+    lp_cfg_t *cfg = NULL;
+    int rc = lp_daemon_start(argc, argv, "worker",
+                             "llm-proxy worker: calls the providers for the router.", opts, n,
+                             &cfg);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    long long calls = 0;
+    if (lp_parse_ll(lp_opts_get(opts, n, "max-calls"), 1, 100000, &calls) < 0)
+        lp_die("--max-calls must be a whole number from 1 to 100000");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        lp_die("cannot initialise libcurl");
+    char err[LP_ERR_LEN];
+    wk_server_t *srv = wk_server_new(&cfg, lp_opts_get(opts, n, "router"), (int)calls, err);
+    if (!srv) {
+        lp_cfg_destroy(&cfg);
+        lp_die("cannot start: %s", err);
+    }
+    rc = wk_server_run(srv);
+    wk_server_destroy(&srv);
+    curl_global_cleanup();
+    return rc == 0 ? 0 : 1;
+}

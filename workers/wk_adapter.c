@@ -1,0 +1,163 @@
+#include "wk_adapter.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const wk_adapter_t *wk_adapter_for(lp_wire_t wire)
+{
+    switch (wire) {
+    case LP_WIRE_OPENAI:
+        return &wk_openai_adapter;
+    default:
+        return NULL;
+    }
+}
+
+int wk_fail(wk_fail_t *fail, int status, const char *code, bool retryable, const char *fmt, ...)
+{
+    fail->status = status;
+    fail->code = code;
+    fail->retryable = retryable;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fail->message, sizeof fail->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void wk_fail_from_status(wk_fail_t *fail, long s)
+{
+    fail->code = NULL;
+    if (s == 429) {
+        fail->status = 429;
+        fail->retryable = true;
+    } else if (s == 503 || s == 529) {
+        fail->status = 503;
+        fail->retryable = true;
+    } else if (s >= 500) {
+        fail->status = 502;
+        fail->retryable = true;
+    } else if (s == 408 || s == 409) {
+        fail->status = (int)s;
+        fail->retryable = true;
+    } else if (s >= 400) {
+        fail->status = (int)s;
+        fail->retryable = false;
+    } else {
+        fail->status = 502;
+        fail->retryable = true;
+    }
+}
+
+static bool s_key_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '-' || c == '_';
+}
+
+/* Replace text[at, at+len) with "***". */
+static void s_mask(char *text, size_t at, size_t len)
+{
+    size_t total = strlen(text);
+    memmove(text + at + 3, text + at + len, total - at - len + 1);
+    memcpy(text + at, "***", 3);
+}
+
+void wk_scrub(char *text, const char *api_key)
+{
+    if (api_key && strlen(api_key) >= 4) {
+        char *p;
+        while ((p = strstr(text, api_key)))
+            s_mask(text, (size_t)(p - text), strlen(api_key));
+    }
+    /* Anything shaped like a provider or proxy key, even partially echoed. */
+    static const char *prefixes[] = {"sk-", "AIza", "gsk_", "csk-", "pa-"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(prefixes); i++) {
+        size_t plen = strlen(prefixes[i]);
+        char *p = text;
+        while ((p = strstr(p, prefixes[i]))) {
+            size_t n = plen;
+            while (s_key_char(p[n]) || p[n] == '*' || p[n] == '.')
+                n++;
+            if (n - plen >= 6) {
+                s_mask(p, plen, n - plen);
+                p += plen + 3;
+            } else {
+                p += plen;
+            }
+        }
+    }
+}
+
+void wk_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char *line = lp_asprintf("%s: %s", name, value);
+    struct curl_slist *l = curl_slist_append(*list, line);
+    free(line);
+    lp_assert(l != NULL);
+    *list = l;
+}
+
+bool wk_is_proxy_field(const char *key)
+{
+    static const char *fields[] = {
+        "mock_response", "metadata",     "litellm_metadata", "cache",        "caching",
+        "fallbacks",     "context_window_fallbacks",         "num_retries",  "api_key",
+        "api_base",      "base_url",     "api_version",      "timeout",      "stream_timeout",
+        "tags",          "guardrails",   "ttl",              "no-log",       "mock_timeout",
+        "mock_testing_fallbacks",        "mock_testing_rate_limit_error",   "user_config",
+        "proxy_server_request",          "litellm_logging_obj",             "drop_params",
+        "custom_llm_provider",           "extra_headers"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(fields); i++) {
+        if (strcmp(fields[i], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool wk_is_call_param(const char *key)
+{
+    static const char *params[] = {"extra_headers", "drop_params", "organization", "num_retries",
+                                   "region_name",   "tags",        "custom_llm_provider",
+                                   "use_in_pass_through", "merge_reasoning_content_in_choices"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(params); i++) {
+        if (strcmp(params[i], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+json_t *wk_upstream_body(const wk_job_t *job)
+{
+    json_t *body = json_object();
+    const char *key;
+    json_t *value;
+    json_object_foreach(job->req, key, value)
+    {
+        if (!wk_is_proxy_field(key))
+            json_object_set(body, key, value);
+    }
+    json_object_foreach(job->d->params, key, value)
+    {
+        if (!wk_is_call_param(key) && !json_object_get(body, key))
+            json_object_set(body, key, value);
+    }
+    json_object_set_new(body, "model", json_string(job->d->provider_model));
+    return body;
+}
+
+void wk_extra_headers(const wk_job_t *job, struct curl_slist **list)
+{
+    json_t *extra = json_object_get(job->d->params, "extra_headers");
+    const char *key;
+    json_t *value;
+    json_object_foreach(extra, key, value)
+    {
+        const char *v = json_string_value(value);
+        /* Config-supplied, but never let a value end a header line early. */
+        if (v && !strpbrk(v, "\r\n") && !strpbrk(key, "\r\n:"))
+            wk_header(list, key, v);
+    }
+}

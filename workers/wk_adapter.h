@@ -1,0 +1,68 @@
+/* wk_adapter: what every provider adapter provides (request translation, response
+ * translation, error mapping) and the helpers they share. One adapter per wire format
+ * (lp_wire_t); OpenAI-compatible providers share one. */
+#ifndef WK_ADAPTER_H
+#define WK_ADAPTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "lp_provider.h"
+#include "wk_job.h"
+
+/* Longest error message passed to the client. */
+#define WK_MSG_LEN 512
+
+/* Why a call failed, as the client will see it. */
+typedef struct {
+    int status;               /* HTTP status for the client */
+    const char *code;         /* OpenAI code, or NULL for the status as a string */
+    bool retryable;           /* another attempt (maybe elsewhere) may succeed */
+    long long retry_after_ms; /* provider's retry-after, -1 if none */
+    char message[WK_MSG_LEN];
+} wk_fail_t;
+
+/* A successful answer in OpenAI's shape. */
+typedef struct {
+    json_t *response; /* body for the client (owned by the result) */
+    long long prompt_tokens, completion_tokens, total_tokens;
+} wk_result_t;
+
+typedef struct {
+    const char *name;
+    /* Build job->url, job->headers and job->body from the client request. -1 fills fail. */
+    int (*prepare)(wk_job_t *job, wk_fail_t *fail);
+    /* Translate a 2xx answer in job->resp into the OpenAI response. -1 fills fail. */
+    int (*respond)(wk_job_t *job, wk_result_t *out, wk_fail_t *fail);
+    /* Translate an error answer (job->status >= 400, body in job->resp). */
+    void (*error)(wk_job_t *job, wk_fail_t *fail);
+} wk_adapter_t;
+
+extern const wk_adapter_t wk_openai_adapter;
+
+/* The adapter for a wire format, or NULL when this build has none. */
+const wk_adapter_t *wk_adapter_for(lp_wire_t wire);
+
+/* Fill fail (printf-style message). Returns -1 for `return wk_fail(...)`. */
+int wk_fail(wk_fail_t *fail, int status, const char *code, bool retryable, const char *fmt, ...)
+    LP_PRINTF(5, 6);
+/* The client-facing status, code and retryability for a provider's HTTP error status:
+ * 429 stays 429, 500/502/504 -> 502, 503/529 -> 503, 4xx kept. */
+void wk_fail_from_status(wk_fail_t *fail, long upstream_status);
+/* Remove secrets from provider text in place: the deployment's key and anything shaped like
+ * an API key ("sk-...", "AIza...") are replaced by "***". */
+void wk_scrub(char *text, const char *api_key);
+/* Append "Name: value" to a header list (NULL on allocation failure is fatal). */
+void wk_header(struct curl_slist **list, const char *name, const char *value);
+/* Client fields that steer the proxy and never go to a provider. */
+bool wk_is_proxy_field(const char *key);
+/* Deployment litellm_params that configure the call rather than travel in the body. */
+bool wk_is_call_param(const char *key);
+/* Start the upstream body: a copy of the client's request without proxy-only fields, with
+ * the deployment's extra litellm_params as defaults and "model" set to the provider's name.
+ * The caller owns the result. */
+json_t *wk_upstream_body(const wk_job_t *job);
+/* Add the deployment's litellm_params.extra_headers to a header list. */
+void wk_extra_headers(const wk_job_t *job, struct curl_slist **list);
+
+#endif

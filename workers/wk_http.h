@@ -1,0 +1,34 @@
+/* wk_http: libcurl's multi interface driven by the worker's lp_loop. curl's sockets join the
+ * loop's epoll set through CURLMOPT_SOCKETFUNCTION, its single timeout is one loop timer
+ * (CURLMOPT_TIMERFUNCTION only arms it, never calls curl), and finished transfers are handed
+ * to the owner's done callback, so hundreds of provider calls run at once on one thread next
+ * to the ZeroMQ socket. Connections are kept alive and reused by the multi handle. */
+#ifndef WK_HTTP_H
+#define WK_HTTP_H
+
+#include <curl/curl.h>
+
+#include "lp_loop.h"
+#include "lp_util.h"
+
+/* Open connections kept for reuse across calls. */
+#define WK_HTTP_MAX_CONNECTS 512
+
+typedef struct wk_http wk_http_t;
+
+/* A transfer finished (result CURLE_OK or an error). The easy handle is still attached: the
+ * callback calls wk_http_remove before freeing it. */
+typedef void(wk_http_done_fn)(CURL *easy, CURLcode result, void *arg);
+
+/* A multi handle bound to loop. NULL if libcurl cannot create one. */
+wk_http_t *wk_http_new(lp_loop_t *loop, wk_http_done_fn *done, void *arg);
+/* Free it; every easy handle must already be removed. NULL-safe, nulls the pointer. */
+void wk_http_destroy(wk_http_t **self_p);
+/* Start a transfer. -1 if curl refuses it. */
+LP_MUSTCHECK int wk_http_add(wk_http_t *self, CURL *easy);
+/* Detach a transfer (finished or cancelled); its connection closes if it was mid-body. */
+void wk_http_remove(wk_http_t *self, CURL *easy);
+/* Resume a transfer paused by its write callback (CURL_WRITEFUNC_PAUSE). */
+void wk_http_unpause(wk_http_t *self, CURL *easy);
+
+#endif
