@@ -1,4 +1,5 @@
 /* llm-gateway: the HTTP front door (OpenAI-compatible API) of llm-proxy. */
+#define LP_LOG_MODULE "main"
 #include <stdlib.h>
 
 #include "gw_server.h"

@@ -1,4 +1,5 @@
 /* llm-logger: usage records to PostgreSQL and one line per request on stdout. */
+#define LP_LOG_MODULE "main"
 #include <stdlib.h>
 #include <string.h>
 

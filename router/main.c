@@ -1,4 +1,5 @@
 /* llm-router: picks a deployment for every request and hands it to a worker. */
+#define LP_LOG_MODULE "main"
 #include <stdio.h>
 #include <stdlib.h>
 

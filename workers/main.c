@@ -1,4 +1,5 @@
 /* llm-worker: makes the provider calls, many at once, for the router. */
+#define LP_LOG_MODULE "main"
 #include <curl/curl.h>
 #include <stdlib.h>
 

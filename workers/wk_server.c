@@ -545,9 +545,25 @@ void wk_server_destroy(wk_server_t **self_p)
     *self_p = NULL;
 }
 
+/* One line naming the deployments that cannot be called for want of a key. */
+static void s_log_missing_keys(const lp_cfg_t *cfg)
+{
+    lp_buf_t names = {0};
+    for (size_t i = 0; i < cfg->ndeployments; i++) {
+        const lp_deployment_t *d = &cfg->deployments[i];
+        if (d->provider->key_required && !d->api_key && !d->mock_response)
+            lp_buf_printf(&names, "%s%s (%s)", names.len ? ", " : "", d->model_name,
+                          d->provider->key_env);
+    }
+    if (names.len)
+        log_info("no API key yet for: %s", names.data);
+    lp_buf_free(&names);
+}
+
 int wk_server_run(wk_server_t *self)
 {
     log_info("worker %s ready: up to %d calls at once", self->name, self->capacity);
+    s_log_missing_keys(self->cfg);
     int rc = lp_loop_run(self->loop);
     if (!self->draining)
         s_announce(self, LP_CMD_DISCONNECT);

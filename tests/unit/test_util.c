@@ -283,7 +283,7 @@ static void test_secret_equal(void)
 
 static void test_base64url(void)
 {
-    char out[64];
+    char out[96];
     CHECK(lp_base64url("", 0, out, sizeof out) == 0);
     CHECK_STR(out, "");
     CHECK(lp_base64url("f", 1, out, sizeof out) == 2);
