@@ -1,6 +1,7 @@
 #include "lp_buf.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,11 @@ void lp_buf_reserve(lp_buf_t *b, size_t n)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n + 1)
         cap *= 2;
+    bool fresh = b->data == NULL;
     b->data = lp_realloc(b->data, cap);
     b->cap = cap;
+    if (fresh)
+        b->data[0] = '\0';
 }
 
 void lp_buf_append(lp_buf_t *b, const void *data, size_t n)

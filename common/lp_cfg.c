@@ -194,8 +194,7 @@ static json_t *s_to_json(s_ctx_t *ctx, const lp_ynode_t *node, bool resolve)
     case LP_YAML_MAP: {
         json_t *obj = json_object();
         for (size_t i = 0; i < node->n; i++)
-            json_object_set_new(obj, node->keys[i]->value,
-                                s_to_json(ctx, node->items[i], resolve));
+            json_object_set_new(obj, node->keys[i]->value, s_to_json(ctx, node->items[i], resolve));
         return obj;
     }
     case LP_YAML_SEQ: {
@@ -289,8 +288,8 @@ static int s_read_str(s_ctx_t *ctx, const lp_ynode_t *node, const char *key, cha
 }
 
 /* Read one section's keys through its schema table. */
-static int s_section(s_ctx_t *ctx, const lp_ynode_t *map, const char *section,
-                     const s_key_t *keys, size_t nkeys)
+static int s_section(s_ctx_t *ctx, const lp_ynode_t *map, const char *section, const s_key_t *keys,
+                     size_t nkeys)
 {
     if (!map || lp_yaml_is_null(map))
         return 0;
@@ -357,9 +356,20 @@ static int s_section(s_ctx_t *ctx, const lp_ynode_t *map, const char *section,
 
 /* litellm_params keys read into lp_deployment_t; all others pass through to the provider. */
 static const char *s_param_keys[] = {
-    "model",          "api_key",     "api_base",      "api_version",         "rpm",
-    "tpm",            "weight",      "timeout",       "stream_timeout",      "max_retries",
-    "order",          "mock_response", "input_cost_per_token", "output_cost_per_token",
+    "model",
+    "api_key",
+    "api_base",
+    "api_version",
+    "rpm",
+    "tpm",
+    "weight",
+    "timeout",
+    "stream_timeout",
+    "max_retries",
+    "order",
+    "mock_response",
+    "input_cost_per_token",
+    "output_cost_per_token",
     "max_parallel_requests",
 };
 
@@ -587,9 +597,17 @@ static int s_environment(s_ctx_t *ctx, const lp_ynode_t *env)
 }
 
 /* Examples from documentation and tutorials; a proxy started with one of them is open. */
-static const char *s_weak_keys[] = {"sk-1234", "sk-12345", "sk-123456", "sk-1234567890",
-                                    "sk-master", "sk-master-key", "sk-admin", "sk-test",
-                                    "sk-xxxx", "sk-my-master-key", "sk-litellm-master-key"};
+static const char *s_weak_keys[] = {"sk-1234",
+                                    "sk-12345",
+                                    "sk-123456",
+                                    "sk-1234567890",
+                                    "sk-master",
+                                    "sk-master-key",
+                                    "sk-admin",
+                                    "sk-test",
+                                    "sk-xxxx",
+                                    "sk-my-master-key",
+                                    "sk-litellm-master-key"};
 
 static int s_master_key(s_ctx_t *ctx, const lp_ynode_t *root)
 {
@@ -608,8 +626,10 @@ static int s_master_key(s_ctx_t *ctx, const lp_ynode_t *root)
                       "(make run creates one in .keys/master_key)");
     for (size_t i = 0; i < LP_ARRAY_LEN(s_weak_keys); i++) {
         if (strcmp(cfg->master_key, s_weak_keys[i]) == 0)
-            return s_fail(ctx, where, "%s is a well-known example key; choose a random one "
-                          "(e.g. sk-$(openssl rand -hex 24))", src);
+            return s_fail(ctx, where,
+                          "%s is a well-known example key; choose a random one "
+                          "(e.g. sk-$(openssl rand -hex 24))",
+                          src);
     }
     if (!lp_str_prefix(cfg->master_key, "sk-"))
         return s_fail(ctx, where, "%s must start with sk-", src);
@@ -643,9 +663,8 @@ static lp_cfg_t *s_load_tree(lp_ynode_t *root, const char *name, char *err)
     if (err)
         err[0] = '\0';
     s_ctx_t ctx = {.name = name, .err = err, .cfg = cfg};
-    static const char *top_keys[] = {"model_list",       "router_settings",
-                                     "litellm_settings", "general_settings",
-                                     "environment_variables"};
+    static const char *top_keys[] = {"model_list", "router_settings", "litellm_settings",
+                                     "general_settings", "environment_variables"};
     if (root->type != LP_YAML_MAP) {
         s_fail(&ctx, root, "the config must be a mapping with model_list, router_settings, ...");
         goto fail;
@@ -659,14 +678,13 @@ static lp_cfg_t *s_load_tree(lp_ynode_t *root, const char *name, char *err)
             goto fail;
         }
         if (!known)
-            s_warn(&ctx, root->keys[i], "%s: unknown top-level key, ignored",
-                   root->keys[i]->value);
+            s_warn(&ctx, root->keys[i], "%s: unknown top-level key, ignored", root->keys[i]->value);
     }
     if (s_environment(&ctx, lp_yaml_get(root, "environment_variables")) < 0 ||
-        s_section(&ctx, lp_yaml_get(root, "general_settings"), "general_settings",
-                  s_general_keys, LP_ARRAY_LEN(s_general_keys)) < 0 ||
-        s_section(&ctx, lp_yaml_get(root, "litellm_settings"), "litellm_settings",
-                  s_litellm_keys, LP_ARRAY_LEN(s_litellm_keys)) < 0 ||
+        s_section(&ctx, lp_yaml_get(root, "general_settings"), "general_settings", s_general_keys,
+                  LP_ARRAY_LEN(s_general_keys)) < 0 ||
+        s_section(&ctx, lp_yaml_get(root, "litellm_settings"), "litellm_settings", s_litellm_keys,
+                  LP_ARRAY_LEN(s_litellm_keys)) < 0 ||
         s_section(&ctx, lp_yaml_get(root, "router_settings"), "router_settings", s_router_keys,
                   LP_ARRAY_LEN(s_router_keys)) < 0 ||
         s_model_list(&ctx, lp_yaml_get(root, "model_list")) < 0 || s_master_key(&ctx, root) < 0)

@@ -40,9 +40,9 @@ typedef struct {
     lp_mode_t mode;                /* model_info.mode */
     double input_cost_per_token;   /* < 0 = use the price table */
     double output_cost_per_token;
-    json_t *params;   /* other litellm_params (temperature, max_tokens, extra_headers...) */
-    json_t *info;     /* model_info as given, for /model/info */
-    int line;         /* where the entry starts in the file */
+    json_t *params; /* other litellm_params (temperature, max_tokens, extra_headers...) */
+    json_t *info;   /* model_info as given, for /model/info */
+    int line;       /* where the entry starts in the file */
 } lp_deployment_t;
 
 typedef struct lp_cfg lp_cfg_t;

@@ -22,7 +22,8 @@ LP_MUSTCHECK int lp_random_bytes(void *buf, size_t n);
 void lp_uuid_format(uint8_t bytes[16], char out[LP_UUID_LEN]);
 /* Constant-time equality of two strings (time depends only on the lengths). */
 bool lp_secret_equal(const char *a, const char *b);
-/* URL-safe base64 without padding of n bytes into out (size >= 4*n/3+3); returns length. */
+/* URL-safe base64 without padding of n bytes into out (size >= 4*((n+2)/3)+1); returns
+ * the length written. */
 size_t lp_base64url(const void *data, size_t n, char *out, size_t size);
 
 #endif

@@ -10,9 +10,11 @@
 #define LP_DEFAULT_CONFIG "configs/litellm-config.yaml"
 
 /* The options every daemon has; put them first in its table. */
-#define LP_DAEMON_OPTS                                                                            \
-    {"config", "CONFIG", LP_DEFAULT_CONFIG, "LiteLLM config file", NULL},                         \
-        {"log-level", "LITELLM_LOG", NULL, "error, warn, info or debug", NULL}
+#define LP_DAEMON_OPTS                                                                             \
+    {"config", "CONFIG", LP_DEFAULT_CONFIG, "LiteLLM config file", NULL},                          \
+    {                                                                                              \
+        "log-level", "LITELLM_LOG", NULL, "error, warn, info or debug", NULL                       \
+    }
 
 /* Parse options, start logging as `name`, load the config (warnings logged once).
  * Returns 0 to run, 1 to exit 0 (--help), -1 to exit with status 1 or 2 (already logged). */

@@ -27,15 +27,54 @@ double lp_json_num(const json_t *obj, const char *key, double def)
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
+/* Length of the valid UTF-8 sequence at p (no overlongs, surrogates or > U+10FFFF), or 0. */
+static size_t s_utf8_seq(const char *p, size_t left)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    unsigned c = u[0];
+    size_t n;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (left < n)
+        return 0;
+    unsigned cp = c & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((u[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (u[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
 json_t *lp_json_text(const char *s)
 {
     json_t *v = json_string(s);
     if (v)
         return v;
+    /* Keep every well-formed UTF-8 sequence; each byte of a broken one becomes '?'. */
+    size_t len = strlen(s);
     char *copy = lp_strdup(s);
-    for (char *p = copy; *p; p++) {
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
+    for (size_t i = 0; i < len;) {
+        size_t n = s_utf8_seq(copy + i, len - i);
+        if (n == 0)
+            copy[i++] = '?';
+        else
+            i += n;
     }
     v = json_string(copy);
     free(copy);

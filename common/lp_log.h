@@ -28,23 +28,23 @@ void lp_log_write(lp_log_level_t level, const char *module, const char *req_id, 
 #define LP_LOG_MODULE "-"
 #endif
 
-#define LP_LOG_AT(lvl, req, errn, ...)                                                            \
+#define LP_LOG_AT(lvl, req, errn, ...)                                                             \
     do {                                                                                           \
         if ((lvl) <= lp_log_level)                                                                 \
             lp_log_write((lvl), LP_LOG_MODULE, (req), (errn), __VA_ARGS__);                        \
     } while (0)
 
 #define log_error(...) LP_LOG_AT(LP_LOG_ERROR, NULL, false, __VA_ARGS__)
-#define log_warn(...) LP_LOG_AT(LP_LOG_WARN, NULL, false, __VA_ARGS__)
-#define log_info(...) LP_LOG_AT(LP_LOG_INFO, NULL, false, __VA_ARGS__)
+#define log_warn(...)  LP_LOG_AT(LP_LOG_WARN, NULL, false, __VA_ARGS__)
+#define log_info(...)  LP_LOG_AT(LP_LOG_INFO, NULL, false, __VA_ARGS__)
 #define log_debug(...) LP_LOG_AT(LP_LOG_DEBUG, NULL, false, __VA_ARGS__)
 /* As log_error/log_warn, with ": strerror(errno)" appended. */
-#define log_errno(...) LP_LOG_AT(LP_LOG_ERROR, NULL, true, __VA_ARGS__)
+#define log_errno(...)      LP_LOG_AT(LP_LOG_ERROR, NULL, true, __VA_ARGS__)
 #define log_warn_errno(...) LP_LOG_AT(LP_LOG_WARN, NULL, true, __VA_ARGS__)
 /* Request-scoped lines carry "req=<id>" so one request can be followed across daemons. */
 #define rlog_error(id, ...) LP_LOG_AT(LP_LOG_ERROR, (id), false, __VA_ARGS__)
-#define rlog_warn(id, ...) LP_LOG_AT(LP_LOG_WARN, (id), false, __VA_ARGS__)
-#define rlog_info(id, ...) LP_LOG_AT(LP_LOG_INFO, (id), false, __VA_ARGS__)
+#define rlog_warn(id, ...)  LP_LOG_AT(LP_LOG_WARN, (id), false, __VA_ARGS__)
+#define rlog_info(id, ...)  LP_LOG_AT(LP_LOG_INFO, (id), false, __VA_ARGS__)
 #define rlog_debug(id, ...) LP_LOG_AT(LP_LOG_DEBUG, (id), false, __VA_ARGS__)
 
 /* Log an error and exit(1); for start-up failures only. */

@@ -124,6 +124,10 @@ static void s_rebuild_items(lp_loop_t *self)
 int lp_loop_add_fd(lp_loop_t *self, int fd, uint32_t events, lp_fd_fn *fn, void *arg)
 {
     lp_assert(fd >= 0);
+    if ((size_t)fd < self->capfds && self->fds[fd].active) {
+        errno = EEXIST; /* the existing watch stays as it is */
+        return -1;
+    }
     if ((size_t)fd >= self->capfds) {
         size_t cap = self->capfds ? self->capfds : 64;
         while (cap <= (size_t)fd)
@@ -360,21 +364,22 @@ int lp_loop_run(lp_loop_t *self)
             break;
         if (self->items_dirty)
             s_rebuild_items(self);
-        size_t nitems = self->nsocks + 1;
-        int rc = zmq_poll(self->items, (int)nitems, timeout);
+        /* Handlers may add sockets: walk only the items that were polled. */
+        size_t npolled = self->nsocks;
+        int rc = zmq_poll(self->items, (int)npolled + 1, timeout);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
         }
         self->now_ns = lp_mono_ns();
-        for (size_t i = 0; rc > 0 && i < self->nsocks; i++) {
+        for (size_t i = 0; rc > 0 && i < npolled; i++) {
             if (!(self->items[i].revents & ZMQ_POLLIN) || self->socks[i].removed)
                 continue;
             if (self->socks[i].fn(self, self->socks[i].socket, self->socks[i].arg) < 0)
                 return 0;
         }
-        if (rc > 0 && (self->items[self->nsocks].revents & ZMQ_POLLIN)) {
+        if (rc > 0 && (self->items[npolled].revents & ZMQ_POLLIN)) {
             if (s_dispatch_fds(self) < 0)
                 return 0;
         }

@@ -47,8 +47,7 @@ LP_MUSTCHECK int lp_loop_add_socket(lp_loop_t *self, void *socket, lp_socket_fn 
 void lp_loop_remove_socket(lp_loop_t *self, void *socket);
 
 /* Watch a raw fd for epoll events (EPOLLIN, EPOLLOUT, ...); -1 with errno on failure. */
-LP_MUSTCHECK int lp_loop_add_fd(lp_loop_t *self, int fd, uint32_t events, lp_fd_fn *fn,
-                                void *arg);
+LP_MUSTCHECK int lp_loop_add_fd(lp_loop_t *self, int fd, uint32_t events, lp_fd_fn *fn, void *arg);
 /* Change the events of a watched fd. */
 LP_MUSTCHECK int lp_loop_mod_fd(lp_loop_t *self, int fd, uint32_t events);
 /* Stop watching an fd (call before closing it); events already fetched for it are dropped. */

@@ -21,8 +21,7 @@ void *lp_map_remove(lp_map_t *self, const void *key, size_t len);
 /* Number of entries. */
 size_t lp_map_size(const lp_map_t *self);
 /* Call fn for every entry; fn must not modify the map. Stops early when fn returns false. */
-void lp_map_each(const lp_map_t *self, bool (*fn)(const void *key, size_t len, void *value,
-                                                  void *arg),
-                 void *arg);
+void lp_map_each(const lp_map_t *self,
+                 bool (*fn)(const void *key, size_t len, void *value, void *arg), void *arg);
 
 #endif

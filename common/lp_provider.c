@@ -17,8 +17,8 @@ static const lp_provider_t s_providers[] = {
      "ANTHROPIC_API_BASE", true},
     {"gemini", LP_WIRE_GEMINI, "https://generativelanguage.googleapis.com", "GEMINI_API_KEY",
      "GEMINI_API_BASE", true},
-    {"voyage", LP_WIRE_VOYAGE, "https://api.voyageai.com/v1", "VOYAGE_API_KEY",
-     "VOYAGE_API_BASE", true},
+    {"voyage", LP_WIRE_VOYAGE, "https://api.voyageai.com/v1", "VOYAGE_API_KEY", "VOYAGE_API_BASE",
+     true},
     {"huggingface", LP_WIRE_TEI, NULL, "HUGGINGFACE_API_KEY", "HUGGINGFACE_API_BASE", false},
 };
 

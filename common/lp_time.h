@@ -8,7 +8,7 @@
 
 #define LP_NS_PER_US 1000LL
 #define LP_NS_PER_MS 1000000LL
-#define LP_NS_PER_S 1000000000LL
+#define LP_NS_PER_S  1000000000LL
 /* Length of an ISO-8601 UTC stamp with milliseconds, "2025-01-01T00:00:00.123Z" + NUL. */
 #define LP_ISO_LEN 32
 

@@ -1,5 +1,6 @@
 #include "lp_util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -102,9 +103,16 @@ bool lp_str_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* strtoll/strtod accept leading blanks and '+': a whole number here starts with a digit or
+ * a minus sign. */
+static bool s_number_start(const char *s)
+{
+    return s && (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '.');
+}
+
 int lp_parse_ll(const char *s, long long min, long long max, long long *out)
 {
-    if (!s || !*s)
+    if (!s_number_start(s))
         return -1;
     char *end = NULL;
     errno = 0;
@@ -117,7 +125,7 @@ int lp_parse_ll(const char *s, long long min, long long max, long long *out)
 
 int lp_parse_double(const char *s, double *out)
 {
-    if (!s || !*s)
+    if (!s_number_start(s))
         return -1;
     char *end = NULL;
     errno = 0;

@@ -11,16 +11,16 @@
 /* Length of the error buffers that common/ and proto/ fill instead of logging. */
 #define LP_ERR_LEN 256
 
-#define LP_MUSTCHECK __attribute__((warn_unused_result))
+#define LP_MUSTCHECK    __attribute__((warn_unused_result))
 #define LP_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define LP_NORETURN __attribute__((noreturn))
-#define LP_UNUSED(x) ((void)(x))
+#define LP_NORETURN     __attribute__((noreturn))
+#define LP_UNUSED(x)    ((void)(x))
 #define LP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define LP_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define LP_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LP_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define LP_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
 /* Always-on assertion for programmer errors only; never for wire, config or HTTP data. */
-#define lp_assert(cond)                                                                           \
+#define lp_assert(cond)                                                                            \
     do {                                                                                           \
         if (!(cond))                                                                               \
             lp_assert_fail(#cond, __FILE__, __LINE__);                                             \

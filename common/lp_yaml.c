@@ -17,6 +17,9 @@ typedef struct {
     char *err;
     s_anchor_t *anchors;
     size_t nanchors;
+    lp_ynode_t **retired; /* merged `<<` values: anchors may point into them until the end */
+    size_t nretired;
+    size_t copies; /* nodes created by alias expansion, against LP_YAML_MAX_COPIES */
 } s_ctx_t;
 
 static lp_ynode_t *s_node_new(lp_yaml_type_t type, const yaml_mark_t *mark)
@@ -59,6 +62,14 @@ void lp_yaml_destroy(lp_ynode_t **node_p)
     *node_p = NULL;
 }
 
+static size_t s_count(const lp_ynode_t *n)
+{
+    size_t c = 1;
+    for (size_t i = 0; i < n->n; i++)
+        c += s_count(n->items[i]) + (n->keys ? 1 : 0);
+    return c;
+}
+
 static lp_ynode_t *s_copy(const lp_ynode_t *src)
 {
     lp_ynode_t *n = lp_calloc(1, sizeof *n);
@@ -74,8 +85,7 @@ static lp_ynode_t *s_copy(const lp_ynode_t *src)
 
 static int s_fail(s_ctx_t *ctx, const yaml_mark_t *mark, const char *msg)
 {
-    return lp_err_set(ctx->err, "%s:%zu:%zu: %s", ctx->name, mark->line + 1, mark->column + 1,
-                      msg);
+    return lp_err_set(ctx->err, "%s:%zu:%zu: %s", ctx->name, mark->line + 1, mark->column + 1, msg);
 }
 
 static int s_parser_fail(s_ctx_t *ctx)
@@ -164,8 +174,10 @@ static int s_parse_map(s_ctx_t *ctx, lp_ynode_t *map, int depth)
         }
         if (key->plain && strcmp(key->value, "<<") == 0) {
             rc = s_merge(ctx, map, value, &mark);
-            lp_yaml_destroy(&key);
-            lp_yaml_destroy(&value);
+            /* Anchors may name the merged value (or the key): keep both until the end. */
+            ctx->retired = lp_realloc(ctx->retired, (ctx->nretired + 2) * sizeof *ctx->retired);
+            ctx->retired[ctx->nretired++] = key;
+            ctx->retired[ctx->nretired++] = value;
             if (rc < 0)
                 return -1;
             continue;
@@ -242,6 +254,10 @@ static int s_parse_node(s_ctx_t *ctx, yaml_event_t *ev, int depth, lp_ynode_t **
         lp_ynode_t *target = s_anchor_find(ctx, (const char *)ev->data.alias.anchor);
         if (!target)
             return s_fail(ctx, &ev->start_mark, "unknown alias");
+        /* Aliases are copied: bound the total so nested aliases cannot explode. */
+        ctx->copies += s_count(target);
+        if (ctx->copies > LP_YAML_MAX_COPIES)
+            return s_fail(ctx, &ev->start_mark, "aliases expand to too many nodes");
         *out = s_copy(target);
         return 0;
     }
@@ -278,12 +294,21 @@ static lp_ynode_t *s_load(s_ctx_t *ctx)
         return NULL;
     }
     bool more = ev.type != YAML_DOCUMENT_END_EVENT;
-    yaml_mark_t mark = ev.start_mark;
     yaml_event_delete(&ev);
-    if (more) {
-        lp_yaml_destroy(&root);
-        s_fail(ctx, &mark, "only one YAML document is allowed");
-        return NULL;
+    if (!more) {
+        /* After the document, the stream must end: a second document is refused. */
+        if (s_next(ctx, &ev) < 0) {
+            lp_yaml_destroy(&root);
+            return NULL;
+        }
+        more = ev.type != YAML_STREAM_END_EVENT;
+        yaml_mark_t mark = ev.start_mark;
+        yaml_event_delete(&ev);
+        if (more) {
+            lp_yaml_destroy(&root);
+            s_fail(ctx, &mark, "only one YAML document is allowed");
+            return NULL;
+        }
     }
     return root;
 }
@@ -293,6 +318,9 @@ static void s_ctx_fini(s_ctx_t *ctx)
     for (size_t i = 0; i < ctx->nanchors; i++)
         free(ctx->anchors[i].name);
     free(ctx->anchors);
+    for (size_t i = 0; i < ctx->nretired; i++)
+        lp_yaml_destroy(&ctx->retired[i]);
+    free(ctx->retired);
     yaml_parser_delete(&ctx->parser);
 }
 

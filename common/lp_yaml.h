@@ -11,6 +11,8 @@
 
 /* Deepest nesting accepted; a config never needs more, and it bounds recursion. */
 #define LP_YAML_MAX_DEPTH 64
+/* Most nodes alias expansion may create (a "billion laughs" file is refused). */
+#define LP_YAML_MAX_COPIES 100000
 
 typedef enum { LP_YAML_SCALAR, LP_YAML_MAP, LP_YAML_SEQ } lp_yaml_type_t;
 

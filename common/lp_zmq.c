@@ -2,8 +2,7 @@
 
 #include <zmq.h>
 
-void *lp_zmq_socket(void *ctx, int type, const char *endpoint, bool bind, bool immediate,
-                    char *err)
+void *lp_zmq_socket(void *ctx, int type, const char *endpoint, bool bind, bool immediate, char *err)
 {
     void *s = zmq_socket(ctx, type);
     if (!s) {

@@ -59,8 +59,7 @@ bool gw_auth_check(gw_req_t *req)
     bool ok = lp_secret_equal(key, req->srv->cfg->master_key);
     explicit_bzero(key, sizeof key);
     if (!ok) {
-        gw_req_fail(req, 401, "invalid_api_key", NULL,
-                    "Authentication Error: invalid API key.");
+        gw_req_fail(req, 401, "invalid_api_key", NULL, "Authentication Error: invalid API key.");
         return false;
     }
     memcpy(req->key_hash, req->srv->master_hash, LP_SHA256_HEX_LEN);

@@ -23,8 +23,8 @@ static void s_begin(gw_req_t *req, const char *url, const char *method)
     req->route = gw_route_find(method, url, &known);
     if (!req->route) {
         if (known)
-            gw_req_fail(req, 405, "method_not_allowed", NULL, "%s is not allowed on %s",
-                        method, url);
+            gw_req_fail(req, 405, "method_not_allowed", NULL, "%s is not allowed on %s", method,
+                        url);
         else
             gw_req_fail(req, 404, "not_found", NULL, "no route %s %.200s", method, url);
         return;
@@ -41,9 +41,8 @@ static void s_begin(gw_req_t *req, const char *url, const char *method)
 }
 
 enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version,
-                               const char *upload_data, size_t *upload_data_size,
-                               void **req_cls)
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **req_cls)
 {
     LP_UNUSED(version);
     gw_server_t *srv = cls;
@@ -72,7 +71,7 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
     case GW_REQ_READING:
         req->route->handle(req);
         if (req->state == GW_REQ_WAITING) {
-            MHD_suspend_connection(conn);
+            gw_req_suspend(req);
             return MHD_YES;
         }
         return req->state == GW_REQ_ANSWERED ? gw_req_queue(req) : MHD_NO;
@@ -80,7 +79,7 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
         return gw_req_queue(req);
     case GW_REQ_WAITING:
         /* Resumed without an answer cannot happen; keep the request parked. */
-        MHD_suspend_connection(conn);
+        gw_req_suspend(req);
         return MHD_YES;
     default:
         return MHD_YES;
@@ -96,9 +95,12 @@ void gw_http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!req)
         return;
     *req_cls = NULL;
-    if (req->state == GW_REQ_WAITING) {
-        /* Only at shutdown: MHD drops a connection we still wait on. */
-        lp_map_remove(srv->inflight, req->id, LP_REQ_ID_LEN);
+    if (req->state == GW_REQ_WAITING || (req->streaming && !req->out.done)) {
+        /* The client went while the router still had the request (a stream cut by the
+         * client, or shutdown): stop the upstream work. */
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            req->client_gone = true;
+        gw_abandon(req, 499, "client_closed_request", "the client closed the connection");
     }
     srv->stats.requests++;
     if (req->call != GW_CALL_NONE && req->authed)

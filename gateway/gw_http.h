@@ -10,9 +10,8 @@
 
 /* MHD_AccessHandlerCallback; cls is the gw_server_t. */
 enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version,
-                               const char *upload_data, size_t *upload_data_size,
-                               void **req_cls);
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **req_cls);
 /* MHD_RequestCompletedCallback; cls is the gw_server_t. */
 void gw_http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                        enum MHD_RequestTerminationCode toe);

@@ -36,68 +36,88 @@ static void s_copy(json_t *rec, const char *key, const json_t *meta, const char 
     json_object_set_new(rec, key, v ? lp_json_text(v) : json_null());
 }
 
-json_t *gw_record_build(const gw_req_t *req, bool delivered)
+void gw_record_apply(json_t *rec, const json_t *meta)
 {
-    json_t *rec = json_object();
-    const json_t *meta = req->reply ? lp_msg_meta(req->reply) : NULL;
-    int64_t end_ns = req->answer_ns ? req->answer_ns : lp_mono_ns();
-    int64_t duration_ns = end_ns - req->start_ns;
-    json_object_set_new(rec, "request_id", json_string(req->idstr));
-    json_object_set_new(rec, "call_type", json_string(s_call_type(req->call)));
-    json_object_set_new(rec, "api_key", json_string(req->key_hash));
-    json_object_set_new(rec, "model_group", req->group ? json_string(req->group) : json_null());
+    if (!meta)
+        return;
     s_copy(rec, "model", meta, "provider_model");
     s_copy(rec, "model_id", meta, "deployment");
     s_copy(rec, "custom_llm_provider", meta, "provider");
     s_copy(rec, "api_base", meta, "api_base");
     s_copy(rec, "worker", meta, "worker");
-    json_object_set_new(rec, "user", req->user ? lp_json_text(req->user) : json_null());
     const json_t *usage = json_object_get(meta, "usage");
     json_object_set_new(rec, "prompt_tokens", json_integer(lp_json_int(usage, "prompt_tokens", 0)));
     json_object_set_new(rec, "completion_tokens",
                         json_integer(lp_json_int(usage, "completion_tokens", 0)));
     json_object_set_new(rec, "total_tokens", json_integer(lp_json_int(usage, "total_tokens", 0)));
+    json_object_set_new(rec, "usage_estimated",
+                        json_boolean(lp_json_bool(meta, "usage_estimated", false)));
     json_object_set_new(rec, "spend", json_real(lp_json_num(meta, "cost", 0)));
+    json_object_set_new(rec, "attempts", json_integer(lp_json_int(meta, "attempts", 0)));
+    json_object_set_new(rec, "retries", json_integer(lp_json_int(meta, "retries", 0)));
+    long long upstream_us = lp_json_int(meta, "upstream_us", -1);
+    long long ttfb_us = lp_json_int(meta, "ttfb_us", -1);
+    json_object_set_new(rec, "upstream_ms",
+                        upstream_us >= 0 ? json_real((double)upstream_us / 1e3) : json_null());
+    json_object_set_new(rec, "ttft_ms",
+                        ttfb_us >= 0 ? json_real((double)ttfb_us / 1e3) : json_null());
+}
+
+json_t *gw_record_build(const gw_req_t *req, bool delivered)
+{
+    json_t *rec = json_object();
+    /* The worker's last word (END/ERROR); for a stream, its HEAD until the END comes. */
+    const json_t *meta = req->reply  ? lp_msg_meta(req->reply)
+                         : req->head ? lp_msg_meta(req->head)
+                                     : NULL;
+    int64_t end_ns = lp_mono_ns();
+    if (!req->streaming && req->answer_ns)
+        end_ns = req->answer_ns;
+    int64_t duration_ns = end_ns - req->start_ns;
+    json_object_set_new(rec, "request_id", json_string(req->idstr));
+    json_object_set_new(rec, "call_type", json_string(s_call_type(req->call)));
+    json_object_set_new(rec, "api_key", json_string(req->key_hash));
+    json_object_set_new(rec, "model_group", req->group ? json_string(req->group) : json_null());
+    json_object_set_new(rec, "user", req->user ? lp_json_text(req->user) : json_null());
+    json_object_set_new(rec, "stream", json_boolean(req->stream));
+    gw_record_apply(rec, meta);
     s_time(rec, "startTime", req->start_wall_ns);
     s_time(rec, "endTime", req->start_wall_ns + duration_ns);
     long long ttfb_us = lp_json_int(meta, "ttfb_us", -1);
-    long long upstream_us = lp_json_int(meta, "upstream_us", -1);
     if (req->stream && ttfb_us >= 0 && req->sent_ns)
         s_time(rec, "completionStartTime",
                req->start_wall_ns + (req->sent_ns - req->start_ns) + ttfb_us * 1000);
     else
         s_time(rec, "completionStartTime", req->start_wall_ns + duration_ns);
-    bool ok = req->status >= 200 && req->status < 300 && delivered;
+    int status = req->status;
+    if (req->reply && req->streaming)
+        status = (int)lp_msg_meta_int(req->reply, "status", status);
+    if (req->client_gone)
+        status = 499;
+    bool ok = status >= 200 && status < 300 && delivered;
     json_object_set_new(rec, "status", json_string(ok ? "success" : "failure"));
-    json_object_set_new(rec, "http_status", json_integer(req->status));
-    s_copy(rec, "error_code", req->status >= 400 ? meta : NULL, "code");
-    if (req->status >= 400 && !meta) {
+    json_object_set_new(rec, "http_status", json_integer(status));
+    s_copy(rec, "error_code", status >= 400 ? meta : NULL, "code");
+    if (req->client_gone) {
+        json_object_set_new(rec, "error_code", json_string("client_closed_request"));
+    } else if (status >= 400 && !req->reply && req->local) {
         /* Refused by the gateway itself: the code is in the local error body. */
-        json_t *body = req->local ? json_loadb(req->local, req->local_len, 0, NULL) : NULL;
+        json_t *body = json_loadb(req->local, req->local_len, 0, NULL);
         const char *code = lp_json_str(json_object_get(body, "error"), "code");
         json_object_set_new(rec, "error_code", code ? json_string(code) : json_null());
         json_decref(body);
     }
-    json_object_set_new(rec, "attempts", json_integer(lp_json_int(meta, "attempts", 0)));
-    json_object_set_new(rec, "retries", json_integer(lp_json_int(meta, "retries", 0)));
     json_object_set_new(rec, "duration_ms", json_real((double)duration_ns / 1e6));
-    json_object_set_new(rec, "upstream_ms",
-                        upstream_us >= 0 ? json_real((double)upstream_us / 1e3) : json_null());
-    json_object_set_new(rec, "ttft_ms",
-                        ttfb_us >= 0 ? json_real((double)ttfb_us / 1e3) : json_null());
     json_object_set_new(rec, "cache_hit", json_false());
-    json_object_set_new(rec, "client_gone", json_boolean(!delivered));
+    json_object_set_new(rec, "client_gone", json_boolean(req->client_gone || !delivered));
     return rec;
 }
 
-void gw_record_send(gw_req_t *req, bool delivered)
+static void s_send(gw_server_t *srv, const uint8_t *id, json_t *rec)
 {
-    gw_server_t *srv = req->srv;
-    json_t *rec = gw_record_build(req, delivered);
     size_t len = 0;
     char *text = lp_json_dump(rec, &len);
-    json_decref(rec);
-    lp_msg_t *m = lp_msg_new(LP_CMD_RECORD, req->id);
+    lp_msg_t *m = lp_msg_new(LP_CMD_RECORD, id);
     lp_msg_give_body(m, text, len);
     if (lp_msg_send(&m, srv->logger) == 0) {
         srv->stats.records_sent++;
@@ -106,6 +126,97 @@ void gw_record_send(gw_req_t *req, bool delivered)
     lp_msg_destroy(&m);
     /* Counted and reported, never silent; the logger link's queue holds LP_ZMQ_HWM records. */
     if (srv->stats.records_dropped++ % 1000 == 0)
-        rlog_warn(req->idstr, "usage record dropped: logger link full (%s); %llu dropped so far",
-                  zmq_strerror(errno), (unsigned long long)srv->stats.records_dropped);
+        log_warn("usage record dropped: logger link full (%s); %llu dropped so far",
+                 zmq_strerror(errno), (unsigned long long)srv->stats.records_dropped);
+}
+
+/* ---- pending records ---- */
+
+typedef struct {
+    gw_server_t *srv;
+    uint8_t id[LP_REQ_ID_LEN];
+    json_t *rec;     /* set when the request completed */
+    lp_msg_t *final; /* set when the worker's last word came */
+    lp_timer_t timer;
+} s_pending_t;
+
+static void s_pending_close(s_pending_t *p)
+{
+    if (p->rec) {
+        if (p->final)
+            gw_record_apply(p->rec, lp_msg_meta(p->final));
+        s_send(p->srv, p->id, p->rec);
+        json_decref(p->rec);
+    }
+    lp_timer_stop(p->srv->loop, &p->timer);
+    lp_map_remove(p->srv->pending, p->id, LP_REQ_ID_LEN);
+    lp_msg_destroy(&p->final);
+    free(p);
+}
+
+static int s_on_pending_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    s_pending_close(arg);
+    return 0;
+}
+
+void gw_pending_open(gw_server_t *srv, const uint8_t *id)
+{
+    if (lp_map_get(srv->pending, id, LP_REQ_ID_LEN))
+        return;
+    s_pending_t *p = lp_calloc(1, sizeof *p);
+    p->srv = srv;
+    memcpy(p->id, id, LP_REQ_ID_LEN);
+    lp_map_put(srv->pending, p->id, LP_REQ_ID_LEN, p);
+    lp_timer_start(srv->loop, &p->timer, GW_PENDING_MS, s_on_pending_timeout, p);
+}
+
+bool gw_pending_final(gw_server_t *srv, lp_msg_t **msg)
+{
+    const uint8_t *id = lp_msg_req_id(*msg);
+    s_pending_t *p = id ? lp_map_get(srv->pending, id, LP_REQ_ID_LEN) : NULL;
+    if (!p)
+        return false;
+    lp_msg_destroy(&p->final);
+    p->final = *msg;
+    *msg = NULL;
+    if (p->rec)
+        s_pending_close(p);
+    return true;
+}
+
+static bool s_collect(const void *key, size_t len, void *value, void *arg)
+{
+    LP_UNUSED(key);
+    LP_UNUSED(len);
+    s_pending_t ***cursor = arg;
+    *(*cursor)++ = value;
+    return true;
+}
+
+void gw_pending_flush(gw_server_t *srv)
+{
+    size_t n = lp_map_size(srv->pending);
+    s_pending_t **all = lp_calloc(n ? n : 1, sizeof *all), **cursor = all;
+    lp_map_each(srv->pending, s_collect, &cursor);
+    for (size_t i = 0; i < n; i++)
+        s_pending_close(all[i]);
+    free(all);
+}
+
+void gw_record_send(gw_req_t *req, bool delivered)
+{
+    gw_server_t *srv = req->srv;
+    json_t *rec = gw_record_build(req, delivered);
+    s_pending_t *p = lp_map_get(srv->pending, req->id, LP_REQ_ID_LEN);
+    if (p && !p->rec) {
+        p->rec = rec;
+        if (p->final)
+            s_pending_close(p);
+        return;
+    }
+    s_send(srv, req->id, rec);
+    json_decref(rec);
 }

@@ -10,9 +10,26 @@
 
 #include "gw_req.h"
 
+/* How long a cancelled request's record waits for the worker's usage before it goes as is. */
+#define GW_PENDING_MS 3000
+
 /* Build the record of req. delivered: the answer reached the client. Caller owns it. */
 json_t *gw_record_build(const gw_req_t *req, bool delivered);
-/* Build and hand the record to the logger link (never blocks; counted when dropped). */
+/* Fill the record's fields that come from a worker's END/ERROR meta (usage, cost, where the
+ * call went, attempts, timings). */
+void gw_record_apply(json_t *rec, const json_t *meta);
+/* Build and hand the record to the logger link (never blocks; counted when dropped). A
+ * cancelled request's record is held until the worker's last word (gw_pending). */
 void gw_record_send(gw_req_t *req, bool delivered);
+
+/* Pending records: a request the gateway gave up on (client gone, timeout) still gets its
+ * worker's final END/ERROR, with the tokens used so far; its record waits for it. */
+/* Expect the final word for request id. */
+void gw_pending_open(gw_server_t *srv, const uint8_t *id);
+/* A final END/ERROR for a request no longer in flight: true when it belonged to a pending
+ * record (the message is consumed). */
+bool gw_pending_final(gw_server_t *srv, lp_msg_t **msg);
+/* Drop every pending entry, sending the records that are complete enough (shutdown). */
+void gw_pending_flush(gw_server_t *srv);
 
 #endif

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
+#include "gw_routes.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_time.h"
@@ -29,7 +31,16 @@ gw_req_t *gw_req_new(gw_server_t *srv, struct MHD_Connection *conn)
     self->id[8] = (uint8_t)((self->id[8] & 0x3f) | 0x80);
     lp_req_id_format(self->id, self->idstr);
     self->content_type = "application/json";
+    self->watch_fd = -1;
     return self;
+}
+
+static void s_unwatch(gw_req_t *self)
+{
+    if (self->watch_fd >= 0) {
+        lp_loop_remove_fd(self->srv->loop, self->watch_fd);
+        self->watch_fd = -1;
+    }
 }
 
 void gw_req_destroy(gw_req_t **self_p)
@@ -38,6 +49,9 @@ void gw_req_destroy(gw_req_t **self_p)
     if (!self)
         return;
     lp_timer_stop(self->srv->loop, &self->deadline);
+    s_unwatch(self);
+    gw_stream_free(&self->out);
+    lp_msg_destroy(&self->head);
     lp_buf_free(&self->body);
     free(self->group);
     free(self->user);
@@ -57,8 +71,8 @@ void gw_req_answer(gw_req_t *self, int status, char *body, size_t len)
     self->answer_ns = lp_mono_ns();
 }
 
-void gw_req_fail(gw_req_t *self, int status, const char *code, const char *param,
-                 const char *fmt, ...)
+void gw_req_fail(gw_req_t *self, int status, const char *code, const char *param, const char *fmt,
+                 ...)
 {
     char msg[1024];
     va_list ap;
@@ -108,18 +122,18 @@ static void s_header_num(struct MHD_Response *r, const char *name, double v, boo
 }
 
 /* The x-litellm-* headers LiteLLM clients read: where the call went, what it cost, and
- * how much of the time was the proxy's own. */
+ * how much of the time was the proxy's own (for a stream: until its first byte). */
 static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total_ms)
 {
     if (self->group)
         s_header(r, "x-litellm-model-group", self->group);
-    if (!self->reply)
+    lp_msg_t *from = self->streaming ? self->head : self->reply;
+    if (!from)
         return;
-    const json_t *meta = lp_msg_meta(self->reply);
+    const json_t *meta = lp_msg_meta(from);
     s_header(r, "x-litellm-model-id", lp_json_str(meta, "deployment"));
     s_header(r, "x-litellm-model-api-base", lp_json_str(meta, "api_base"));
-    s_header_num(r, "x-litellm-attempted-retries", (double)lp_json_int(meta, "retries", 0),
-                 true);
+    s_header_num(r, "x-litellm-attempted-retries", (double)lp_json_int(meta, "retries", 0), true);
     json_t *cost = json_object_get(meta, "cost");
     if (json_is_number(cost)) {
         char buf[48];
@@ -136,15 +150,50 @@ static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total
         s_header_num(r, "retry-after", (double)((retry_ms + 999) / 1000), true);
 }
 
-enum MHD_Result gw_req_queue(gw_req_t *self)
+static void s_send_credit(gw_req_t *self)
 {
+    lp_msg_t *m = lp_msg_new(LP_CMD_CREDIT, self->id);
+    json_object_set_new(lp_msg_meta_rw(m), "bytes", json_integer((json_int_t)self->out.unacked));
+    self->out.unacked = 0;
+    if (lp_msg_send(&m, self->srv->router) < 0)
+        lp_msg_destroy(&m);
+}
+
+/* MHD's content reader for streams: hand over what is queued; when nothing is, suspend
+ * until the next CHUNK (returning 0 with the connection suspended, as MHD asks). */
+static ssize_t s_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    LP_UNUSED(pos);
+    gw_req_t *self = cls;
+    size_t n = gw_stream_read(&self->out, buf, max);
+    if (self->out.unacked >= GW_CREDIT_STEP && !self->out.done)
+        s_send_credit(self);
+    if (n > 0)
+        return (ssize_t)n;
+    if (self->out.done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    gw_req_suspend(self);
+    return 0;
+}
+
+static struct MHD_Response *s_response(gw_req_t *self)
+{
+    if (self->streaming) {
+        self->content_type = "text/event-stream";
+        return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, GW_STREAM_BLOCK, s_reader, self,
+                                                 NULL);
+    }
     const void *data = self->local;
     size_t len = self->local_len;
     if (self->reply)
         data = lp_msg_body(self->reply, &len);
     /* The buffer lives in this request until MHD reports it complete: no copy. */
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    return MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+}
+
+enum MHD_Result gw_req_queue(gw_req_t *self)
+{
+    struct MHD_Response *r = s_response(self);
     if (!r)
         return MHD_NO;
     double total_ms = (double)(lp_mono_ns() - self->start_ns) / 1e6;
@@ -156,8 +205,65 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
         s_model_headers(self, r, total_ms);
     if (self->status == 401)
         s_header(r, "www-authenticate", "Bearer");
+    if (self->streaming) {
+        s_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        s_header(r, "x-accel-buffering", "no");
+    }
     enum MHD_Result ok = MHD_queue_response(self->conn, (unsigned)self->status, r);
     MHD_destroy_response(r);
     self->state = GW_REQ_QUEUED;
     return ok;
+}
+
+static int s_on_client_fd(lp_loop_t *loop, int fd, uint32_t events, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(fd);
+    LP_UNUSED(events);
+    gw_req_t *self = arg;
+    s_unwatch(self);
+    gw_client_gone(self);
+    return 0;
+}
+
+void gw_req_suspend(gw_req_t *self)
+{
+    if (self->suspended)
+        return;
+    MHD_suspend_connection(self->conn);
+    self->suspended = true;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(self->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    /* EPOLLRDHUP: the peer closed its side. Our own epoll set, next to MHD's. */
+    if (info &&
+        lp_loop_add_fd(self->srv->loop, info->connect_fd, EPOLLRDHUP, s_on_client_fd, self) == 0)
+        self->watch_fd = info->connect_fd;
+}
+
+void gw_req_resume(gw_req_t *self)
+{
+    if (!self->suspended)
+        return;
+    s_unwatch(self);
+    self->suspended = false;
+    MHD_resume_connection(self->conn);
+    self->srv->resumed = true;
+}
+
+void gw_req_stream_begin(gw_req_t *self, lp_msg_t **head)
+{
+    lp_msg_destroy(&self->head);
+    self->head = *head;
+    *head = NULL;
+    self->streaming = true;
+    self->status = 200;
+    self->state = GW_REQ_ANSWERED;
+    self->answer_ns = lp_mono_ns();
+}
+
+void gw_req_stream_error(gw_req_t *self, const void *error_json, size_t len)
+{
+    gw_stream_push_copy(&self->out, "data: ", 6);
+    gw_stream_push_copy(&self->out, error_json, len);
+    gw_stream_push_copy(&self->out, "\n\n", 2);
 }

@@ -11,10 +11,14 @@
 #include <stdint.h>
 
 #include "gw_server.h"
+#include "gw_stream.h"
 #include "lp_buf.h"
 #include "lp_crypto.h"
 #include "lp_loop.h"
 #include "lp_msg.h"
+
+/* Bytes MHD asks the stream reader for at most per call. */
+#define GW_STREAM_BLOCK (32 * 1024)
 
 typedef enum { GW_CALL_NONE = 0, GW_CALL_CHAT, GW_CALL_COMPLETION, GW_CALL_EMBEDDING } gw_call_t;
 
@@ -38,8 +42,8 @@ struct gw_req {
     uint8_t id[LP_REQ_ID_LEN];
     char idstr[LP_REQ_ID_STR_LEN];
     int64_t start_ns, start_wall_ns;
-    int64_t sent_ns;    /* when the REQUEST left for the router */
-    int64_t answer_ns;  /* when the answer was known */
+    int64_t sent_ns;   /* when the REQUEST left for the router */
+    int64_t answer_ns; /* when the answer was known */
     bool authed;
     char key_hash[LP_SHA256_HEX_LEN]; /* sha256 of the caller's key */
 
@@ -56,6 +60,15 @@ struct gw_req {
     size_t local_len;
     const char *content_type;
     lp_timer_t deadline;
+    long long attempt_ms; /* per-attempt timeout, the idle limit of a stream */
+
+    /* streams and suspension */
+    bool streaming;   /* a HEAD came: the SSE response is queued with MHD */
+    gw_stream_t out;  /* stream bytes waiting for MHD */
+    lp_msg_t *head;   /* the HEAD (its meta describes the deployment) */
+    bool suspended;   /* the connection is suspended (waiting, or the reader is starved) */
+    int watch_fd;     /* client socket watched for hang-up while suspended, -1 when not */
+    bool client_gone; /* the client hung up before the answer was complete */
 };
 
 /* A request on conn; the id is fresh and random. */
@@ -66,13 +79,23 @@ void gw_req_destroy(gw_req_t **self_p);
 /* Answer with a JSON body built here (takes the malloc'd body). */
 void gw_req_answer(gw_req_t *self, int status, char *body, size_t len);
 /* Answer with an OpenAI-shaped error; code NULL = status as a string; param may be NULL. */
-void gw_req_fail(gw_req_t *self, int status, const char *code, const char *param,
-                 const char *fmt, ...) LP_PRINTF(5, 6);
+void gw_req_fail(gw_req_t *self, int status, const char *code, const char *param, const char *fmt,
+                 ...) LP_PRINTF(5, 6);
 /* Answer with the router's END or ERROR (taken). */
 void gw_req_answer_reply(gw_req_t *self, lp_msg_t **reply);
 /* Hand the answer to MHD with the proxy's headers. MHD_NO when MHD refuses it. */
 enum MHD_Result gw_req_queue(gw_req_t *self);
 /* Value of a request header (case-insensitive), or NULL. Borrowed from MHD. */
 const char *gw_req_header(gw_req_t *self, const char *name);
+
+/* Suspend the connection while the answer is not there, watching the client socket so a
+ * hang-up is noticed at once (MHD does not see one on a suspended connection). */
+void gw_req_suspend(gw_req_t *self);
+/* Resume a suspended connection (no-op otherwise); MHD runs it before the loop sleeps. */
+void gw_req_resume(gw_req_t *self);
+/* The router's HEAD (taken): the answer is a stream from now on. */
+void gw_req_stream_begin(gw_req_t *self, lp_msg_t **head);
+/* Queue an SSE error event for the client (a stream that cannot go on). */
+void gw_req_stream_error(gw_req_t *self, const void *error_json, size_t len);
 
 #endif

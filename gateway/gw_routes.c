@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <zmq.h>
 
+#include "gw_record.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_time.h"
@@ -47,9 +48,10 @@ static void s_readiness(gw_req_t *req)
     json_object_set_new(o, "router", json_string(router ? "connected" : "unreachable"));
     json_object_set_new(o, "workers", json_integer(router ? srv->workers : 0));
     json_object_set_new(o, "logger", json_string(logger ? "connected" : "unreachable"));
-    json_object_set_new(o, "db", json_string(!srv->cfg->database_url ? "not configured"
-                                             : logger               ? srv->db_state
-                                                                    : "unknown"));
+    json_object_set_new(o, "db",
+                        json_string(!srv->cfg->database_url ? "not configured"
+                                    : logger                ? srv->db_state
+                                                            : "unknown"));
     json_object_set_new(o, "cache", json_null());
     json_object_set_new(o, "litellm_version", json_string(LP_VERSION));
     json_object_set_new(o, "last_updated", json_string(now));
@@ -208,11 +210,6 @@ static void s_model_call(gw_req_t *req)
     json_decref(body);
     if (!ok)
         return;
-    if (req->stream) {
-        gw_req_fail(req, 400, "stream_not_supported", "stream",
-                    "stream: true is not supported by this build yet");
-        return;
-    }
     json_t *meta = json_object();
     json_object_set_new(meta, "model", json_string(req->group));
     json_object_set_new(meta, "call_type", json_string(s_call_name(req->call)));
@@ -228,8 +225,16 @@ static int s_on_deadline(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     LP_UNUSED(loop);
     LP_UNUSED(timer);
     gw_req_t *req = arg;
-    gw_abandon(req, 504, "gateway_timeout", "no answer from the proxy's router in time");
+    gw_abandon(req, 504, "gateway_timeout",
+               req->streaming ? "the stream stalled: no data from the proxy's router in time"
+                              : "no answer from the proxy's router in time");
     return 0;
+}
+
+void gw_arm_deadline(gw_req_t *req)
+{
+    lp_timer_start(req->srv->loop, &req->deadline, req->attempt_ms + GW_DEADLINE_SLACK_MS,
+                   s_on_deadline, req);
 }
 
 void gw_forward(gw_req_t *req, json_t *meta)
@@ -237,8 +242,8 @@ void gw_forward(gw_req_t *req, json_t *meta)
     gw_server_t *srv = req->srv;
     if (lp_mono_ns() >= srv->router_expiry_ns) {
         json_decref(meta);
-        gw_req_fail(req, 503, "router_unavailable",
-                    NULL, "the proxy's router is not answering; try again shortly");
+        gw_req_fail(req, 503, "router_unavailable", NULL,
+                    "the proxy's router is not answering; try again shortly");
         return;
     }
     lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, req->id);
@@ -257,6 +262,7 @@ void gw_forward(gw_req_t *req, json_t *meta)
     double per_try = (double)lp_json_int(meta, "timeout_ms", 0);
     if (per_try <= 0)
         per_try = srv->cfg->timeout_s * 1000.0;
+    req->attempt_ms = (long long)per_try;
     long long deadline = (long long)(per_try * (srv->cfg->num_retries + 1)) + GW_DEADLINE_SLACK_MS;
     json_decref(meta);
     lp_map_put(srv->inflight, req->id, LP_REQ_ID_LEN, req);
@@ -269,17 +275,37 @@ void gw_forward(gw_req_t *req, json_t *meta)
 void gw_abandon(gw_req_t *req, int status, const char *code, const char *message)
 {
     gw_server_t *srv = req->srv;
-    if (req->state != GW_REQ_WAITING)
+    bool waiting = req->state == GW_REQ_WAITING;
+    bool streaming = req->streaming && !req->out.done;
+    if (!waiting && !streaming)
         return;
     lp_map_remove(srv->inflight, req->id, LP_REQ_ID_LEN);
     lp_timer_stop(srv->loop, &req->deadline);
     lp_msg_t *cancel = lp_msg_new(LP_CMD_CANCEL, req->id);
     if (lp_msg_send(&cancel, srv->router) < 0)
         lp_msg_destroy(&cancel);
+    /* The worker answers a CANCEL with the usage so far; the record waits for it. */
+    gw_pending_open(srv, req->id);
     rlog_warn(req->idstr, "%d %s", status, message);
-    gw_req_fail(req, status, code, NULL, "%s", message);
-    MHD_resume_connection(req->conn);
-    srv->resumed = true;
+    if (waiting) {
+        gw_req_fail(req, status, code, NULL, "%s", message);
+    } else {
+        if (!req->client_gone) {
+            size_t len = 0;
+            char *err = lp_error_body(status, NULL, code, NULL, message, &len);
+            gw_req_stream_error(req, err, len);
+            free(err);
+        }
+        req->out.done = true;
+        req->status = status;
+    }
+    gw_req_resume(req);
+}
+
+void gw_client_gone(gw_req_t *req)
+{
+    req->client_gone = true;
+    gw_abandon(req, 499, "client_closed_request", "the client closed the connection");
 }
 
 static const gw_route_t s_routes[] = {

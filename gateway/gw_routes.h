@@ -23,7 +23,14 @@ const gw_route_t *gw_route_find(const char *method, const char *path, bool *know
 /* Send a REQUEST built from req to the router and mark req waiting (the caller suspends
  * the connection). On failure req is answered with 503 instead. meta is taken. */
 void gw_forward(gw_req_t *req, json_t *meta);
-/* Answer a waiting request with a gateway-side error and tell the router to drop it. */
+/* Restart a streaming request's deadline: the per-attempt timeout from now. */
+void gw_arm_deadline(gw_req_t *req);
+/* Give up on a request the router still has: tell the router to drop it (the worker aborts
+ * the provider call) and answer the client with an error, or end its stream with an error
+ * event. */
 void gw_abandon(gw_req_t *req, int status, const char *code, const char *message);
+/* The client hung up while its answer was pending: cancel upstream; the usage record waits
+ * for the worker's last word (gw_pending). */
+void gw_client_gone(gw_req_t *req);
 
 #endif

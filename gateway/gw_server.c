@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "gw_http.h"
+#include "gw_record.h"
 #include "gw_req.h"
 #include "gw_routes.h"
 #include "lp_crypto.h"
@@ -35,27 +36,59 @@ static int64_t s_liveness_ns(void)
     return (int64_t)LP_HEARTBEAT_MS * LP_HEARTBEAT_LIVENESS * LP_NS_PER_MS;
 }
 
-/* Answer a suspended request and wake its connection. */
-static void s_resume(gw_server_t *self, gw_req_t *req)
-{
-    lp_map_remove(self->inflight, req->id, LP_REQ_ID_LEN);
-    lp_timer_stop(self->loop, &req->deadline);
-    MHD_resume_connection(req->conn);
-    self->resumed = true;
-}
-
+/* A message from the router for one request: the start of a stream, a piece of it, or the
+ * last word (END/ERROR), which also completes the record of a request already given up. */
 static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
 {
     const uint8_t *id = lp_msg_req_id(*msg);
     gw_req_t *req = id ? lp_map_get(self->inflight, id, LP_REQ_ID_LEN) : NULL;
-    if (!req || req->state != GW_REQ_WAITING) {
+    lp_cmd_t cmd = lp_msg_cmd(*msg);
+    if (!req) {
+        if ((cmd == LP_CMD_END || cmd == LP_CMD_ERROR) && gw_pending_final(self, msg))
+            return;
         char idstr[LP_REQ_ID_STR_LEN];
-        log_debug("late %s for %s dropped", lp_cmd_name(lp_msg_cmd(*msg)),
-                  lp_msg_req_id_str(*msg, idstr));
+        log_debug("late %s for %s dropped", lp_cmd_name(cmd), lp_msg_req_id_str(*msg, idstr));
         return;
     }
-    gw_req_answer_reply(req, msg);
-    s_resume(self, req);
+    switch (cmd) {
+    case LP_CMD_HEAD:
+        if (req->state != GW_REQ_WAITING)
+            return;
+        gw_req_stream_begin(req, msg);
+        gw_arm_deadline(req);
+        gw_req_resume(req);
+        return;
+    case LP_CMD_CHUNK:
+        if (!req->streaming)
+            return;
+        gw_stream_push(&req->out, msg);
+        gw_arm_deadline(req);
+        gw_req_resume(req);
+        return;
+    default:
+        break;
+    }
+    lp_map_remove(self->inflight, req->id, LP_REQ_ID_LEN);
+    lp_timer_stop(self->loop, &req->deadline);
+    if (!req->streaming) {
+        gw_req_answer_reply(req, msg);
+    } else {
+        size_t len = 0;
+        const void *body = lp_msg_body(*msg, &len);
+        if (cmd == LP_CMD_END) {
+            /* The worker's last bytes (terminator or error event), shared, not copied. */
+            lp_msg_t *bytes = lp_msg_new(LP_CMD_CHUNK, NULL);
+            lp_msg_share_body(bytes, *msg);
+            gw_stream_push(&req->out, &bytes);
+        } else {
+            gw_req_stream_error(req, body, len); /* the worker died mid-stream */
+        }
+        lp_msg_destroy(&req->reply);
+        req->reply = *msg;
+        *msg = NULL;
+        req->out.done = true;
+    }
+    gw_req_resume(req);
 }
 
 static bool s_collect(const void *key, size_t len, void *value, void *arg)
@@ -67,7 +100,7 @@ static bool s_collect(const void *key, size_t len, void *value, void *arg)
     return true;
 }
 
-/* Answer every request waiting on the router (router lost, or shutting down). */
+/* Give up on every request the router has (router lost, or shutting down). */
 static void s_fail_inflight(gw_server_t *self, int status, const char *code, const char *why)
 {
     size_t n = lp_map_size(self->inflight);
@@ -75,10 +108,8 @@ static void s_fail_inflight(gw_server_t *self, int status, const char *code, con
         return;
     gw_req_t **all = lp_calloc(n, sizeof *all), **cursor = all;
     lp_map_each(self->inflight, s_collect, &cursor);
-    for (size_t i = 0; i < n; i++) {
-        gw_req_fail(all[i], status, code, NULL, "%s", why);
-        s_resume(self, all[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        gw_abandon(all[i], status, code, why);
     free(all);
 }
 
@@ -102,6 +133,8 @@ static int s_on_router(lp_loop_t *loop, void *socket, void *arg)
             self->router_expiry_ns = lp_loop_now_ns(loop) + s_liveness_ns();
             self->workers = lp_msg_meta_int(msg, "workers", 0);
             break;
+        case LP_CMD_HEAD:
+        case LP_CMD_CHUNK:
         case LP_CMD_END:
         case LP_CMD_ERROR:
             s_on_reply(self, &msg);
@@ -271,6 +304,7 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
     lp_sha256_hex(self->cfg->master_key, strlen(self->cfg->master_key), hash);
     self->master_hash = lp_strdup(hash);
     self->inflight = lp_map_new();
+    self->pending = lp_map_new();
     self->zctx = zmq_ctx_new();
     self->loop = lp_loop_new();
     if (!self->zctx || !self->loop) {
@@ -286,13 +320,13 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
         goto fail;
     int linger = GW_LOGGER_LINGER_MS;
     zmq_setsockopt(self->logger, ZMQ_LINGER, &linger, sizeof linger);
-    self->httpd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-        gw_http_access, self, MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)GW_CONNECTION_LIMIT,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
-        MHD_OPTION_END);
+    self->httpd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                                   (uint16_t)port, NULL, NULL, gw_http_access, self,
+                                   MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_CONNECTION_TIMEOUT_S,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)GW_CONNECTION_LIMIT,
+                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+                                   MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self, MHD_OPTION_END);
     if (!self->httpd) {
         lp_err_set(err, "cannot listen on port %d: %s", port, strerror(errno));
         goto fail;
@@ -338,6 +372,9 @@ void gw_server_destroy(gw_server_t **self_p)
         lp_timer_stop(self->loop, &self->drain);
         lp_timer_stop(self->loop, &self->httpd_timer);
     }
+    if (self->pending && self->loop)
+        gw_pending_flush(self);
+    lp_map_destroy(&self->pending);
     lp_map_destroy(&self->inflight);
     lp_zmq_close(&self->router);
     lp_zmq_close(&self->logger);

@@ -25,9 +25,9 @@
 typedef struct gw_server gw_server_t;
 
 typedef struct {
-    uint64_t requests;       /* HTTP requests completed */
-    uint64_t records_sent;   /* usage records handed to the logger link */
-    uint64_t records_dropped;/* usage records the logger link could not take */
+    uint64_t requests;        /* HTTP requests completed */
+    uint64_t records_sent;    /* usage records handed to the logger link */
+    uint64_t records_dropped; /* usage records the logger link could not take */
 } gw_stats_t;
 
 struct gw_server {
@@ -39,6 +39,7 @@ struct gw_server {
     struct MHD_Daemon *httpd;
     int httpd_fd;       /* MHD's epoll fd, watched by our loop */
     lp_map_t *inflight; /* request id -> gw_req_t waiting for the router */
+    lp_map_t *pending;  /* request id -> record waiting for a cancelled job's usage */
     char *master_hash;  /* sha256 hex of the master key (spend rows name it so) */
     int64_t started_wall_ns;
     lp_timer_t heartbeat;

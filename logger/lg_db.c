@@ -113,11 +113,11 @@ static s_row_t *s_row_new(const json_t *rec)
             row->v[i] = lp_strdup(lp_json_bool(rec, "cache_hit", false) ? "True" : "False");
         } else if (strcmp(c->column, "metadata") == 0) {
             json_t *md = json_object();
-            json_object_set_new(md, "user_api_key", json_string(lp_json_str(rec, "api_key")
-                                                                     ? lp_json_str(rec, "api_key")
-                                                                     : ""));
-            static const char *keys[] = {"retries",     "duration_ms", "upstream_ms",
-                                         "client_gone", "worker"};
+            json_object_set_new(
+                md, "user_api_key",
+                json_string(lp_json_str(rec, "api_key") ? lp_json_str(rec, "api_key") : ""));
+            static const char *keys[] = {"retries", "duration_ms", "upstream_ms", "client_gone",
+                                         "worker"};
             for (size_t k = 0; k < LP_ARRAY_LEN(keys); k++) {
                 json_t *v = json_object_get(rec, keys[k]);
                 if (v)
@@ -213,10 +213,11 @@ static const char *s_pq_error(PGconn *conn, char *buf, size_t size)
 static void s_connect(lg_db_t *self)
 {
     /* Bounded waits so a frozen server is noticed: connect, statement and TCP timeouts. */
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", "options",
-                          "keepalives_idle", "tcp_user_timeout", NULL};
-    const char *vals[] = {self->url, "llm-proxy-logger", "5", "-c statement_timeout=15000",
-                          "10", "10000", NULL};
+    const char *keys[] = {"dbname",  "application_name", "connect_timeout",
+                          "options", "keepalives_idle",  "tcp_user_timeout",
+                          NULL};
+    const char *vals[] = {
+        self->url, "llm-proxy-logger", "5", "-c statement_timeout=15000", "10", "10000", NULL};
     self->conn = PQconnectStartParams(keys, vals, 1);
     char err[256];
     if (!self->conn || PQstatus(self->conn) == CONNECTION_BAD) {
@@ -479,8 +480,7 @@ int lg_db_push(lg_db_t *self, const json_t *record)
     if (self->len >= LG_DB_QUEUE_MAX) {
         if (self->stats.dropped++ % 1000 == 0)
             log_error("usage queue full (%d records, PostgreSQL %s): %llu record(s) dropped",
-                      LG_DB_QUEUE_MAX, lg_db_state(self),
-                      (unsigned long long)self->stats.dropped);
+                      LG_DB_QUEUE_MAX, lg_db_state(self), (unsigned long long)self->stats.dropped);
         return -1;
     }
     s_row_t *row = s_row_new(record);

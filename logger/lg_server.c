@@ -179,8 +179,8 @@ int lg_server_run(lg_server_t *self)
         const lg_db_stats_t *st = lg_db_stats(self->db);
         log_info("stopped: %llu record(s) received, %llu written, %llu rejected, %llu "
                  "dropped, %zu unwritten",
-                 self->records, (unsigned long long)st->written,
-                 (unsigned long long)st->rejected, (unsigned long long)st->dropped, left);
+                 self->records, (unsigned long long)st->written, (unsigned long long)st->rejected,
+                 (unsigned long long)st->dropped, left);
     }
     return rc;
 }

@@ -15,8 +15,7 @@
 typedef struct lg_server lg_server_t;
 
 /* A logger bound to endpoint; takes the config (database_url, proxy_batch_write_at). */
-lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, lg_format_t format,
-                           char *err);
+lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, lg_format_t format, char *err);
 /* Free; NULL-safe, nulls the pointer. */
 void lg_server_destroy(lg_server_t **self_p);
 /* Run until SIGINT/SIGTERM, then flush; 0 on a clean stop. */

@@ -51,9 +51,9 @@ void lp_msg_destroy(lp_msg_t **self_p)
 
 const char *lp_cmd_name(int cmd)
 {
-    static const char *names[] = {"?",     "READY", "HEARTBEAT", "DISCONNECT",
-                                  "REQUEST", "HEAD", "CHUNK",    "END",
-                                  "ERROR", "CANCEL", "RECORD",   "ACK"};
+    static const char *names[] = {"?",      "READY", "HEARTBEAT", "DISCONNECT", "REQUEST",
+                                  "HEAD",   "CHUNK", "END",       "ERROR",      "CANCEL",
+                                  "RECORD", "ACK",   "CREDIT"};
     return cmd >= 0 && (size_t)cmd < LP_ARRAY_LEN(names) ? names[cmd] : "?";
 }
 

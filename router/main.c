@@ -16,11 +16,12 @@ int main(int argc, char **argv)
         LP_DAEMON_OPTS,
         {"frontend", "LP_ROUTER_FRONTEND", LP_DEFAULT_ROUTER_FRONTEND,
          "endpoint to bind for gateways", NULL},
-        {"backend", "LP_ROUTER_BACKEND", LP_DEFAULT_ROUTER_BACKEND,
-         "endpoint to bind for workers", NULL},
+        {"backend", "LP_ROUTER_BACKEND", LP_DEFAULT_ROUTER_BACKEND, "endpoint to bind for workers",
+         NULL},
     };
     lp_cfg_t *cfg = NULL;
-    int rc = lp_daemon_start(argc, argv, "router", "llm-proxy router: picks deployments, "
+    int rc = lp_daemon_start(argc, argv, "router",
+                             "llm-proxy router: picks deployments, "
                              "retries, and balances jobs over workers.",
                              opts, LP_ARRAY_LEN(opts), &cfg);
     if (rc != 0)

@@ -22,8 +22,8 @@ struct rt_job {
     char idstr[LP_REQ_ID_STR_LEN];
     unsigned char *gw; /* gateway identity (owned) */
     size_t gwlen;
-    lp_msg_t *request; /* the gateway's REQUEST (owned); body shared with each attempt */
-    const char *group; /* borrowed from request meta */
+    lp_msg_t *request;   /* the gateway's REQUEST (owned); body shared with each attempt */
+    const char *group;   /* borrowed from request meta */
     rt_worker_t *worker; /* current worker; NULL while queued or backing off */
     int deployment;      /* index of the current attempt's deployment, -1 before the first */
     int tried[RT_MAX_TRIES];

@@ -62,8 +62,7 @@ int rt_select(const lp_cfg_t *cfg, const char *group, const int *tried, size_t n
         double total = 0;
         for (size_t i = 0; i < cfg->ndeployments; i++) {
             const lp_deployment_t *d = &cfg->deployments[i];
-            if (strcmp(d->model_name, group) == 0 &&
-                !(pass == 0 && s_tried(tried, ntried, (int)i)))
+            if (strcmp(d->model_name, group) == 0 && !(pass == 0 && s_tried(tried, ntried, (int)i)))
                 total += s_weight(d, basis);
         }
         double r = rt_random(rng) * total;

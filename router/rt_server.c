@@ -232,6 +232,18 @@ static void s_on_cancel(rt_server_t *self, lp_msg_t *msg)
         lp_msg_destroy(&cancel);
 }
 
+/* The gateway consumed stream bytes: pass the credit to the worker running the job. */
+static void s_on_credit(rt_server_t *self, lp_msg_t **msg)
+{
+    const uint8_t *id = lp_msg_req_id(*msg);
+    rt_job_t *job = id ? lp_map_get(self->jobs, id, LP_REQ_ID_LEN) : NULL;
+    if (!job || !job->worker)
+        return;
+    lp_msg_set_identity(*msg, job->worker->identity, job->worker->idlen);
+    if (lp_msg_send(msg, self->backend) < 0)
+        rlog_debug(job->idstr, "credit not delivered: %s", zmq_strerror(errno));
+}
+
 static int s_on_frontend(lp_loop_t *loop, void *socket, void *arg)
 {
     LP_UNUSED(loop);
@@ -254,6 +266,9 @@ static int s_on_frontend(lp_loop_t *loop, void *socket, void *arg)
             break;
         case LP_CMD_CANCEL:
             s_on_cancel(self, msg);
+            break;
+        case LP_CMD_CREDIT:
+            s_on_credit(self, &msg);
             break;
         default:
             log_warn("frontend: unexpected %s", lp_cmd_name(lp_msg_cmd(msg)));
@@ -345,10 +360,9 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
         long long wait = s_backoff_ms(self, job, *msg);
         if (wait >= 0) {
             job->retries++;
-            rlog_info(job->idstr, "attempt %d failed (%lld %s); retrying in %lld ms",
-                      job->attempts, lp_msg_meta_int(*msg, "status", 0),
-                      lp_msg_meta_str(*msg, "code") ? lp_msg_meta_str(*msg, "code") : "-",
-                      wait);
+            rlog_info(job->idstr, "attempt %d failed (%lld %s); retrying in %lld ms", job->attempts,
+                      lp_msg_meta_int(*msg, "status", 0),
+                      lp_msg_meta_str(*msg, "code") ? lp_msg_meta_str(*msg, "code") : "-", wait);
             if (wait == 0)
                 s_dispatch(self, job);
             else
@@ -360,8 +374,8 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
     json_t *meta = lp_msg_meta_rw(*msg);
     json_object_set_new(meta, "attempts", json_integer(job->attempts));
     json_object_set_new(meta, "retries", json_integer(job->retries));
-    if (!job->cancelled)
-        s_to_gateway(self, job, msg);
+    /* Also for a cancelled job: its last word carries the usage the gateway records. */
+    s_to_gateway(self, job, msg);
     s_job_free(self, job);
     s_drain_queue(self);
 }

@@ -22,8 +22,7 @@
 typedef struct rt_server rt_server_t;
 
 /* A router bound to the two endpoints; takes the config. NULL with a reason in err. */
-rt_server_t *rt_server_new(lp_cfg_t **cfg, const char *frontend, const char *backend,
-                           char *err);
+rt_server_t *rt_server_new(lp_cfg_t **cfg, const char *frontend, const char *backend, char *err);
 /* Stop and free; NULL-safe, nulls the pointer. */
 void rt_server_destroy(rt_server_t **self_p);
 /* Run until SIGINT/SIGTERM; 0 on a clean stop. SIGHUP reloads the config file at path. */

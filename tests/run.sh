@@ -19,7 +19,7 @@ for build in "$@"; do
         [ -x "$t" ] || continue
         "$t" > "$one" 2>&1
         rc=$?
-        sed "s|^\(PASS\|FAIL\) |\1 [$build] |" "$one" | tee -a "$out"
+        sed -E "s#^(PASS|FAIL) #\1 [$build] #" "$one" | tee -a "$out"
         if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$one"; then
             echo "FAIL [$build] $(basename "$t"): exited with status $rc" | tee -a "$out"
             tail -n 30 "$one"
@@ -27,7 +27,7 @@ for build in "$@"; do
     done
     if [ "$unit_only" -eq 0 ]; then
         python3 tests/integration/run.py "$build/bin" 2>&1 \
-            | sed "s|^\(PASS\|FAIL\) |\1 [$build] |" | tee -a "$out"
+            | sed -E "s#^(PASS|FAIL) #\1 [$build] #" | tee -a "$out"
         rc=${PIPESTATUS[0]}
         if [ "$rc" -ne 0 ] && ! grep -q "^FAIL \[$build\] integration" "$out"; then
             echo "FAIL [$build] integration: runner exited with status $rc" | tee -a "$out"

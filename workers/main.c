@@ -16,14 +16,13 @@ int main(int argc, char **argv)
         LP_DAEMON_OPTS,
         {"router", "LP_ROUTER_BACKEND", LP_DEFAULT_ROUTER_BACKEND,
          "router backend endpoint to connect to", NULL},
-        {"max-calls", "WORKER_MAX_CALLS", "256", "provider calls this worker runs at once",
-         NULL},
+        {"max-calls", "WORKER_MAX_CALLS", "256", "provider calls this worker runs at once", NULL},
     };
     size_t n = LP_ARRAY_LEN(opts);
     lp_cfg_t *cfg = NULL;
-    int rc = lp_daemon_start(argc, argv, "worker",
-                             "llm-proxy worker: calls the providers for the router.", opts, n,
-                             &cfg);
+    int rc =
+        lp_daemon_start(argc, argv, "worker",
+                        "llm-proxy worker: calls the providers for the router.", opts, n, &cfg);
     if (rc != 0)
         return rc > 0 ? 0 : 1;
     long long calls = 0;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp_json.h"
+
 const wk_adapter_t *wk_adapter_for(lp_wire_t wire)
 {
     switch (wire) {
@@ -102,14 +104,33 @@ void wk_header(struct curl_slist **list, const char *name, const char *value)
 
 bool wk_is_proxy_field(const char *key)
 {
-    static const char *fields[] = {
-        "mock_response", "metadata",     "litellm_metadata", "cache",        "caching",
-        "fallbacks",     "context_window_fallbacks",         "num_retries",  "api_key",
-        "api_base",      "base_url",     "api_version",      "timeout",      "stream_timeout",
-        "tags",          "guardrails",   "ttl",              "no-log",       "mock_timeout",
-        "mock_testing_fallbacks",        "mock_testing_rate_limit_error",   "user_config",
-        "proxy_server_request",          "litellm_logging_obj",             "drop_params",
-        "custom_llm_provider",           "extra_headers"};
+    static const char *fields[] = {"mock_response",
+                                   "metadata",
+                                   "litellm_metadata",
+                                   "cache",
+                                   "caching",
+                                   "fallbacks",
+                                   "context_window_fallbacks",
+                                   "num_retries",
+                                   "api_key",
+                                   "api_base",
+                                   "base_url",
+                                   "api_version",
+                                   "timeout",
+                                   "stream_timeout",
+                                   "tags",
+                                   "guardrails",
+                                   "ttl",
+                                   "no-log",
+                                   "mock_timeout",
+                                   "mock_testing_fallbacks",
+                                   "mock_testing_rate_limit_error",
+                                   "user_config",
+                                   "proxy_server_request",
+                                   "litellm_logging_obj",
+                                   "drop_params",
+                                   "custom_llm_provider",
+                                   "extra_headers"};
     for (size_t i = 0; i < LP_ARRAY_LEN(fields); i++) {
         if (strcmp(fields[i], key) == 0)
             return true;
@@ -119,9 +140,10 @@ bool wk_is_proxy_field(const char *key)
 
 bool wk_is_call_param(const char *key)
 {
-    static const char *params[] = {"extra_headers", "drop_params", "organization", "num_retries",
-                                   "region_name",   "tags",        "custom_llm_provider",
-                                   "use_in_pass_through", "merge_reasoning_content_in_choices"};
+    static const char *params[] = {
+        "extra_headers",       "drop_params",         "organization",
+        "num_retries",         "region_name",         "tags",
+        "custom_llm_provider", "use_in_pass_through", "merge_reasoning_content_in_choices"};
     for (size_t i = 0; i < LP_ARRAY_LEN(params); i++) {
         if (strcmp(params[i], key) == 0)
             return true;
@@ -160,4 +182,60 @@ void wk_extra_headers(const wk_job_t *job, struct curl_slist **list)
         if (v && !strpbrk(v, "\r\n") && !strpbrk(key, "\r\n:"))
             wk_header(list, key, v);
     }
+}
+
+long long wk_estimate_tokens(size_t bytes)
+{
+    return bytes ? (long long)((bytes + 3) / 4) : 0;
+}
+
+/* Text bytes inside a content value: a string, or the "text" of each part. */
+static size_t s_content_bytes(const json_t *content)
+{
+    if (json_is_string(content))
+        return json_string_length(content);
+    size_t n = 0, i;
+    json_t *part;
+    json_array_foreach(content, i, part)
+    {
+        n += json_is_string(part) ? json_string_length(part)
+                                  : json_string_length(json_object_get(part, "text"));
+    }
+    return n;
+}
+
+size_t wk_prompt_bytes(const json_t *req)
+{
+    size_t n = 0, i;
+    json_t *msg;
+    json_array_foreach(json_object_get(req, "messages"), i, msg)
+    {
+        n += s_content_bytes(json_object_get(msg, "content"));
+    }
+    n += s_content_bytes(json_object_get(req, "prompt"));
+    n += s_content_bytes(json_object_get(req, "input"));
+    return n;
+}
+
+void wk_sse_emit(lp_buf_t *out, const json_t *value)
+{
+    char *text = lp_json_dump(value, NULL);
+    lp_buf_puts(out, "data: ");
+    lp_buf_puts(out, text);
+    lp_buf_puts(out, "\n\n");
+    free(text);
+}
+
+void wk_stream_usage(const wk_job_t *job, long long *prompt, long long *completion,
+                     long long *total)
+{
+    if (job->have_usage) {
+        *prompt = job->usage_prompt;
+        *completion = job->usage_completion;
+        *total = job->usage_total ? job->usage_total : *prompt + *completion;
+        return;
+    }
+    *prompt = wk_estimate_tokens(wk_prompt_bytes(job->req));
+    *completion = wk_estimate_tokens(job->content_bytes);
+    *total = *prompt + *completion;
 }

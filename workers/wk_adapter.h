@@ -36,6 +36,13 @@ typedef struct {
     int (*respond)(wk_job_t *job, wk_result_t *out, wk_fail_t *fail);
     /* Translate an error answer (job->status >= 400, body in job->resp). */
     void (*error)(wk_job_t *job, wk_fail_t *fail);
+    /* Streams: one provider event in, client bytes appended to out. Sets job->done at the
+     * provider's terminator. -1 fills fail (a broken stream). */
+    int (*stream_event)(wk_job_t *job, const char *event, const char *data, size_t len,
+                        lp_buf_t *out, wk_fail_t *fail);
+    /* Streams: the provider finished sending; append the last client bytes (usage chunk,
+     * terminator). -1 fills fail when the stream was cut short. */
+    int (*stream_end)(wk_job_t *job, lp_buf_t *out, wk_fail_t *fail);
 } wk_adapter_t;
 
 extern const wk_adapter_t wk_openai_adapter;
@@ -64,5 +71,14 @@ bool wk_is_call_param(const char *key);
 json_t *wk_upstream_body(const wk_job_t *job);
 /* Add the deployment's litellm_params.extra_headers to a header list. */
 void wk_extra_headers(const wk_job_t *job, struct curl_slist **list);
+/* Bytes of text in the request's messages / prompt / input, for token estimates. */
+size_t wk_prompt_bytes(const json_t *req);
+/* Tokens estimated from bytes (4 bytes per token; 0 only for no text). */
+long long wk_estimate_tokens(size_t bytes);
+/* Append one SSE event "data: <json>\n\n" to out. */
+void wk_sse_emit(lp_buf_t *out, const json_t *value);
+/* The usage of a stream: the provider's, else estimated from the bytes seen. */
+void wk_stream_usage(const wk_job_t *job, long long *prompt, long long *completion,
+                     long long *total);
 
 #endif

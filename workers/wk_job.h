@@ -11,10 +11,17 @@
 
 #include "lp_buf.h"
 #include "lp_cfg.h"
+#include "lp_loop.h"
 #include "lp_msg.h"
+#include "wk_sse.h"
 
 /* Largest provider answer buffered for one non-streaming call. */
 #define WK_MAX_RESPONSE (64 * 1024 * 1024)
+/* Stream bytes a worker may send ahead of the client: past this it stops reading from the
+ * provider until the gateway acknowledges (CREDIT). Bounds every daemon's memory. */
+#define WK_STREAM_WINDOW (256 * 1024)
+/* Kernel receive buffer of a streaming call's socket (SO_RCVBUF). */
+#define WK_STREAM_RCVBUF (128 * 1024)
 
 typedef enum { WK_CALL_CHAT = 0, WK_CALL_COMPLETION, WK_CALL_EMBEDDING } wk_call_t;
 
@@ -45,6 +52,27 @@ struct wk_job {
     int64_t start_ns;
     int64_t first_byte_ns;
     void *owner; /* the worker server */
+    bool mocked; /* answered by mock_response, no provider call */
+
+    /* streaming */
+    wk_sse_t sse;
+    lp_buf_t out;       /* client bytes not yet sent to the gateway */
+    bool head_sent;     /* HEAD went: from here on no retry, errors become stream events */
+    bool done;          /* the provider's terminator arrived */
+    bool finish_seen;   /* a finish_reason reached the client */
+    bool include_usage; /* the client asked for the usage chunk */
+    bool have_usage;    /* the provider reported usage */
+    long long usage_prompt, usage_completion, usage_total;
+    size_t content_bytes; /* text relayed, for estimating tokens when no usage comes */
+    char chunk_id[128];   /* id and created of the provider's chunks, for synthesised ones */
+    long long created;
+    size_t unacked; /* bytes sent and not yet acknowledged by the gateway */
+    bool paused;    /* the transfer is paused for want of credit */
+    bool failed;    /* the stream broke; stream_fail says how */
+    char stream_fail_msg[512];
+    int stream_fail_status;
+    const char *stream_fail_code;
+    lp_timer_t stream_timer; /* time to first byte, then idle time between chunks */
 };
 
 #endif

@@ -16,9 +16,8 @@
 const char *wk_mock_text(const wk_job_t *job);
 /* Answer the job from text: 0 with out filled, or -1 with fail filled. */
 int wk_mock_answer(wk_job_t *job, const char *text, wk_result_t *out, wk_fail_t *fail);
-/* Bytes of text in the request's messages / prompt / input, for token estimates. */
-size_t wk_prompt_bytes(const json_t *req);
-/* Tokens estimated from bytes (4 bytes per token, at least 1 for non-empty text). */
-long long wk_estimate_tokens(size_t bytes);
+/* Answer a streaming job from text: the whole SSE stream (role chunk, one chunk per word,
+ * finish chunk, usage chunk when asked, [DONE]) appended to out; usage set in the job. */
+int wk_mock_stream(wk_job_t *job, const char *text, lp_buf_t *out, wk_fail_t *fail);
 
 #endif

@@ -27,6 +27,16 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
     const lp_deployment_t *d = job->d;
     job->url = lp_asprintf("%s%s", d->api_base, s_path(job->call));
     json_t *body = wk_upstream_body(job);
+    if (job->stream) {
+        /* Always ask for usage so the record is exact; the client only sees the usage chunk
+         * when it asked for it (wk_openai stream_end). */
+        json_t *opts = json_object_get(body, "stream_options");
+        job->include_usage = lp_json_bool(opts, "include_usage", false);
+        json_t *o = json_is_object(opts) ? json_copy(opts) : json_object();
+        json_object_set_new(o, "include_usage", json_true());
+        json_object_set_new(body, "stream_options", o);
+        json_object_set_new(body, "stream", json_true());
+    }
     job->body = lp_json_dump(body, &job->body_len);
     json_decref(body);
     wk_header(&job->headers, "Content-Type", "application/json");
@@ -106,9 +116,126 @@ static void s_error(wk_job_t *job, wk_fail_t *fail)
     json_decref(body);
 }
 
+/* Text a delta carries, for token estimates when the provider reports no usage. */
+static size_t s_delta_bytes(const json_t *choices)
+{
+    size_t n = 0, i, k;
+    json_t *c, *tc;
+    json_array_foreach(choices, i, c)
+    {
+        json_t *delta = json_object_get(c, "delta");
+        n += json_string_length(json_object_get(delta, "content"));
+        n += json_string_length(json_object_get(delta, "reasoning_content"));
+        json_array_foreach(json_object_get(delta, "tool_calls"), k, tc)
+        {
+            json_t *fn = json_object_get(tc, "function");
+            n += json_string_length(json_object_get(fn, "arguments"));
+            n += json_string_length(json_object_get(fn, "name"));
+        }
+        n += json_string_length(json_object_get(c, "text")); /* legacy completions */
+    }
+    return n;
+}
+
+static void s_take_usage(wk_job_t *job, const json_t *usage)
+{
+    job->have_usage = true;
+    job->usage_prompt = lp_json_int(usage, "prompt_tokens", 0);
+    job->usage_completion = lp_json_int(usage, "completion_tokens", 0);
+    job->usage_total = lp_json_int(usage, "total_tokens", 0);
+}
+
+/* One provider chunk: validated, model restamped, usage kept aside, relayed. */
+static int s_stream_event(wk_job_t *job, const char *event, const char *data, size_t len,
+                          lp_buf_t *out, wk_fail_t *fail)
+{
+    LP_UNUSED(event);
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        job->done = true;
+        return 0;
+    }
+    if (job->done)
+        return 0; /* nothing after the terminator counts */
+    char err[LP_ERR_LEN];
+    json_t *chunk = lp_json_parse(data, len, err);
+    if (!json_is_object(chunk)) {
+        json_decref(chunk);
+        return wk_fail(fail, 502, "invalid_upstream_stream", false,
+                       "%s sent an invalid stream event: %s", job->d->provider->name,
+                       chunk ? "not a JSON object" : err);
+    }
+    json_t *error = json_object_get(chunk, "error");
+    if (error) {
+        char text[256];
+        const char *msg =
+            json_is_string(error) ? json_string_value(error) : lp_json_str(error, "message");
+        lp_strlcpy(text, msg ? msg : "error event", sizeof text);
+        wk_scrub(text, job->d->api_key);
+        json_decref(chunk);
+        return wk_fail(fail, 502, "upstream_stream_error", false, "%s: %s", job->d->provider->name,
+                       text);
+    }
+    const char *id = lp_json_str(chunk, "id");
+    if (id)
+        lp_strlcpy(job->chunk_id, id, sizeof job->chunk_id);
+    job->created = lp_json_int(chunk, "created", job->created);
+    json_t *usage = json_object_get(chunk, "usage");
+    json_t *choices = json_object_get(chunk, "choices");
+    if (json_is_object(usage))
+        s_take_usage(job, usage);
+    if (json_is_array(choices) && json_array_size(choices) == 0 && json_is_object(usage)) {
+        json_decref(chunk); /* the usage chunk: sent at the end, if the client wants it */
+        return 0;
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(choices, i, c)
+    {
+        if (json_is_string(json_object_get(c, "finish_reason")))
+            job->finish_seen = true;
+    }
+    job->content_bytes += s_delta_bytes(choices);
+    if (!job->include_usage)
+        json_object_del(chunk, "usage");
+    json_object_set_new(chunk, "model", json_string(job->group));
+    wk_sse_emit(out, chunk);
+    json_decref(chunk);
+    return 0;
+}
+
+static int s_stream_end(wk_job_t *job, lp_buf_t *out, wk_fail_t *fail)
+{
+    if (!job->done)
+        return wk_fail(fail, 502, "upstream_stream_truncated", false,
+                       "%s ended the stream without its [DONE] terminator", job->d->provider->name);
+    if (job->include_usage) {
+        long long p, c, t;
+        wk_stream_usage(job, &p, &c, &t);
+        json_t *chunk = json_object();
+        json_object_set_new(chunk, "id", json_string(job->chunk_id));
+        json_object_set_new(chunk, "object",
+                            json_string(job->call == WK_CALL_COMPLETION ? "text_completion"
+                                                                        : "chat.completion.chunk"));
+        json_object_set_new(chunk, "created", json_integer(job->created));
+        json_object_set_new(chunk, "model", json_string(job->group));
+        json_object_set_new(chunk, "choices", json_array());
+        json_t *usage = json_object();
+        json_object_set_new(usage, "prompt_tokens", json_integer(p));
+        json_object_set_new(usage, "completion_tokens", json_integer(c));
+        json_object_set_new(usage, "total_tokens", json_integer(t));
+        json_object_set_new(chunk, "usage", usage);
+        wk_sse_emit(out, chunk);
+        json_decref(chunk);
+    }
+    lp_buf_puts(out, "data: [DONE]\n\n");
+    return 0;
+}
+
 const wk_adapter_t wk_openai_adapter = {
     .name = "openai",
     .prepare = s_prepare,
     .respond = s_respond,
     .error = s_error,
+    .stream_event = s_stream_event,
+    .stream_end = s_stream_end,
 };

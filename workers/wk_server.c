@@ -6,26 +6,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "lp_buf.h"
 #include "lp_json.h"
 #include "lp_log.h"
-#include "lp_loop.h"
 #include "lp_map.h"
-#include "lp_msg.h"
 #include "lp_time.h"
 #include "lp_zmq.h"
-#include "wk_adapter.h"
-#include "wk_http.h"
-#include "wk_job.h"
-#include "wk_mock.h"
+#include "wk_call.h"
 
 /* Messages taken from the router per loop turn. */
 #define WK_BATCH 256
-/* Connect timeout cap: a provider that does not accept within this is treated as down. */
-#define WK_CONNECT_TIMEOUT_MS 10000
 
 struct wk_server {
     lp_cfg_t *cfg;
@@ -33,7 +26,7 @@ struct wk_server {
     void *router; /* DEALER to the router's backend */
     lp_loop_t *loop;
     wk_http_t *http;
-    lp_map_t *jobs; /* request id -> wk_job_t (owned) */
+    lp_map_t *jobs; /* request id -> wk_job_t (owned through wk_call) */
     int capacity;
     char name[48];
     lp_timer_t heartbeat;
@@ -43,7 +36,7 @@ struct wk_server {
     bool draining;
 };
 
-static void s_send(wk_server_t *self, lp_msg_t **msg, const char *idstr)
+void wk_server_send(wk_server_t *self, lp_msg_t **msg, const char *idstr)
 {
     if (lp_msg_send(msg, self->router) == 0)
         return;
@@ -52,325 +45,70 @@ static void s_send(wk_server_t *self, lp_msg_t **msg, const char *idstr)
     lp_msg_destroy(msg);
 }
 
-static void s_job_free(wk_server_t *self, wk_job_t *job)
+void wk_server_track(wk_server_t *self, wk_job_t *job)
 {
-    if (job->easy) {
-        wk_http_remove(self->http, job->easy);
-        curl_easy_cleanup(job->easy);
-    }
+    lp_map_put(self->jobs, job->id, LP_REQ_ID_LEN, job);
+}
+
+void wk_server_untrack(wk_server_t *self, wk_job_t *job)
+{
     lp_map_remove(self->jobs, job->id, LP_REQ_ID_LEN);
-    curl_slist_free_all(job->headers);
-    free(job->url);
-    free(job->body);
-    free(job->group);
-    lp_buf_free(&job->resp);
-    json_decref(job->req);
-    free(job);
     if (self->draining && lp_map_size(self->jobs) == 0) {
         log_info("drained: every call finished");
         lp_loop_stop(self->loop);
     }
 }
 
-/* The deployment's base URL as it may be shown to clients: no credentials, no query. */
-static char *s_public_base(const char *base)
+lp_loop_t *wk_server_loop(wk_server_t *self)
 {
-    if (!base)
-        return lp_strdup("");
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
-    char *out = NULL;
-    if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        curl_url_get(u, CURLUPART_PORT, &port, 0);
-        curl_url_get(u, CURLUPART_PATH, &path, 0);
-        out = lp_asprintf("%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
-                          path && strcmp(path, "/") != 0 ? path : "");
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_url_cleanup(u);
-    return out ? out : lp_strdup("");
+    return self->loop;
 }
 
-/* What every END and ERROR says about where the call went. */
-static void s_describe(wk_job_t *job, json_t *meta)
+wk_http_t *wk_server_http(wk_server_t *self)
 {
-    const lp_deployment_t *d = job->d;
-    if (!d)
-        return;
-    char *base = s_public_base(d->api_base);
-    json_object_set_new(meta, "deployment", json_string(d->id));
-    json_object_set_new(meta, "provider", json_string(d->provider->name));
-    json_object_set_new(meta, "provider_model", lp_json_text(d->provider_model));
-    json_object_set_new(meta, "api_base", lp_json_text(base));
-    free(base);
-    json_object_set_new(meta, "worker", json_string(((wk_server_t *)job->owner)->name));
-    if (job->start_ns) {
-        int64_t now = lp_mono_ns();
-        json_object_set_new(meta, "upstream_us", json_integer((now - job->start_ns) / 1000));
-        if (job->first_byte_ns)
-            json_object_set_new(meta, "ttfb_us",
-                                json_integer((job->first_byte_ns - job->start_ns) / 1000));
-    }
+    return self->http;
 }
 
-static void s_reply_fail(wk_server_t *self, wk_job_t *job, const wk_fail_t *fail)
+const lp_cfg_t *wk_server_cfg(const wk_server_t *self)
 {
-    rlog_info(job->idstr, "attempt %d failed: %d %s", job->attempt, fail->status,
-              fail->message);
-    lp_msg_t *m = lp_msg_error(job->id, fail->status, fail->code, fail->message);
-    json_t *meta = lp_msg_meta_rw(m);
-    json_object_set_new(meta, "retryable", json_boolean(fail->retryable));
-    if (fail->retry_after_ms >= 0)
-        json_object_set_new(meta, "retry_after_ms", json_integer(fail->retry_after_ms));
-    if (job->status)
-        json_object_set_new(meta, "upstream_status", json_integer(job->status));
-    s_describe(job, meta);
-    s_send(self, &m, job->idstr);
+    return self->cfg;
 }
 
-static void s_reply_result(wk_server_t *self, wk_job_t *job, wk_result_t *res)
+const char *wk_server_name(const wk_server_t *self)
 {
-    lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
-    json_t *meta = lp_msg_meta_rw(m);
-    json_object_set_new(meta, "status", json_integer(200));
-    json_t *usage = json_object();
-    json_object_set_new(usage, "prompt_tokens", json_integer(res->prompt_tokens));
-    json_object_set_new(usage, "completion_tokens", json_integer(res->completion_tokens));
-    json_object_set_new(usage, "total_tokens", json_integer(res->total_tokens));
-    json_object_set_new(meta, "usage", usage);
-    const lp_deployment_t *d = job->d;
-    if (d->input_cost_per_token >= 0 || d->output_cost_per_token >= 0) {
-        double cost = LP_MAX(d->input_cost_per_token, 0) * (double)res->prompt_tokens +
-                      LP_MAX(d->output_cost_per_token, 0) * (double)res->completion_tokens;
-        json_object_set_new(meta, "cost", json_real(cost));
-    }
-    s_describe(job, meta);
-    size_t len = 0;
-    char *body = lp_json_dump(res->response, &len);
-    lp_msg_give_body(m, body, len);
-    json_decref(res->response);
-    res->response = NULL;
-    rlog_debug(job->idstr, "done: %lld+%lld tokens", res->prompt_tokens, res->completion_tokens);
-    s_send(self, &m, job->idstr);
-}
-
-/* ---- libcurl callbacks ---- */
-
-static size_t s_on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    wk_job_t *job = arg;
-    size_t n = size * nmemb;
-    if (!job->first_byte_ns)
-        job->first_byte_ns = lp_mono_ns();
-    if (job->resp.len + n > WK_MAX_RESPONSE) {
-        job->too_big = true;
-        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-    }
-    lp_buf_append(&job->resp, data, n);
-    return n;
-}
-
-/* Keep the provider's retry-after (seconds, or OpenAI's retry-after-ms). */
-static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
-{
-    wk_job_t *job = arg;
-    size_t n = size * nmemb;
-    if (!job->first_byte_ns)
-        job->first_byte_ns = lp_mono_ns();
-    static const char ra[] = "retry-after:", ram[] = "retry-after-ms:";
-    bool is_ms = n > sizeof ram - 1 && strncasecmp(data, ram, sizeof ram - 1) == 0;
-    bool is_s = !is_ms && n > sizeof ra - 1 && strncasecmp(data, ra, sizeof ra - 1) == 0;
-    if (is_ms || is_s) {
-        char value[32];
-        size_t skip = is_ms ? sizeof ram - 1 : sizeof ra - 1;
-        size_t len = LP_MIN(n - skip, sizeof value - 1);
-        memcpy(value, data + skip, len);
-        value[len] = '\0';
-        double v = strtod(value, NULL);
-        if (v > 0 && v < 86400 * 1000.0)
-            job->retry_after_ms = (long long)(is_ms ? v : v * 1000.0);
-    }
-    return n;
-}
-
-static void s_transport_fail(wk_job_t *job, CURLcode result, wk_fail_t *fail)
-{
-    const char *prov = job->d->provider->name;
-    if (job->too_big) {
-        wk_fail(fail, 502, "upstream_response_too_large", false,
-                "%s answered with more than %d MiB", prov, WK_MAX_RESPONSE >> 20);
-    } else if (result == CURLE_OPERATION_TIMEDOUT) {
-        wk_fail(fail, 408, "timeout", true, "%s did not answer within %lld ms", prov,
-                job->timeout_ms);
-    } else if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_HOST) {
-        wk_fail(fail, 502, "upstream_unreachable", true, "cannot connect to %s: %s", prov,
-                curl_easy_strerror(result));
-    } else {
-        wk_fail(fail, 502, "upstream_error", true, "call to %s failed: %s", prov,
-                curl_easy_strerror(result));
-    }
+    return self->name;
 }
 
 static void s_on_done(CURL *easy, CURLcode result, void *arg)
 {
-    wk_server_t *self = arg;
+    LP_UNUSED(arg);
     wk_job_t *job = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&job);
-    if (!job)
-        return;
-    const wk_adapter_t *adapter = wk_adapter_for(job->d->provider->wire);
-    wk_fail_t fail = {.retry_after_ms = -1};
-    wk_result_t res = {0};
-    if (result != CURLE_OK) {
-        s_transport_fail(job, result, &fail);
-        s_reply_fail(self, job, &fail);
-    } else {
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &job->status);
-        if (job->status >= 400 || job->status < 200) {
-            adapter->error(job, &fail);
-            fail.retry_after_ms = job->retry_after_ms;
-            s_reply_fail(self, job, &fail);
-        } else if (adapter->respond(job, &res, &fail) < 0) {
-            s_reply_fail(self, job, &fail);
-        } else {
-            s_reply_result(self, job, &res);
-        }
-    }
-    s_job_free(self, job);
+    if (job)
+        wk_call_done(job, result);
 }
 
-/* ---- jobs ---- */
-
-static wk_call_t s_call_type(const char *s)
+static wk_job_t *s_job(wk_server_t *self, lp_msg_t *msg)
 {
-    if (s && strcmp(s, "embedding") == 0)
-        return WK_CALL_EMBEDDING;
-    if (s && strcmp(s, "completion") == 0)
-        return WK_CALL_COMPLETION;
-    return WK_CALL_CHAT;
-}
-
-static int s_start_call(wk_server_t *self, wk_job_t *job, const wk_adapter_t *adapter,
-                        wk_fail_t *fail)
-{
-    const lp_deployment_t *d = job->d;
-    if (d->provider->key_required && (!d->api_key || !*d->api_key))
-        return wk_fail(fail, 500, "provider_key_missing", true,
-                       "deployment %s of '%s' has no API key: set litellm_params.api_key or %s",
-                       d->id, job->group, d->provider->key_env);
-    if (adapter->prepare(job, fail) < 0)
-        return -1;
-    CURL *easy = curl_easy_init();
-    if (!easy)
-        return wk_fail(fail, 500, NULL, true, "cannot create an HTTP client handle");
-    job->easy = easy;
-    long long connect_ms = LP_MIN(job->timeout_ms, WK_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(easy, CURLOPT_URL, job->url);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, job->headers);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, job->body);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->body_len);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)job->timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, job);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_on_header);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, job);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, job);
-    job->start_ns = lp_mono_ns();
-    if (wk_http_add(self->http, easy) < 0) {
-        curl_easy_cleanup(easy);
-        job->easy = NULL;
-        return wk_fail(fail, 500, NULL, true, "cannot start the HTTP call");
-    }
-    rlog_debug(job->idstr, "calling %s deployment %s (attempt %d)", d->provider->name, d->id,
-               job->attempt);
-    return 0;
+    const uint8_t *id = lp_msg_req_id(msg);
+    return id ? lp_map_get(self->jobs, id, LP_REQ_ID_LEN) : NULL;
 }
 
 static void s_on_request(wk_server_t *self, lp_msg_t *msg)
 {
-    const uint8_t *id = lp_msg_req_id(msg);
-    if (!id || lp_map_get(self->jobs, id, LP_REQ_ID_LEN)) {
+    if (!lp_msg_req_id(msg) || s_job(self, msg)) {
         log_warn("dropping REQUEST without a fresh request id");
         return;
     }
-    wk_job_t *job = lp_calloc(1, sizeof *job);
-    job->owner = self;
-    memcpy(job->id, id, LP_REQ_ID_LEN);
-    lp_req_id_format(id, job->idstr);
-    job->retry_after_ms = -1;
-    lp_map_put(self->jobs, job->id, LP_REQ_ID_LEN, job);
-    const char *group = lp_msg_meta_str(msg, "model");
-    job->group = lp_strdup(group ? group : "");
-    job->call = s_call_type(lp_msg_meta_str(msg, "call_type"));
-    job->stream = lp_json_bool(lp_msg_meta(msg), "stream", false);
-    job->attempt = (int)lp_msg_meta_int(msg, "attempt", 1);
-    job->timeout_ms = lp_msg_meta_int(msg, "timeout_ms", 600000);
-    job->stream_timeout_ms = lp_msg_meta_int(msg, "stream_timeout_ms", 0);
-    if (job->timeout_ms <= 0)
-        job->timeout_ms = 600000;
-    wk_fail_t fail = {.retry_after_ms = -1};
-    const char *dep = lp_msg_meta_str(msg, "deployment");
-    job->d = dep ? lp_cfg_deployment(self->cfg, dep) : NULL;
-    if (!job->d) {
-        /* The router's config names a deployment this worker's config lacks. */
-        wk_fail(&fail, 503, "unknown_deployment", true,
-                "this worker has no deployment %s: are the router and workers on the same "
-                "config?",
-                dep ? dep : "(none)");
-        goto fail;
-    }
-    size_t len = 0;
-    const char *body = lp_msg_body(msg, &len);
-    char err[LP_ERR_LEN];
-    job->req = lp_json_parse(body, len, err);
-    if (!json_is_object(job->req)) {
-        wk_fail(&fail, 400, NULL, false, "request body is not a JSON object");
-        goto fail;
-    }
-    const char *mock = wk_mock_text(job);
-    if (mock) {
-        wk_result_t res = {0};
-        if (wk_mock_answer(job, mock, &res, &fail) < 0)
-            goto fail;
-        s_reply_result(self, job, &res);
-        s_job_free(self, job);
+    if (self->draining) {
+        /* Raced with our DISCONNECT: hand it back for another worker. */
+        lp_msg_t *e = lp_msg_error(lp_msg_req_id(msg), 503, "worker_draining",
+                                   "this worker is shutting down");
+        json_object_set_new(lp_msg_meta_rw(e), "retryable", json_true());
+        wk_server_send(self, &e, "-");
         return;
     }
-    const wk_adapter_t *adapter = wk_adapter_for(job->d->provider->wire);
-    if (!adapter) {
-        wk_fail(&fail, 501, "provider_not_supported", false,
-                "provider %s/ is not supported by this build yet", job->d->provider->name);
-        goto fail;
-    }
-    if (s_start_call(self, job, adapter, &fail) < 0)
-        goto fail;
-    return;
-fail:
-    s_reply_fail(self, job, &fail);
-    s_job_free(self, job);
-}
-
-static void s_on_cancel(wk_server_t *self, lp_msg_t *msg)
-{
-    const uint8_t *id = lp_msg_req_id(msg);
-    wk_job_t *job = id ? lp_map_get(self->jobs, id, LP_REQ_ID_LEN) : NULL;
-    if (!job)
-        return;
-    rlog_info(job->idstr, "client gone: cancelling the call to %s", job->d->provider->name);
-    wk_fail_t fail = {.retry_after_ms = -1};
-    wk_fail(&fail, 499, "client_closed_request", false, "the client closed the request");
-    s_reply_fail(self, job, &fail);
-    s_job_free(self, job); /* removing the easy handle closes the provider connection */
+    wk_call_start(self, msg);
 }
 
 /* ---- router link ---- */
@@ -404,20 +142,20 @@ static int s_on_router(lp_loop_t *loop, void *socket, void *arg)
             self->router_alive = true;
             log_info("router is up");
         }
+        wk_job_t *job;
         switch (lp_msg_cmd(msg)) {
         case LP_CMD_REQUEST:
-            if (self->draining) {
-                /* Raced with our DISCONNECT: hand it back for another worker. */
-                lp_msg_t *e = lp_msg_error(lp_msg_req_id(msg), 503, "worker_draining",
-                                           "this worker is shutting down");
-                json_object_set_new(lp_msg_meta_rw(e), "retryable", json_true());
-                s_send(self, &e, "-");
-            } else {
-                s_on_request(self, msg);
-            }
+            s_on_request(self, msg);
             break;
         case LP_CMD_CANCEL:
-            s_on_cancel(self, msg);
+            job = s_job(self, msg);
+            if (job)
+                wk_call_cancel(job);
+            break;
+        case LP_CMD_CREDIT:
+            job = s_job(self, msg);
+            if (job)
+                wk_call_credit(job, lp_msg_meta_int(msg, "bytes", 0));
             break;
         case LP_CMD_HEARTBEAT:
             break;
@@ -531,8 +269,12 @@ void wk_server_destroy(wk_server_t **self_p)
         lp_map_each(self->jobs, s_collect, &cursor);
         self->draining = false;
         for (size_t i = 0; i < n; i++)
-            s_job_free(self, all[i]);
+            wk_call_free(all[i]);
         free(all);
+    }
+    if (self->loop) {
+        lp_timer_stop(self->loop, &self->heartbeat);
+        lp_timer_stop(self->loop, &self->drain);
     }
     wk_http_destroy(&self->http);
     lp_map_destroy(&self->jobs);

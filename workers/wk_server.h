@@ -8,7 +8,11 @@
 #define WK_SERVER_H
 
 #include "lp_cfg.h"
+#include "lp_loop.h"
+#include "lp_msg.h"
 #include "lp_util.h"
+#include "wk_http.h"
+#include "wk_job.h"
 
 /* Calls one worker runs at once unless --max-calls says otherwise. */
 #define WK_DEFAULT_CAPACITY 256
@@ -23,5 +27,17 @@ wk_server_t *wk_server_new(lp_cfg_t **cfg, const char *router, int capacity, cha
 void wk_server_destroy(wk_server_t **self_p);
 /* Run until stopped; 0 on a clean stop. */
 int wk_server_run(wk_server_t *self);
+
+/* ---- services for wk_call (the job module), not for other callers ---- */
+
+/* Send a message to the router (logged and dropped when the link is full). */
+void wk_server_send(wk_server_t *self, lp_msg_t **msg, const char *idstr);
+/* Register / forget a running job (keyed by its request id). */
+void wk_server_track(wk_server_t *self, wk_job_t *job);
+void wk_server_untrack(wk_server_t *self, wk_job_t *job);
+lp_loop_t *wk_server_loop(wk_server_t *self);
+wk_http_t *wk_server_http(wk_server_t *self);
+const lp_cfg_t *wk_server_cfg(const wk_server_t *self);
+const char *wk_server_name(const wk_server_t *self);
 
 #endif

@@ -150,6 +150,37 @@ class Http:
             self.conn = None
 
 
+def sse_events(raw):
+    """The data fields of an SSE body, in order (bytes in, list of str out)."""
+    out = []
+    for block in raw.decode("utf-8", "replace").replace("\r\n", "\n").split("\n\n"):
+        data = [ln[5:].lstrip(" ") if ln.startswith("data:") else None
+                for ln in block.split("\n")]
+        data = [d for d in data if d is not None]
+        if data:
+            out.append("\n".join(data))
+    return out
+
+
+def http_raw(port, method, path, body=None, headers=None):
+    """A request on a fresh socket; returns the socket after sending (caller reads)."""
+    data = json.dumps(body).encode() if body is not None else b""
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:%d" % port,
+             "Content-Length: %d" % len(data), "Content-Type: application/json"]
+    lines += ["%s: %s" % kv for kv in (headers or {}).items()]
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+    return s
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 class Mock:
     """The C mock provider (tests/mock/mock_upstream.c)."""
 
@@ -276,6 +307,18 @@ class Stack:
     def auth(self, key=MASTER_KEY):
         return {"Authorization": "Bearer " + key}
 
+    def stream(self, model, content="hello", extra=None, headers=None):
+        """A streamed chat: (status, headers, [data strings]); JSON errors come back as is."""
+        body = {"model": model, "stream": True,
+                "messages": [{"role": "user", "content": content}]}
+        body.update(extra or {})
+        h = self.auth()
+        h.update(headers or {})
+        st, hdrs, raw = self.http.request("POST", "/v1/chat/completions", body, h)
+        if not hdrs.get("content-type", "").startswith("text/event-stream"):
+            return st, hdrs, json.loads(raw)
+        return st, hdrs, sse_events(raw)
+
     def chat(self, model, content="hello", extra=None, headers=None):
         body = {"model": model, "messages": [{"role": "user", "content": content}]}
         body.update(extra or {})
@@ -313,6 +356,10 @@ class Env:
 
     def __init__(self, bindir):
         self.bindir = bindir
+        # ASan keeps freed memory in quarantine (up to 256 MB) and adds shadow memory, so
+        # RSS says nothing about our own bounds there: memory bounds are checked in the
+        # plain build only.
+        self.sanitized = "asan" in bindir
         self.root = tempfile.mkdtemp(prefix="llm-proxy-test-")
         os.chmod(self.root, 0o755)
         self.mock = Mock(bindir, self.root)

@@ -17,7 +17,7 @@
  *   /status/<400..599>  error answer with an OpenAI-shaped body (codes below 400 are ignored)
  *   /retry-after/<n>    value of retry-after for 429 and 503 (default 1)
  *   /delay/<ms>         sleep before sending the headers
- *   /chunks/<n>         number of content chunks of a stream (default 5, 1..10000)
+ *   /chunks/<n>         number of content chunks of a stream (default 5, 1..1000000)
  *   /chunk-delay/<ms>   sleep between stream events
  *   /hang               never answer (see below)
  *   /garbage            200 application/json "this is not json {"
@@ -59,7 +59,7 @@
 #define MOCK_REPLY_MAX     200
 #define MOCK_HANG_MS       120000L
 #define MOCK_TIMEOUT_S     120u
-#define MOCK_MAX_CHUNKS    10000L
+#define MOCK_MAX_CHUNKS    1000000
 #define MOCK_MAX_DELAY_MS  600000L
 #define MOCK_WAIT_SLICE_MS 100L
 #define MOCK_EMBED_DIM     8

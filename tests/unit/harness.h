@@ -15,7 +15,7 @@
 static int th_failed_now, th_passed, th_failed;
 static char th_reason[512];
 
-#define CHECK(cond)                                                                               \
+#define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
             snprintf(th_reason, sizeof th_reason, "%s:%d: %s", __FILE__, __LINE__, #cond);         \
@@ -25,18 +25,18 @@ static char th_reason[512];
     } while (0)
 
 /* CHECK with the two strings shown on failure. */
-#define CHECK_STR(a, b)                                                                           \
+#define CHECK_STR(a, b)                                                                            \
     do {                                                                                           \
         const char *th_a = (a), *th_b = (b);                                                       \
         if (!th_a || !th_b || strcmp(th_a, th_b) != 0) {                                           \
-            snprintf(th_reason, sizeof th_reason, "%s:%d: '%s' != '%s'", __FILE__, __LINE__,      \
+            snprintf(th_reason, sizeof th_reason, "%s:%d: '%s' != '%s'", __FILE__, __LINE__,       \
                      th_a ? th_a : "(null)", th_b ? th_b : "(null)");                              \
             th_failed_now = 1;                                                                     \
             return;                                                                                \
         }                                                                                          \
     } while (0)
 
-#define RUN(fn)                                                                                   \
+#define RUN(fn)                                                                                    \
     do {                                                                                           \
         th_failed_now = 0;                                                                         \
         fn();                                                                                      \

@@ -138,9 +138,19 @@ static void test_parse_rejects(void)
 {
     char err[LP_ERR_LEN];
     static const char *bad[] = {
-        "",           "   ",          "{} x",    "{}{}", "[1,]", "{\"a\":}", "[1",
-        "\"\xff\"",   "\"\xc3\"",     "\"\xed\xa0\x80\"", /* surrogate encoded in UTF-8 */
-        "\"a\\u0000b\"", "{'a':1}", "nul",
+        "",
+        "   ",
+        "{} x",
+        "{}{}",
+        "[1,]",
+        "{\"a\":}",
+        "[1",
+        "\"\xff\"",
+        "\"\xc3\"",
+        "\"\xed\xa0\x80\"", /* surrogate encoded in UTF-8 */
+        "\"a\\u0000b\"",
+        "{'a':1}",
+        "nul",
     };
     for (size_t i = 0; i < LP_ARRAY_LEN(bad); i++) {
         json_t *v = parse(bad[i], err);
@@ -298,7 +308,8 @@ static void test_json_text(void)
     v = lp_json_text("caf\xc3\xa9");
     CHECK(v && strcmp(json_string_value(v), "caf\xc3\xa9") == 0);
     json_decref(v);
-    v = lp_json_text("ab\xff\xfe" "cd");
+    v = lp_json_text("ab\xff\xfe"
+                     "cd");
     CHECK(v != NULL);
     const char *s = json_string_value(v);
     int ok = s && strncmp(s, "ab", 2) == 0 && strcmp(s + strlen(s) - 2, "cd") == 0 &&

@@ -1,0 +1,644 @@
+/* test_msg: the lp_msg codec over real ZeroMQ sockets (inproc ROUTER <-> DEALER). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "harness.h"
+#include "lp_json.h"
+#include "lp_msg.h"
+
+#define DEALER_ID "dealer-1"
+#define WAIT_MS   1000
+
+typedef struct {
+    void *ctx;
+    void *router; /* bound */
+    void *dealer; /* connected, routing id DEALER_ID */
+} pair_t;
+
+static int s_pair_n;
+
+static int pair_open(pair_t *p)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://test-msg-%d", s_pair_n++);
+    int zero = 0;
+    p->ctx = zmq_ctx_new();
+    p->router = zmq_socket(p->ctx, ZMQ_ROUTER);
+    p->dealer = zmq_socket(p->ctx, ZMQ_DEALER);
+    if (!p->ctx || !p->router || !p->dealer)
+        return -1;
+    zmq_setsockopt(p->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(p->dealer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(p->dealer, ZMQ_ROUTING_ID, DEALER_ID, strlen(DEALER_ID));
+    if (zmq_bind(p->router, ep) < 0 || zmq_connect(p->dealer, ep) < 0)
+        return -1;
+    return 0;
+}
+
+static void pair_close(pair_t *p)
+{
+    if (p->router)
+        zmq_close(p->router);
+    if (p->dealer)
+        zmq_close(p->dealer);
+    if (p->ctx)
+        zmq_ctx_term(p->ctx);
+    memset(p, 0, sizeof *p);
+}
+
+/* Wait for input on a socket; true when there is some. */
+static bool wait_in(void *socket, long ms)
+{
+    zmq_pollitem_t it = {socket, 0, ZMQ_POLLIN, 0};
+    return zmq_poll(&it, 1, ms) == 1 && (it.revents & ZMQ_POLLIN);
+}
+
+/* Wait, then receive one message. */
+static lp_msg_t *recv_msg(void *socket, bool from_router, char *err)
+{
+    if (!wait_in(socket, WAIT_MS)) {
+        snprintf(err, LP_ERR_LEN, "timeout");
+        return NULL;
+    }
+    return lp_msg_recv(socket, from_router, err);
+}
+
+/* Send raw frames (sizes given) as one multipart message. */
+static int send_raw(void *socket, const void *const *frames, const size_t *sizes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (zmq_send(socket, frames[i], sizes[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const uint8_t s_rid[LP_REQ_ID_LEN] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                             0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+
+static void test_req_id_format(void)
+{
+    uint8_t id[LP_REQ_ID_LEN];
+    for (int i = 0; i < LP_REQ_ID_LEN; i++)
+        id[i] = (uint8_t)i;
+    char buf[LP_REQ_ID_STR_LEN];
+    lp_req_id_format(id, buf);
+    CHECK_STR(buf, "00010203-0405-0607-0809-0a0b0c0d0e0f");
+    lp_req_id_format(s_rid, buf);
+    CHECK_STR(buf, "00112233-4455-6677-8899-aabbccddeeff");
+    CHECK(strlen(buf) == LP_REQ_ID_STR_LEN - 1);
+    lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    CHECK_STR(lp_msg_req_id_str(m, buf), "00112233-4455-6677-8899-aabbccddeeff");
+    lp_msg_destroy(&m);
+    m = lp_msg_new(LP_CMD_HEARTBEAT, NULL);
+    CHECK_STR(lp_msg_req_id_str(m, buf), "-");
+    CHECK(lp_msg_req_id(m) == NULL);
+    lp_msg_destroy(&m);
+    CHECK(m == NULL);
+    lp_msg_destroy(&m);
+}
+
+static void test_cmd_names(void)
+{
+    CHECK_STR(lp_cmd_name(LP_CMD_READY), "READY");
+    CHECK_STR(lp_cmd_name(LP_CMD_REQUEST), "REQUEST");
+    CHECK_STR(lp_cmd_name(LP_CMD_ERROR), "ERROR");
+    CHECK_STR(lp_cmd_name(LP_CMD_ACK), "ACK");
+    CHECK_STR(lp_cmd_name(0), "?");
+    CHECK_STR(lp_cmd_name(LP_CMD_MAX + 1), "?");
+    CHECK_STR(lp_cmd_name(-1), "?");
+    CHECK_STR(lp_cmd_name(255), "?");
+}
+
+static void test_new_message_accessors(void)
+{
+    lp_msg_t *m = lp_msg_new(LP_CMD_CHUNK, s_rid);
+    CHECK(lp_msg_cmd(m) == LP_CMD_CHUNK);
+    lp_msg_set_cmd(m, LP_CMD_END);
+    CHECK(lp_msg_cmd(m) == LP_CMD_END);
+    CHECK(memcmp(lp_msg_req_id(m), s_rid, LP_REQ_ID_LEN) == 0);
+    size_t len = 99;
+    CHECK(lp_msg_identity(m, &len) == NULL && len == 0);
+    const json_t *meta = lp_msg_meta(m);
+    CHECK(json_is_object(meta) && json_object_size(meta) == 0);
+    CHECK(lp_msg_meta_str(m, "x") == NULL);
+    CHECK(lp_msg_meta_int(m, "x", 5) == 5);
+    json_object_set_new(lp_msg_meta_rw(m), "x", json_integer(7));
+    json_object_set_new(lp_msg_meta_rw(m), "s", json_string("v"));
+    CHECK(lp_msg_meta_int(m, "x", 5) == 7);
+    CHECK_STR(lp_msg_meta_str(m, "s"), "v");
+    lp_msg_body(m, &len);
+    CHECK(len == 0);
+    lp_msg_set_body(m, "abc", 3);
+    const char *b = lp_msg_body(m, &len);
+    CHECK(len == 3 && memcmp(b, "abc", 3) == 0);
+    lp_msg_set_body(m, "", 0);
+    lp_msg_body(m, &len);
+    CHECK(len == 0);
+    lp_msg_set_identity(m, "who", 3);
+    const char *id = lp_msg_identity(m, &len);
+    CHECK(len == 3 && memcmp(id, "who", 3) == 0);
+    lp_msg_destroy(&m);
+}
+
+/* Every command, with and without a request id, meta and a small body: dealer -> router. */
+static void test_round_trip_commands(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    bool ok = true;
+    for (int cmd = 1; cmd <= LP_CMD_MAX && ok; cmd++) {
+        for (int variant = 0; variant < 4 && ok; variant++) {
+            bool with_id = variant & 1, with_meta = variant & 2;
+            lp_msg_t *m = lp_msg_new((lp_cmd_t)cmd, with_id ? s_rid : NULL);
+            if (with_meta) {
+                json_object_set_new(lp_msg_meta_rw(m), "cmd", json_integer(cmd));
+                json_object_set_new(lp_msg_meta_rw(m), "name", json_string("caf\xc3\xa9"));
+            }
+            char body[32];
+            int blen = snprintf(body, sizeof body, "body-%d-%d", cmd, variant);
+            lp_msg_set_body(m, body, (size_t)blen);
+            if (lp_msg_send(&m, p.dealer) != 0 || m != NULL) {
+                lp_msg_destroy(&m);
+                ok = false;
+                break;
+            }
+            lp_msg_t *r = recv_msg(p.router, true, err);
+            if (!r) {
+                ok = false;
+                break;
+            }
+            size_t len = 0;
+            const void *id = lp_msg_identity(r, &len);
+            ok = ok && id && len == strlen(DEALER_ID) && memcmp(id, DEALER_ID, len) == 0;
+            ok = ok && (int)lp_msg_cmd(r) == cmd;
+            if (with_id)
+                ok = ok && lp_msg_req_id(r) && memcmp(lp_msg_req_id(r), s_rid, 16) == 0;
+            else
+                ok = ok && lp_msg_req_id(r) == NULL;
+            if (with_meta)
+                ok = ok && lp_msg_meta_int(r, "cmd", -1) == cmd && lp_msg_meta_str(r, "name") &&
+                     strcmp(lp_msg_meta_str(r, "name"), "caf\xc3\xa9") == 0;
+            else
+                ok = ok && json_object_size(lp_msg_meta(r)) == 0;
+            const void *b = lp_msg_body(r, &len);
+            ok = ok && len == (size_t)blen && memcmp(b, body, len) == 0;
+            lp_msg_destroy(&r);
+        }
+    }
+    pair_close(&p);
+    CHECK(ok);
+}
+
+static bool round_trip_body(pair_t *p, size_t size)
+{
+    char err[LP_ERR_LEN];
+    unsigned char *data = malloc(size ? size : 1);
+    if (!data)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        data[i] = (unsigned char)(i * 131 + 7);
+    lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    lp_msg_set_body(m, data, size);
+    if (lp_msg_send(&m, p->dealer) != 0) {
+        lp_msg_destroy(&m);
+        free(data);
+        return false;
+    }
+    lp_msg_t *r = recv_msg(p->router, true, err);
+    bool ok = r != NULL;
+    if (r) {
+        size_t len = 0;
+        const void *b = lp_msg_body(r, &len);
+        ok = len == size && (size == 0 || memcmp(b, data, size) == 0);
+        lp_msg_destroy(&r);
+    }
+    free(data);
+    return ok;
+}
+
+static void test_body_sizes(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    bool ok = round_trip_body(&p, 0) && round_trip_body(&p, 1) && round_trip_body(&p, 29) &&
+              round_trip_body(&p, 4096) && round_trip_body(&p, 1 << 20);
+    pair_close(&p);
+    CHECK(ok);
+}
+
+/* router -> dealer: the reply reaches the peer named by its identity. */
+static void test_route_back(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    lp_msg_t *m = lp_msg_new(LP_CMD_READY, NULL);
+    json_object_set_new(lp_msg_meta_rw(m), "credits", json_integer(8));
+    CHECK(lp_msg_send(&m, p.dealer) == 0);
+    lp_msg_t *in = recv_msg(p.router, true, err);
+    CHECK(in != NULL);
+    CHECK(lp_msg_meta_int(in, "credits", 0) == 8);
+
+    /* set_identity from the received identity */
+    size_t idlen = 0;
+    const void *id = lp_msg_identity(in, &idlen);
+    lp_msg_t *reply = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    lp_msg_set_identity(reply, id, idlen);
+    lp_msg_set_body(reply, "job", 3);
+    int rc = lp_msg_send(&reply, p.router);
+    lp_msg_destroy(&reply);
+    lp_msg_t *got = recv_msg(p.dealer, false, err);
+    bool ok = rc == 0 && got && lp_msg_cmd(got) == LP_CMD_REQUEST &&
+              memcmp(lp_msg_req_id(got), s_rid, 16) == 0;
+    size_t len = 99;
+    ok = ok && lp_msg_identity(got, &len) == NULL && len == 0;
+    const void *b = got ? lp_msg_body(got, &len) : NULL;
+    ok = ok && len == 3 && memcmp(b, "job", 3) == 0;
+    lp_msg_destroy(&got);
+
+    /* move_identity: the source loses it */
+    lp_msg_t *reply2 = lp_msg_new(LP_CMD_HEARTBEAT, NULL);
+    lp_msg_move_identity(reply2, in);
+    size_t l1 = 0, l2 = 99;
+    const void *id2 = lp_msg_identity(reply2, &l1);
+    ok = ok && id2 && l1 == strlen(DEALER_ID) && memcmp(id2, DEALER_ID, l1) == 0;
+    ok = ok && lp_msg_identity(in, &l2) == NULL && l2 == 0;
+    rc = lp_msg_send(&reply2, p.router);
+    lp_msg_destroy(&reply2);
+    got = recv_msg(p.dealer, false, err);
+    ok = ok && rc == 0 && got && lp_msg_cmd(got) == LP_CMD_HEARTBEAT && !lp_msg_req_id(got);
+    lp_msg_destroy(&got);
+    lp_msg_destroy(&in);
+    pair_close(&p);
+    CHECK(ok);
+}
+
+/* An unknown identity on a mandatory ROUTER fails with EHOSTUNREACH and the caller keeps the
+ * message. */
+static void test_send_unknown_identity(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    int one = 1;
+    zmq_setsockopt(p.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    lp_msg_t *m = lp_msg_new(LP_CMD_CANCEL, s_rid);
+    lp_msg_set_identity(m, "nobody", 6);
+    errno = 0;
+    int rc = lp_msg_send(&m, p.router);
+    int e = errno;
+    bool kept = m != NULL && lp_msg_cmd(m) == LP_CMD_CANCEL;
+    lp_msg_destroy(&m);
+    pair_close(&p);
+    CHECK(rc == -1);
+    CHECK(e == EHOSTUNREACH);
+    CHECK(kept);
+}
+
+/* The router relays a message: meta changed with meta_rw is re-encoded; untouched meta is
+ * forwarded byte for byte. */
+static void test_meta_relay(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    const char *meta_text = "{ \"model\" : \"m1\",  \"n\": 1 }";
+    const void *frames[] = {LP_PROTO_SIGNATURE, "\x04", s_rid, meta_text, "B"};
+    size_t sizes[] = {4, 1, 16, strlen(meta_text), 1};
+    CHECK(send_raw(p.dealer, frames, sizes, 5) == 0);
+    lp_msg_t *in = recv_msg(p.router, true, err);
+    CHECK(in != NULL);
+    CHECK_STR(lp_msg_meta_str(in, "model"), "m1");
+    /* relay untouched (read-only access does not mark it dirty) */
+    size_t idlen;
+    const void *id = lp_msg_identity(in, &idlen);
+    lp_msg_t *copy = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    lp_msg_set_identity(copy, id, idlen);
+    int rc = lp_msg_send(&in, p.router);
+    if (rc != 0)
+        lp_msg_destroy(&in);
+    bool ok = rc == 0;
+    /* raw receive on the dealer: frame 3 is the original text */
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    ok = ok && wait_in(p.dealer, WAIT_MS);
+    for (int i = 0; ok && i < 5; i++) {
+        ok = zmq_msg_recv(&f, p.dealer, 0) >= 0;
+        if (ok && i == 3)
+            ok = zmq_msg_size(&f) == strlen(meta_text) &&
+                 memcmp(zmq_msg_data(&f), meta_text, strlen(meta_text)) == 0;
+    }
+    zmq_msg_close(&f);
+
+    /* now modify through meta_rw and relay again */
+    json_object_set_new(lp_msg_meta_rw(copy), "model", json_string("m2"));
+    json_object_set_new(lp_msg_meta_rw(copy), "deployment", json_integer(3));
+    rc = lp_msg_send(&copy, p.router);
+    if (rc != 0)
+        lp_msg_destroy(&copy);
+    lp_msg_t *got = recv_msg(p.dealer, false, err);
+    ok = ok && rc == 0 && got && strcmp(lp_msg_meta_str(got, "model"), "m2") == 0 &&
+         lp_msg_meta_int(got, "deployment", 0) == 3;
+    /* received meta modified and re-sent dealer -> router */
+    if (got) {
+        json_object_set_new(lp_msg_meta_rw(got), "model", json_string("m3"));
+        json_object_del(lp_msg_meta_rw(got), "deployment");
+        lp_msg_set_cmd(got, LP_CMD_END);
+        rc = lp_msg_send(&got, p.dealer);
+        if (rc != 0)
+            lp_msg_destroy(&got);
+        lp_msg_t *back = recv_msg(p.router, true, err);
+        ok = ok && rc == 0 && back && lp_msg_cmd(back) == LP_CMD_END &&
+             strcmp(lp_msg_meta_str(back, "model"), "m3") == 0 &&
+             lp_msg_meta_int(back, "deployment", -1) == -1 &&
+             json_object_size(lp_msg_meta(back)) == 1;
+        lp_msg_destroy(&back);
+    }
+    pair_close(&p);
+    CHECK(ok);
+}
+
+static void test_share_move_give_body(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    size_t big = 1 << 20;
+    char *data = malloc(big);
+    CHECK(data != NULL);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (char)('a' + i % 26);
+
+    /* give: no copy */
+    lp_msg_t *a = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    char *given = malloc(big);
+    if (!given) {
+        free(data);
+        lp_msg_destroy(&a);
+        pair_close(&p);
+        CHECK(given != NULL);
+    }
+    memcpy(given, data, big);
+    lp_msg_give_body(a, given, big);
+    size_t len = 0;
+    bool ok = lp_msg_body(a, &len) == given && len == big;
+
+    /* share: same bytes (no copy for a large body), both still usable */
+    lp_msg_t *b = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    lp_msg_set_body(b, "old", 3);
+    lp_msg_share_body(b, a);
+    size_t lb = 0;
+    ok = ok && lp_msg_body(b, &lb) == lp_msg_body(a, &len) && lb == big && len == big;
+
+    /* move: the source's body becomes empty */
+    lp_msg_t *c = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    lp_msg_move_body(c, b);
+    size_t lc = 0;
+    ok = ok && lp_msg_body(c, &lc) == given && lc == big;
+    lp_msg_body(b, &lb);
+    ok = ok && lb == 0;
+
+    /* a and c share one buffer: send both, then b (empty) */
+    ok = ok && lp_msg_send(&a, p.dealer) == 0 && lp_msg_send(&c, p.dealer) == 0 &&
+         lp_msg_send(&b, p.dealer) == 0;
+    lp_msg_destroy(&a);
+    lp_msg_destroy(&b);
+    lp_msg_destroy(&c);
+    for (int i = 0; i < 3 && ok; i++) {
+        lp_msg_t *r = recv_msg(p.router, true, err);
+        ok = r != NULL;
+        if (r) {
+            const void *body = lp_msg_body(r, &len);
+            ok = i < 2 ? len == big && memcmp(body, data, big) == 0 : len == 0;
+        }
+        lp_msg_destroy(&r);
+    }
+    /* small bodies share too */
+    lp_msg_t *s1 = lp_msg_new(LP_CMD_CHUNK, s_rid);
+    lp_msg_set_body(s1, "tiny", 4);
+    lp_msg_t *s2 = lp_msg_new(LP_CMD_CHUNK, s_rid);
+    lp_msg_share_body(s2, s1);
+    lp_msg_destroy(&s1);
+    const char *sb = lp_msg_body(s2, &len);
+    ok = ok && len == 4 && memcmp(sb, "tiny", 4) == 0;
+    lp_msg_destroy(&s2);
+    free(data);
+    pair_close(&p);
+    CHECK(ok);
+}
+
+static void test_msg_error(void)
+{
+    lp_msg_t *m = lp_msg_error(s_rid, 429, "rate_limited", "slow down");
+    CHECK(m != NULL);
+    bool ok = lp_msg_cmd(m) == LP_CMD_ERROR && memcmp(lp_msg_req_id(m), s_rid, 16) == 0 &&
+              lp_msg_meta_int(m, "status", 0) == 429 && lp_msg_meta_str(m, "code") &&
+              strcmp(lp_msg_meta_str(m, "code"), "rate_limited") == 0 &&
+              json_is_false(json_object_get(lp_msg_meta(m), "retryable"));
+    size_t len = 0;
+    const char *body = lp_msg_body(m, &len);
+    json_t *v = json_loadb(body, len, 0, NULL);
+    json_t *e = json_object_get(v, "error");
+    ok = ok && e && strcmp(lp_json_str(e, "message"), "slow down") == 0 &&
+         strcmp(lp_json_str(e, "type"), "rate_limit_error") == 0 &&
+         strcmp(lp_json_str(e, "code"), "rate_limited") == 0 &&
+         json_is_null(json_object_get(e, "param"));
+    json_decref(v);
+    lp_msg_destroy(&m);
+    CHECK(ok);
+
+    /* code NULL: the body's code is the status; no request id */
+    m = lp_msg_error(NULL, 503, NULL, "busy");
+    body = lp_msg_body(m, &len);
+    v = json_loadb(body, len, 0, NULL);
+    e = json_object_get(v, "error");
+    ok = lp_msg_req_id(m) == NULL && lp_msg_meta_int(m, "status", 0) == 503 && e &&
+         strcmp(lp_json_str(e, "code"), "503") == 0 &&
+         strcmp(lp_json_str(e, "type"), "service_unavailable_error") == 0;
+    json_decref(v);
+
+    /* it survives the wire */
+    pair_t p = {0};
+    ok = ok && pair_open(&p) == 0;
+    ok = ok && lp_msg_send(&m, p.dealer) == 0;
+    lp_msg_destroy(&m);
+    char err[LP_ERR_LEN];
+    lp_msg_t *r = ok ? recv_msg(p.router, true, err) : NULL;
+    ok = ok && r && lp_msg_cmd(r) == LP_CMD_ERROR && lp_msg_meta_int(r, "status", 0) == 503 &&
+         json_is_false(json_object_get(lp_msg_meta(r), "retryable"));
+    lp_msg_destroy(&r);
+    pair_close(&p);
+    CHECK(ok);
+}
+
+static void test_recv_empty(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    snprintf(err, sizeof err, "stale");
+    lp_msg_t *m = lp_msg_recv(p.router, true, err);
+    bool ok = m == NULL && err[0] == '\0';
+    snprintf(err, sizeof err, "stale");
+    m = lp_msg_recv(p.dealer, false, err);
+    ok = ok && m == NULL && err[0] == '\0';
+    /* NULL err is allowed */
+    ok = ok && lp_msg_recv(p.router, true, NULL) == NULL;
+    pair_close(&p);
+    CHECK(ok);
+}
+
+/* A good message after a bad one; returns true when it arrives intact. */
+static bool good_follows(pair_t *p, void *to, void *from, bool from_router, int tag)
+{
+    char err[LP_ERR_LEN];
+    lp_msg_t *m = lp_msg_new(LP_CMD_HEARTBEAT, s_rid);
+    json_object_set_new(lp_msg_meta_rw(m), "tag", json_integer(tag));
+    lp_msg_set_body(m, "good", 4);
+    if (from == p->router)
+        lp_msg_set_identity(m, DEALER_ID, strlen(DEALER_ID));
+    if (lp_msg_send(&m, from) != 0) {
+        lp_msg_destroy(&m);
+        return false;
+    }
+    lp_msg_t *r = recv_msg(to, from_router, err);
+    size_t len = 0;
+    const void *b = r ? lp_msg_body(r, &len) : NULL;
+    bool ok = r && lp_msg_cmd(r) == LP_CMD_HEARTBEAT && lp_msg_meta_int(r, "tag", -1) == tag &&
+              len == 4 && memcmp(b, "good", 4) == 0 &&
+              memcmp(lp_msg_req_id(r), s_rid, LP_REQ_ID_LEN) == 0;
+    lp_msg_destroy(&r);
+    /* and nothing else is left */
+    char err2[LP_ERR_LEN];
+    lp_msg_t *extra = lp_msg_recv(to, from_router, err2);
+    ok = ok && extra == NULL && err2[0] == '\0';
+    lp_msg_destroy(&extra);
+    return ok;
+}
+
+typedef struct {
+    const char *what;
+    size_t n;
+    const void *frames[8];
+    size_t sizes[8];
+} bad_case_t;
+
+static void test_malformed(void)
+{
+    static char big_meta[LP_META_MAX + 2];
+    memset(big_meta, ' ', sizeof big_meta);
+    big_meta[0] = '{';
+    big_meta[sizeof big_meta - 1] = '}';
+    const char *sig = LP_PROTO_SIGNATURE;
+    static const char above[1] = {LP_CMD_MAX + 1};
+    const bad_case_t cases[] = {
+        {"signature LPX9", 5, {"LPX9", "\x02", "", "", ""}, {4, 1, 0, 0, 0}},
+        {"signature short", 5, {"LPX", "\x02", "", "", ""}, {3, 1, 0, 0, 0}},
+        {"3 frames", 3, {sig, "\x02", ""}, {4, 1, 0}},
+        {"1 frame", 1, {sig}, {4}},
+        {"7 frames", 7, {sig, "\x02", "", "", "", "x", "y"}, {4, 1, 0, 0, 0, 1, 1}},
+        {"command 0", 5, {sig, "\x00", "", "", ""}, {4, 1, 0, 0, 0}},
+        {"command 200", 5, {sig, "\xc8", "", "", ""}, {4, 1, 0, 0, 0}},
+        {"command MAX+1", 5, {sig, above, "", "", ""}, {4, 1, 0, 0, 0}},
+        {"command 2 bytes", 5, {sig, "\x02\x02", "", "", ""}, {4, 2, 0, 0, 0}},
+        {"command empty", 5, {sig, "", "", "", ""}, {4, 0, 0, 0, 0}},
+        {"req_id 5 bytes", 5, {sig, "\x04", "abcde", "", ""}, {4, 1, 5, 0, 0}},
+        {"req_id 17 bytes", 5, {sig, "\x04", "0123456789abcdefg", "", ""}, {4, 1, 17, 0, 0}},
+        {"meta not JSON", 5, {sig, "\x02", "", "{bad", ""}, {4, 1, 0, 4, 0}},
+        {"meta array", 5, {sig, "\x02", "", "[1,2]", ""}, {4, 1, 0, 5, 0}},
+        {"meta string", 5, {sig, "\x02", "", "\"s\"", ""}, {4, 1, 0, 3, 0}},
+        {"meta dup keys", 5, {sig, "\x02", "", "{\"a\":1,\"a\":2}", ""}, {4, 1, 0, 13, 0}},
+        {"meta too big", 5, {sig, "\x02", "", big_meta, ""}, {4, 1, 0, sizeof big_meta, 0}},
+    };
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    for (size_t i = 0; i < LP_ARRAY_LEN(cases); i++) {
+        const bad_case_t *c = &cases[i];
+        /* dealer -> router (router side has an identity frame first) */
+        int rc = send_raw(p.dealer, c->frames, c->sizes, c->n);
+        lp_msg_t *m = rc == 0 ? recv_msg(p.router, true, err) : NULL;
+        bool bad_ok = rc == 0 && m == NULL && err[0] != '\0' && strcmp(err, "timeout") != 0;
+        lp_msg_destroy(&m);
+        bool next_ok = bad_ok && good_follows(&p, p.router, p.dealer, true, (int)i);
+        if (!bad_ok || !next_ok) {
+            fprintf(stderr, "case '%s' (to router): bad_ok=%d next_ok=%d err=%s\n", c->what, bad_ok,
+                    next_ok, err);
+            pair_close(&p);
+            CHECK(bad_ok);
+            CHECK(next_ok);
+        }
+        /* router -> dealer (no identity on the dealer side) */
+        rc = zmq_send(p.router, DEALER_ID, strlen(DEALER_ID), ZMQ_SNDMORE) < 0 ? -1 : 0;
+        rc = rc == 0 ? send_raw(p.router, c->frames, c->sizes, c->n) : -1;
+        m = rc == 0 ? recv_msg(p.dealer, false, err) : NULL;
+        bad_ok = rc == 0 && m == NULL && err[0] != '\0' && strcmp(err, "timeout") != 0;
+        lp_msg_destroy(&m);
+        next_ok = bad_ok && good_follows(&p, p.dealer, p.router, false, 100 + (int)i);
+        if (!bad_ok || !next_ok) {
+            fprintf(stderr, "case '%s' (to dealer): bad_ok=%d next_ok=%d err=%s\n", c->what, bad_ok,
+                    next_ok, err);
+            pair_close(&p);
+            CHECK(bad_ok);
+            CHECK(next_ok);
+        }
+    }
+    /* the signature error names what the peer spoke */
+    const void *f[] = {"LPX9", "\x02", "", "", ""};
+    size_t s[] = {4, 1, 0, 0, 0};
+    CHECK(send_raw(p.dealer, f, s, 5) == 0);
+    lp_msg_t *m = recv_msg(p.router, true, err);
+    bool named = m == NULL && strstr(err, "LPX9") != NULL;
+    lp_msg_destroy(&m);
+    pair_close(&p);
+    CHECK(named);
+}
+
+/* Frames at the edges of validity are accepted. */
+static void test_edge_valid(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    static char meta[LP_META_MAX];
+    memset(meta, ' ', sizeof meta);
+    meta[0] = '{';
+    meta[sizeof meta - 1] = '}';
+    const void *f[] = {LP_PROTO_SIGNATURE, "\x0b", "", meta, ""};
+    size_t s[] = {4, 1, 0, sizeof meta, 0};
+    CHECK(send_raw(p.dealer, f, s, 5) == 0);
+    lp_msg_t *m = recv_msg(p.router, true, err);
+    bool ok = m && lp_msg_cmd(m) == LP_CMD_ACK && json_object_size(lp_msg_meta(m)) == 0;
+    lp_msg_destroy(&m);
+    /* empty meta frame: an empty object */
+    const void *f2[] = {LP_PROTO_SIGNATURE, "\x01", s_rid, "", "x"};
+    size_t s2[] = {4, 1, 16, 0, 1};
+    ok = ok && send_raw(p.dealer, f2, s2, 5) == 0;
+    m = ok ? recv_msg(p.router, true, err) : NULL;
+    ok = ok && m && lp_msg_cmd(m) == LP_CMD_READY && json_is_object(lp_msg_meta(m)) &&
+         json_object_size(lp_msg_meta(m)) == 0;
+    lp_msg_destroy(&m);
+    pair_close(&p);
+    CHECK(ok);
+}
+
+int main(void)
+{
+    RUN(test_req_id_format);
+    RUN(test_cmd_names);
+    RUN(test_new_message_accessors);
+    RUN(test_round_trip_commands);
+    RUN(test_body_sizes);
+    RUN(test_route_back);
+    RUN(test_send_unknown_identity);
+    RUN(test_meta_relay);
+    RUN(test_share_move_give_body);
+    RUN(test_msg_error);
+    RUN(test_recv_empty);
+    RUN(test_malformed);
+    RUN(test_edge_valid);
+    return th_report();
+}

@@ -1,0 +1,572 @@
+#define LP_LOG_MODULE "wk_call"
+#include "wk_call.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "lp_json.h"
+#include "lp_log.h"
+#include "lp_time.h"
+#include "wk_adapter.h"
+#include "wk_mock.h"
+#include "wk_server.h"
+
+/* Connect timeout cap: a provider that does not accept within this is treated as down. */
+#define WK_CONNECT_TIMEOUT_MS 10000
+
+static wk_server_t *s_srv(const wk_job_t *job)
+{
+    return job->owner;
+}
+
+void wk_call_free(wk_job_t *job)
+{
+    wk_server_t *srv = s_srv(job);
+    lp_timer_stop(wk_server_loop(srv), &job->stream_timer);
+    if (job->easy) {
+        wk_http_remove(wk_server_http(srv), job->easy);
+        curl_easy_cleanup(job->easy);
+    }
+    wk_server_untrack(srv, job);
+    curl_slist_free_all(job->headers);
+    free(job->url);
+    free(job->body);
+    free(job->group);
+    lp_buf_free(&job->resp);
+    lp_buf_free(&job->out);
+    wk_sse_free(&job->sse);
+    json_decref(job->req);
+    free(job);
+}
+
+/* The deployment's base URL as it may be shown to clients: no credentials, no query. */
+static char *s_public_base(const char *base)
+{
+    if (!base)
+        return lp_strdup("");
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    char *out = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_PORT, &port, 0);
+        curl_url_get(u, CURLUPART_PATH, &path, 0);
+        out = lp_asprintf("%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
+                          path && strcmp(path, "/") != 0 ? path : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+    return out ? out : lp_strdup("");
+}
+
+/* What every HEAD, END and ERROR says about where the call went and how long it took. */
+static void s_describe(wk_job_t *job, json_t *meta)
+{
+    const lp_deployment_t *d = job->d;
+    if (!d)
+        return;
+    json_object_set_new(meta, "deployment", json_string(d->id));
+    json_object_set_new(meta, "provider", json_string(d->provider->name));
+    json_object_set_new(meta, "provider_model", lp_json_text(d->provider_model));
+    json_object_set_new(meta, "worker", json_string(wk_server_name(s_srv(job))));
+    if (!job->mocked) {
+        char *base = s_public_base(d->api_base);
+        json_object_set_new(meta, "api_base", lp_json_text(base));
+        free(base);
+    }
+    if (job->start_ns) {
+        int64_t now = lp_mono_ns();
+        json_object_set_new(meta, "upstream_us", json_integer((now - job->start_ns) / 1000));
+        if (job->first_byte_ns)
+            json_object_set_new(meta, "ttfb_us",
+                                json_integer((job->first_byte_ns - job->start_ns) / 1000));
+    }
+}
+
+static void s_usage_meta(json_t *meta, long long p, long long c, long long t)
+{
+    json_t *usage = json_object();
+    json_object_set_new(usage, "prompt_tokens", json_integer(p));
+    json_object_set_new(usage, "completion_tokens", json_integer(c));
+    json_object_set_new(usage, "total_tokens", json_integer(t));
+    json_object_set_new(meta, "usage", usage);
+    json_object_set_new(meta, "usage_estimated", json_boolean(false));
+}
+
+static void s_cost_meta(const wk_job_t *job, json_t *meta, long long p, long long c)
+{
+    const lp_deployment_t *d = job->d;
+    if (d->input_cost_per_token < 0 && d->output_cost_per_token < 0)
+        return;
+    double cost = LP_MAX(d->input_cost_per_token, 0) * (double)p +
+                  LP_MAX(d->output_cost_per_token, 0) * (double)c;
+    json_object_set_new(meta, "cost", json_real(cost));
+}
+
+/* Stream usage (the provider's or estimated) into meta, with its cost. */
+static void s_stream_usage_meta(const wk_job_t *job, json_t *meta)
+{
+    long long p, c, t;
+    wk_stream_usage(job, &p, &c, &t);
+    s_usage_meta(meta, p, c, t);
+    json_object_set_new(meta, "usage_estimated", json_boolean(!job->have_usage));
+    s_cost_meta(job, meta, p, c);
+}
+
+/* ERROR for a job that sent nothing to the client yet (the router may retry it). */
+static void s_reply_fail(wk_job_t *job, const wk_fail_t *fail)
+{
+    rlog_info(job->idstr, "attempt %d failed: %d %s", job->attempt, fail->status, fail->message);
+    lp_msg_t *m = lp_msg_error(job->id, fail->status, fail->code, fail->message);
+    json_t *meta = lp_msg_meta_rw(m);
+    json_object_set_new(meta, "retryable", json_boolean(fail->retryable));
+    if (fail->retry_after_ms >= 0)
+        json_object_set_new(meta, "retry_after_ms", json_integer(fail->retry_after_ms));
+    if (job->status)
+        json_object_set_new(meta, "upstream_status", json_integer(job->status));
+    if (job->head_sent)
+        s_stream_usage_meta(job, meta);
+    s_describe(job, meta);
+    wk_server_send(s_srv(job), &m, job->idstr);
+}
+
+static void s_reply_result(wk_job_t *job, wk_result_t *res)
+{
+    lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
+    json_t *meta = lp_msg_meta_rw(m);
+    json_object_set_new(meta, "status", json_integer(200));
+    s_usage_meta(meta, res->prompt_tokens, res->completion_tokens, res->total_tokens);
+    s_cost_meta(job, meta, res->prompt_tokens, res->completion_tokens);
+    s_describe(job, meta);
+    size_t len = 0;
+    char *body = lp_json_dump(res->response, &len);
+    lp_msg_give_body(m, body, len);
+    json_decref(res->response);
+    res->response = NULL;
+    rlog_debug(job->idstr, "done: %lld+%lld tokens", res->prompt_tokens, res->completion_tokens);
+    wk_server_send(s_srv(job), &m, job->idstr);
+}
+
+/* ---- streams ---- */
+
+static void s_send_head(wk_job_t *job)
+{
+    lp_msg_t *m = lp_msg_new(LP_CMD_HEAD, job->id);
+    json_t *meta = lp_msg_meta_rw(m);
+    json_object_set_new(meta, "status", json_integer(200));
+    s_describe(job, meta);
+    wk_server_send(s_srv(job), &m, job->idstr);
+    job->head_sent = true;
+}
+
+static int s_on_stream_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg);
+
+/* (Re)arm the time allowed until the next provider byte. */
+static void s_stream_timer(wk_job_t *job)
+{
+    if (job->stream_timeout_ms > 0)
+        lp_timer_start(wk_server_loop(s_srv(job)), &job->stream_timer, job->stream_timeout_ms,
+                       s_on_stream_timeout, job);
+}
+
+/* Send what the adapter produced as one CHUNK (after the HEAD, the first time). */
+static void s_flush(wk_job_t *job)
+{
+    if (job->out.len == 0)
+        return;
+    if (!job->head_sent)
+        s_send_head(job);
+    lp_msg_t *m = lp_msg_new(LP_CMD_CHUNK, job->id);
+    size_t len = 0;
+    char *bytes = lp_buf_steal(&job->out, &len);
+    lp_msg_give_body(m, bytes, len);
+    job->unacked += len;
+    wk_server_send(s_srv(job), &m, job->idstr);
+}
+
+/* The stream ends badly. Before the HEAD it is an ordinary (maybe retryable) ERROR; after
+ * it the client's stream ends with an error event and no terminator, in an END that carries
+ * the usage so far. */
+static void s_stream_fail(wk_job_t *job, const wk_fail_t *fail)
+{
+    if (!job->head_sent) {
+        job->out.len = 0;
+        s_reply_fail(job, fail);
+        return;
+    }
+    rlog_warn(job->idstr, "stream broke after the first byte: %d %s", fail->status, fail->message);
+    size_t elen = 0;
+    char *err = lp_error_body(fail->status, NULL, fail->code, NULL, fail->message, &elen);
+    lp_buf_puts(&job->out, "data: ");
+    lp_buf_append(&job->out, err, elen);
+    lp_buf_puts(&job->out, "\n\n");
+    free(err);
+    lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
+    json_t *meta = lp_msg_meta_rw(m);
+    json_object_set_new(meta, "status", json_integer(fail->status));
+    char code[16];
+    snprintf(code, sizeof code, "%d", fail->status);
+    json_object_set_new(meta, "code", json_string(fail->code ? fail->code : code));
+    json_object_set_new(meta, "stream_error", json_true());
+    s_stream_usage_meta(job, meta);
+    s_describe(job, meta);
+    size_t len = 0;
+    char *bytes = lp_buf_steal(&job->out, &len);
+    lp_msg_give_body(m, bytes, len);
+    wk_server_send(s_srv(job), &m, job->idstr);
+}
+
+static void s_stream_ok(wk_job_t *job)
+{
+    if (!job->head_sent)
+        s_send_head(job);
+    lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
+    json_t *meta = lp_msg_meta_rw(m);
+    json_object_set_new(meta, "status", json_integer(200));
+    s_stream_usage_meta(job, meta);
+    s_describe(job, meta);
+    size_t len = 0;
+    char *bytes = lp_buf_steal(&job->out, &len);
+    lp_msg_give_body(m, bytes, len);
+    wk_server_send(s_srv(job), &m, job->idstr);
+}
+
+/* Remember why the stream broke; the transfer is aborted and wk_call_done reports it. */
+static void s_mark_failed(wk_job_t *job, const wk_fail_t *fail)
+{
+    if (job->failed)
+        return;
+    job->failed = true;
+    job->stream_fail_status = fail->status;
+    job->stream_fail_code = fail->code;
+    lp_strlcpy(job->stream_fail_msg, fail->message, sizeof job->stream_fail_msg);
+}
+
+typedef struct {
+    wk_job_t *job;
+    const wk_adapter_t *adapter;
+    wk_fail_t *fail;
+} s_event_ctx_t;
+
+static int s_on_event(const char *event, const char *data, size_t len, void *arg)
+{
+    s_event_ctx_t *ctx = arg;
+    return ctx->adapter->stream_event(ctx->job, event, data, len, &ctx->job->out, ctx->fail);
+}
+
+/* Provider stream bytes: parsed into events, re-framed, sent on. Past the credit window the
+ * transfer pauses (curl keeps the bytes and offers them again on resume). */
+static size_t s_stream_body(wk_job_t *job, char *data, size_t n)
+{
+    if (job->unacked >= WK_STREAM_WINDOW) {
+        job->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    const wk_adapter_t *adapter = wk_adapter_for(job->d->provider->wire);
+    wk_fail_t fail = {.retry_after_ms = -1};
+    s_event_ctx_t ctx = {job, adapter, &fail};
+    if (wk_sse_feed(&job->sse, data, n, s_on_event, &ctx) < 0) {
+        if (!fail.status)
+            wk_fail(&fail, 502, "upstream_stream_too_large", false,
+                    "%s sent a stream event larger than %d MiB", job->d->provider->name,
+                    WK_SSE_MAX_EVENT >> 20);
+        s_flush(job);
+        s_mark_failed(job, &fail);
+        return 0; /* abort the transfer */
+    }
+    s_flush(job);
+    s_stream_timer(job);
+    return n;
+}
+
+/* ---- libcurl callbacks ---- */
+
+static size_t s_on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    wk_job_t *job = arg;
+    size_t n = size * nmemb;
+    if (!job->first_byte_ns)
+        job->first_byte_ns = lp_mono_ns();
+    if (job->stream) {
+        if (!job->status)
+            curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &job->status);
+        if (job->status >= 200 && job->status < 300)
+            return s_stream_body(job, data, n);
+    }
+    if (job->resp.len + n > WK_MAX_RESPONSE) {
+        job->too_big = true;
+        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    lp_buf_append(&job->resp, data, n);
+    return n;
+}
+
+/* Keep the provider's retry-after (seconds, or OpenAI's retry-after-ms). */
+static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    wk_job_t *job = arg;
+    size_t n = size * nmemb;
+    static const char ra[] = "retry-after:", ram[] = "retry-after-ms:";
+    bool is_ms = n > sizeof ram - 1 && strncasecmp(data, ram, sizeof ram - 1) == 0;
+    bool is_s = !is_ms && n > sizeof ra - 1 && strncasecmp(data, ra, sizeof ra - 1) == 0;
+    if (is_ms || is_s) {
+        char value[32];
+        size_t skip = is_ms ? sizeof ram - 1 : sizeof ra - 1;
+        size_t len = LP_MIN(n - skip, sizeof value - 1);
+        memcpy(value, data + skip, len);
+        value[len] = '\0';
+        double v = strtod(value, NULL);
+        if (v > 0 && v < 86400 * 1000.0)
+            job->retry_after_ms = (long long)(is_ms ? v : v * 1000.0);
+    }
+    return n;
+}
+
+static void s_transport_fail(wk_job_t *job, CURLcode result, wk_fail_t *fail)
+{
+    const char *prov = job->d->provider->name;
+    if (job->too_big) {
+        wk_fail(fail, 502, "upstream_response_too_large", false,
+                "%s answered with more than %d MiB", prov, WK_MAX_RESPONSE >> 20);
+    } else if (result == CURLE_OPERATION_TIMEDOUT) {
+        wk_fail(fail, 408, "timeout", true, "%s did not answer within %lld ms", prov,
+                job->timeout_ms);
+    } else if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_HOST) {
+        wk_fail(fail, 502, "upstream_unreachable", true, "cannot connect to %s: %s", prov,
+                curl_easy_strerror(result));
+    } else {
+        wk_fail(fail, 502, "upstream_error", true, "call to %s failed: %s", prov,
+                curl_easy_strerror(result));
+    }
+}
+
+static void s_stream_done(wk_job_t *job, CURLcode result, const wk_adapter_t *adapter)
+{
+    wk_fail_t fail = {.retry_after_ms = -1};
+    if (job->failed) {
+        wk_fail(&fail, job->stream_fail_status, job->stream_fail_code, false, "%s",
+                job->stream_fail_msg);
+        s_stream_fail(job, &fail);
+    } else if (result != CURLE_OK) {
+        s_transport_fail(job, result, &fail);
+        s_stream_fail(job, &fail);
+    } else if (job->status < 200 || job->status >= 300) {
+        adapter->error(job, &fail);
+        fail.retry_after_ms = job->retry_after_ms;
+        s_stream_fail(job, &fail);
+    } else if (adapter->stream_end(job, &job->out, &fail) < 0) {
+        s_stream_fail(job, &fail);
+    } else {
+        s_stream_ok(job);
+    }
+}
+
+void wk_call_done(wk_job_t *job, CURLcode result)
+{
+    const wk_adapter_t *adapter = wk_adapter_for(job->d->provider->wire);
+    curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &job->status);
+    if (job->stream) {
+        s_stream_done(job, result, adapter);
+        wk_call_free(job);
+        return;
+    }
+    wk_fail_t fail = {.retry_after_ms = -1};
+    wk_result_t res = {0};
+    if (result != CURLE_OK) {
+        s_transport_fail(job, result, &fail);
+        s_reply_fail(job, &fail);
+    } else if (job->status >= 400 || job->status < 200) {
+        adapter->error(job, &fail);
+        fail.retry_after_ms = job->retry_after_ms;
+        s_reply_fail(job, &fail);
+    } else if (adapter->respond(job, &res, &fail) < 0) {
+        s_reply_fail(job, &fail);
+    } else {
+        s_reply_result(job, &res);
+    }
+    wk_call_free(job);
+}
+
+static int s_on_stream_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    wk_job_t *job = arg;
+    wk_fail_t fail = {.retry_after_ms = -1};
+    wk_fail(&fail, 408, "stream_timeout", !job->head_sent,
+            "%s sent nothing for %lld ms (stream_timeout)", job->d->provider->name,
+            job->stream_timeout_ms);
+    s_stream_fail(job, &fail);
+    wk_call_free(job); /* removing the handle closes the provider connection */
+    return 0;
+}
+
+/* ---- start ---- */
+
+static wk_call_t s_call_type(const char *s)
+{
+    if (s && strcmp(s, "embedding") == 0)
+        return WK_CALL_EMBEDDING;
+    if (s && strcmp(s, "completion") == 0)
+        return WK_CALL_COMPLETION;
+    return WK_CALL_CHAT;
+}
+
+/* Streams read slowly when the client is slow: a small receive buffer keeps the bytes a
+ * paused stream leaves in the kernel small too, so the provider feels the back-pressure. */
+static int s_stream_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    LP_UNUSED(arg);
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+        int size = WK_STREAM_RCVBUF;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    return CURL_SOCKOPT_OK;
+}
+
+static int s_start_transfer(wk_job_t *job, const wk_adapter_t *adapter, wk_fail_t *fail)
+{
+    const lp_deployment_t *d = job->d;
+    if (d->provider->key_required && (!d->api_key || !*d->api_key))
+        return wk_fail(fail, 500, "provider_key_missing", true,
+                       "deployment %s of '%s' has no API key: set litellm_params.api_key or %s",
+                       d->id, job->group, d->provider->key_env);
+    if (adapter->prepare(job, fail) < 0)
+        return -1;
+    CURL *easy = curl_easy_init();
+    if (!easy)
+        return wk_fail(fail, 500, NULL, true, "cannot create an HTTP client handle");
+    job->easy = easy;
+    long long connect_ms = LP_MIN(job->timeout_ms, WK_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(easy, CURLOPT_URL, job->url);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, job->headers);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, job->body);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->body_len);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)job->timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, job);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, job);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, job);
+    if (job->stream)
+        curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, s_stream_sockopt);
+    job->start_ns = lp_mono_ns();
+    if (wk_http_add(wk_server_http(s_srv(job)), easy) < 0) {
+        curl_easy_cleanup(easy);
+        job->easy = NULL;
+        return wk_fail(fail, 500, NULL, true, "cannot start the HTTP call");
+    }
+    if (job->stream)
+        s_stream_timer(job);
+    rlog_debug(job->idstr, "calling %s deployment %s (attempt %d)", d->provider->name, d->id,
+               job->attempt);
+    return 0;
+}
+
+/* A mock answer, as a response or as a stream. */
+static int s_mock(wk_job_t *job, const char *text, wk_fail_t *fail)
+{
+    job->mocked = true;
+    job->start_ns = 0;
+    if (!job->stream) {
+        wk_result_t res = {0};
+        if (wk_mock_answer(job, text, &res, fail) < 0)
+            return -1;
+        s_reply_result(job, &res);
+        return 0;
+    }
+    if (wk_mock_stream(job, text, &job->out, fail) < 0)
+        return -1;
+    s_stream_ok(job);
+    return 0;
+}
+
+void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
+{
+    const uint8_t *id = lp_msg_req_id(msg);
+    wk_job_t *job = lp_calloc(1, sizeof *job);
+    job->owner = srv;
+    memcpy(job->id, id, LP_REQ_ID_LEN);
+    lp_req_id_format(id, job->idstr);
+    job->retry_after_ms = -1;
+    wk_server_track(srv, job);
+    const char *group = lp_msg_meta_str(msg, "model");
+    job->group = lp_strdup(group ? group : "");
+    job->call = s_call_type(lp_msg_meta_str(msg, "call_type"));
+    job->stream = lp_json_bool(lp_msg_meta(msg), "stream", false);
+    job->attempt = (int)lp_msg_meta_int(msg, "attempt", 1);
+    job->timeout_ms = lp_msg_meta_int(msg, "timeout_ms", 600000);
+    job->stream_timeout_ms = lp_msg_meta_int(msg, "stream_timeout_ms", 0);
+    if (job->timeout_ms <= 0)
+        job->timeout_ms = 600000;
+    wk_fail_t fail = {.retry_after_ms = -1};
+    const char *dep = lp_msg_meta_str(msg, "deployment");
+    job->d = dep ? lp_cfg_deployment(wk_server_cfg(srv), dep) : NULL;
+    if (!job->d) {
+        /* The router's config names a deployment this worker's config lacks. */
+        wk_fail(&fail, 503, "unknown_deployment", true,
+                "this worker has no deployment %s: are the router and workers on the same "
+                "config?",
+                dep ? dep : "(none)");
+        goto fail;
+    }
+    size_t len = 0;
+    const char *body = lp_msg_body(msg, &len);
+    char err[LP_ERR_LEN];
+    job->req = lp_json_parse(body, len, err);
+    if (!json_is_object(job->req)) {
+        wk_fail(&fail, 400, NULL, false, "request body is not a JSON object");
+        goto fail;
+    }
+    const char *mock = wk_mock_text(job);
+    if (mock) {
+        if (s_mock(job, mock, &fail) < 0)
+            goto fail;
+        wk_call_free(job);
+        return;
+    }
+    const wk_adapter_t *adapter = wk_adapter_for(job->d->provider->wire);
+    if (!adapter) {
+        wk_fail(&fail, 501, "provider_not_supported", false,
+                "provider %s/ is not supported by this build yet", job->d->provider->name);
+        goto fail;
+    }
+    if (s_start_transfer(job, adapter, &fail) < 0)
+        goto fail;
+    return;
+fail:
+    s_reply_fail(job, &fail);
+    wk_call_free(job);
+}
+
+void wk_call_cancel(wk_job_t *job)
+{
+    rlog_info(job->idstr, "client gone: cancelling the call to %s", job->d->provider->name);
+    wk_fail_t fail = {.retry_after_ms = -1};
+    wk_fail(&fail, 499, "client_closed_request", false, "the client closed the request");
+    s_reply_fail(job, &fail);
+    wk_call_free(job); /* removing the easy handle closes the provider connection */
+}
+
+void wk_call_credit(wk_job_t *job, long long bytes)
+{
+    if (bytes <= 0)
+        return;
+    job->unacked = (size_t)bytes >= job->unacked ? 0 : job->unacked - (size_t)bytes;
+    if (job->paused && job->unacked < WK_STREAM_WINDOW && job->easy) {
+        job->paused = false;
+        wk_http_unpause(wk_server_http(s_srv(job)), job->easy);
+    }
+}
