@@ -102,6 +102,17 @@ void wk_header(struct curl_slist **list, const char *name, const char *value)
     *list = l;
 }
 
+int wk_unsupported(const wk_job_t *job, const char *param, wk_fail_t *fail)
+{
+    if (job->drop_params)
+        return 0;
+    wk_fail(fail, 400, "unsupported_params", false,
+            "%s does not support the parameter '%s'; remove it or set "
+            "litellm_settings.drop_params: true to drop it",
+            job->d->provider->name, param);
+    return -1;
+}
+
 bool wk_is_proxy_field(const char *key)
 {
     static const char *fields[] = {"mock_response",

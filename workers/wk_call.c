@@ -506,6 +506,7 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     job->group = lp_strdup(group ? group : "");
     job->call = s_call_type(lp_msg_meta_str(msg, "call_type"));
     job->stream = lp_json_bool(lp_msg_meta(msg), "stream", false);
+    job->drop_params = wk_server_cfg(srv)->drop_params;
     job->attempt = (int)lp_msg_meta_int(msg, "attempt", 1);
     job->timeout_ms = lp_msg_meta_int(msg, "timeout_ms", 600000);
     job->stream_timeout_ms = lp_msg_meta_int(msg, "stream_timeout_ms", 0);
@@ -530,6 +531,8 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
         wk_fail(&fail, 400, NULL, false, "request body is not a JSON object");
         goto fail;
     }
+    if (json_is_boolean(json_object_get(job->d->params, "drop_params")))
+        job->drop_params = json_is_true(json_object_get(job->d->params, "drop_params"));
     const char *mock = wk_mock_text(job);
     if (mock) {
         if (s_mock(job, mock, &fail) < 0)

@@ -33,6 +33,7 @@ struct wk_job {
     char *group;              /* model group the client asked for */
     wk_call_t call;
     bool stream;
+    bool drop_params; /* litellm drop_params: unsupported parameters are dropped, not refused */
     int attempt;
     long long timeout_ms;
     long long stream_timeout_ms;
