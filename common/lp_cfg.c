@@ -695,11 +695,18 @@ static lp_cfg_t *s_load_tree(lp_ynode_t *root, const char *name, char *err)
         cfg->timeout_s = cfg->request_timeout_s;
     if (!cfg->routing_strategy)
         cfg->routing_strategy = lp_strdup("simple-shuffle");
-    if (strcmp(cfg->routing_strategy, "simple-shuffle") != 0)
-        s_warn(&ctx, lp_yaml_get(lp_yaml_get(root, "router_settings"), "routing_strategy"),
-               "router_settings.routing_strategy: '%.40s' is not implemented yet; using "
-               "simple-shuffle",
+    static const char *strategies[] = {"simple-shuffle", "least-busy", "latency-based-routing",
+                                       "usage-based-routing", "usage-based-routing-v2"};
+    bool known = false;
+    for (size_t i = 0; i < LP_ARRAY_LEN(strategies); i++)
+        known |= strcmp(cfg->routing_strategy, strategies[i]) == 0;
+    if (!known) {
+        s_fail(&ctx, lp_yaml_get(lp_yaml_get(root, "router_settings"), "routing_strategy"),
+               "router_settings.routing_strategy: '%.40s' is not one of simple-shuffle, "
+               "least-busy, latency-based-routing, usage-based-routing(-v2)",
                cfg->routing_strategy);
+        goto fail;
+    }
     const char *lvl = s_log_level(lp_yaml_get(root, "litellm_settings"));
     if (lvl)
         cfg->log_level = lp_strdup(lvl);

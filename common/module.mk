@@ -4,4 +4,4 @@ COMMON_OBJ := $(call objs,$(COMMON_SRC))
 COMMON_LIB := $(BUILD)/libcommon.a
 $(COMMON_LIB): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^

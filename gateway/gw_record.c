@@ -55,6 +55,7 @@ void gw_record_apply(json_t *rec, const json_t *meta)
     json_object_set_new(rec, "spend", json_real(lp_json_num(meta, "cost", 0)));
     json_object_set_new(rec, "attempts", json_integer(lp_json_int(meta, "attempts", 0)));
     json_object_set_new(rec, "retries", json_integer(lp_json_int(meta, "retries", 0)));
+    json_object_set_new(rec, "fallbacks", json_integer(lp_json_int(meta, "fallbacks", 0)));
     long long upstream_us = lp_json_int(meta, "upstream_us", -1);
     long long ttfb_us = lp_json_int(meta, "ttfb_us", -1);
     json_object_set_new(rec, "upstream_ms",
@@ -77,7 +78,11 @@ json_t *gw_record_build(const gw_req_t *req, bool delivered)
     json_object_set_new(rec, "request_id", json_string(req->idstr));
     json_object_set_new(rec, "call_type", json_string(s_call_type(req->call)));
     json_object_set_new(rec, "api_key", json_string(req->key_hash));
-    json_object_set_new(rec, "model_group", req->group ? json_string(req->group) : json_null());
+    /* The group that served the request (a fallback's, when one answered). */
+    const char *group = lp_json_str(meta, "group");
+    group = group ? group : req->group;
+    json_object_set_new(rec, "model_group", group ? json_string(group) : json_null());
+    json_object_set_new(rec, "requested_group", req->group ? json_string(req->group) : json_null());
     json_object_set_new(rec, "user", req->user ? lp_json_text(req->user) : json_null());
     json_object_set_new(rec, "stream", json_boolean(req->stream));
     gw_record_apply(rec, meta);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "gw_health.h"
 #include "gw_routes.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -51,6 +52,7 @@ void gw_req_destroy(gw_req_t **self_p)
     lp_timer_stop(self->srv->loop, &self->deadline);
     s_unwatch(self);
     gw_stream_free(&self->out);
+    gw_health_destroy(&self->health);
     lp_msg_destroy(&self->head);
     lp_buf_free(&self->body);
     free(self->group);
@@ -125,15 +127,18 @@ static void s_header_num(struct MHD_Response *r, const char *name, double v, boo
  * how much of the time was the proxy's own (for a stream: until its first byte). */
 static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total_ms)
 {
-    if (self->group)
-        s_header(r, "x-litellm-model-group", self->group);
     lp_msg_t *from = self->streaming ? self->head : self->reply;
+    const json_t *meta = from ? lp_msg_meta(from) : NULL;
+    /* The group that served it: the one asked for, or the fallback that answered. */
+    const char *group = lp_json_str(meta, "group");
+    s_header(r, "x-litellm-model-group", group ? group : self->group);
     if (!from)
         return;
-    const json_t *meta = lp_msg_meta(from);
     s_header(r, "x-litellm-model-id", lp_json_str(meta, "deployment"));
     s_header(r, "x-litellm-model-api-base", lp_json_str(meta, "api_base"));
     s_header_num(r, "x-litellm-attempted-retries", (double)lp_json_int(meta, "retries", 0), true);
+    s_header_num(r, "x-litellm-attempted-fallbacks", (double)lp_json_int(meta, "fallbacks", 0),
+                 true);
     json_t *cost = json_object_get(meta, "cost");
     if (json_is_number(cost)) {
         char buf[48];

@@ -30,6 +30,7 @@ typedef enum {
 } gw_req_state_t;
 
 typedef struct gw_route gw_route_t;
+struct gw_health;
 typedef struct gw_req gw_req_t;
 
 struct gw_req {
@@ -69,6 +70,7 @@ struct gw_req {
     bool suspended;   /* the connection is suspended (waiting, or the reader is starved) */
     int watch_fd;     /* client socket watched for hang-up while suspended, -1 when not */
     bool client_gone; /* the client hung up before the answer was complete */
+    struct gw_health *health; /* GET /health: the checks in flight (owned) */
 };
 
 /* A request on conn; the id is fresh and random. */

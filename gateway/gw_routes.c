@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <zmq.h>
 
+#include "gw_health.h"
 #include "gw_record.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -281,11 +282,13 @@ void gw_abandon(gw_req_t *req, int status, const char *code, const char *message
         return;
     lp_map_remove(srv->inflight, req->id, LP_REQ_ID_LEN);
     lp_timer_stop(srv->loop, &req->deadline);
-    lp_msg_t *cancel = lp_msg_new(LP_CMD_CANCEL, req->id);
-    if (lp_msg_send(&cancel, srv->router) < 0)
-        lp_msg_destroy(&cancel);
-    /* The worker answers a CANCEL with the usage so far; the record waits for it. */
-    gw_pending_open(srv, req->id);
+    if (req->call != GW_CALL_NONE) {
+        lp_msg_t *cancel = lp_msg_new(LP_CMD_CANCEL, req->id);
+        if (lp_msg_send(&cancel, srv->router) < 0)
+            lp_msg_destroy(&cancel);
+        /* The worker answers a CANCEL with the usage so far; the record waits for it. */
+        gw_pending_open(srv, req->id);
+    }
     rlog_warn(req->idstr, "%d %s", status, message);
     if (waiting) {
         gw_req_fail(req, status, code, NULL, "%s", message);
@@ -312,6 +315,7 @@ static const gw_route_t s_routes[] = {
     {"GET", "/health/liveliness", false, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/liveness", false, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/readiness", false, GW_CALL_NONE, s_readiness},
+    {"GET", "/health", true, GW_CALL_NONE, gw_health_start},
     {"GET", "/models", true, GW_CALL_NONE, s_models},
     {"GET", "/v1/models", true, GW_CALL_NONE, s_models},
     {"POST", "/chat/completions", true, GW_CALL_CHAT, s_model_call},

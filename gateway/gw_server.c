@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "gw_health.h"
 #include "gw_http.h"
 #include "gw_record.h"
 #include "gw_req.h"
@@ -44,6 +45,8 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
     gw_req_t *req = id ? lp_map_get(self->inflight, id, LP_REQ_ID_LEN) : NULL;
     lp_cmd_t cmd = lp_msg_cmd(*msg);
     if (!req) {
+        if (gw_health_reply(self, msg))
+            return;
         if ((cmd == LP_CMD_END || cmd == LP_CMD_ERROR) && gw_pending_final(self, msg))
             return;
         char idstr[LP_REQ_ID_STR_LEN];
@@ -305,6 +308,7 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
     self->master_hash = lp_strdup(hash);
     self->inflight = lp_map_new();
     self->pending = lp_map_new();
+    self->health = lp_map_new();
     self->zctx = zmq_ctx_new();
     self->loop = lp_loop_new();
     if (!self->zctx || !self->loop) {
@@ -375,6 +379,7 @@ void gw_server_destroy(gw_server_t **self_p)
     if (self->pending && self->loop)
         gw_pending_flush(self);
     lp_map_destroy(&self->pending);
+    lp_map_destroy(&self->health);
     lp_map_destroy(&self->inflight);
     lp_zmq_close(&self->router);
     lp_zmq_close(&self->logger);

@@ -40,6 +40,7 @@ struct gw_server {
     int httpd_fd;       /* MHD's epoll fd, watched by our loop */
     lp_map_t *inflight; /* request id -> gw_req_t waiting for the router */
     lp_map_t *pending;  /* request id -> record waiting for a cancelled job's usage */
+    lp_map_t *health;   /* health check id -> gw_health_t of the /health request */
     char *master_hash;  /* sha256 hex of the master key (spend rows name it so) */
     int64_t started_wall_ns;
     lp_timer_t heartbeat;

@@ -6,7 +6,7 @@ GW_LIBS := $(call pkg_libs,libmicrohttpd $(PKGS_COMMON))
 $(GW_OBJ) $(BUILD)/gateway/main.o: MOD_INC := -Igateway
 $(GW_LIB): $(GW_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 $(BIN)/llm-gateway: $(BUILD)/gateway/main.o $(GW_LIB) $(PROTO_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")

@@ -15,7 +15,7 @@ $(BUILD)/logger/lg_schema.o: $(LG_SCHEMA_C)
 	$(Q)$(CC) $(CFLAGS) $(INC_BASE) -Ilogger -c $< -o $@
 $(LG_LIB): $(LG_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 $(BIN)/llm-logger: $(BUILD)/logger/main.o $(LG_LIB) $(PROTO_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")

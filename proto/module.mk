@@ -4,4 +4,4 @@ PROTO_OBJ := $(call objs,$(PROTO_SRC))
 PROTO_LIB := $(BUILD)/libproto.a
 $(PROTO_LIB): $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^

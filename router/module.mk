@@ -6,7 +6,7 @@ RT_LIBS := $(call pkg_libs, $(PKGS_COMMON))
 $(RT_OBJ) $(BUILD)/router/main.o: MOD_INC := -Irouter
 $(RT_LIB): $(RT_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 $(BIN)/llm-router: $(BUILD)/router/main.o $(RT_LIB) $(PROTO_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")

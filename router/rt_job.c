@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp_json.h"
+
 rt_job_t *rt_job_new(lp_msg_t **request, const void *gw, size_t gwlen, void *owner)
 {
     rt_job_t *self = lp_calloc(1, sizeof *self);
@@ -13,7 +15,10 @@ rt_job_t *rt_job_new(lp_msg_t **request, const void *gw, size_t gwlen, void *own
     self->gw = lp_malloc(gwlen);
     memcpy(self->gw, gw, gwlen);
     self->gwlen = gwlen;
-    self->group = lp_msg_meta_str(self->request, "model");
+    self->asked = lp_msg_meta_str(self->request, "model");
+    self->group = self->asked;
+    self->pinned = lp_msg_meta_str(self->request, "deployment");
+    self->stream = lp_json_bool(lp_msg_meta(self->request), "stream", false);
     self->deployment = -1;
     self->owner = owner;
     return self;

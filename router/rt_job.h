@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "lp_loop.h"
 #include "lp_msg.h"
 #include "rt_pool.h"
@@ -23,13 +25,20 @@ struct rt_job {
     unsigned char *gw; /* gateway identity (owned) */
     size_t gwlen;
     lp_msg_t *request;   /* the gateway's REQUEST (owned); body shared with each attempt */
-    const char *group;   /* borrowed from request meta */
+    const char *asked;   /* the group the client asked for (borrowed from request meta) */
+    const char *group;   /* the group being tried: asked, or a fallback (borrowed) */
+    const char *pinned;  /* deployment id the gateway pinned (health checks), or NULL */
+    bool stream;
+    const json_t *fallback_list; /* groups to fall back to, once chosen (borrowed, cfg) */
+    size_t fallback_next;
+    int fallbacks; /* groups fallen back to (x-litellm-attempted-fallbacks) */
     rt_worker_t *worker; /* current worker; NULL while queued or backing off */
     int deployment;      /* index of the current attempt's deployment, -1 before the first */
     int tried[RT_MAX_TRIES];
     size_t ntried;
     int attempts;      /* attempts sent to a worker */
     int retries;       /* attempts after failures (x-litellm-attempted-retries) */
+    int group_retries; /* retries within the current group (num_retries applies per group) */
     int worker_losses; /* attempts lost with a dead worker */
     bool started;      /* bytes reached the gateway: never retried from here on */
     bool cancelled;    /* the client is gone: replies are dropped */

@@ -18,7 +18,7 @@
 #include "lp_zmq.h"
 #include "rt_job.h"
 #include "rt_pool.h"
-#include "rt_select.h"
+#include "rt_balance.h"
 
 /* Messages handled per socket per loop turn, so one busy side cannot starve the other. */
 #define RT_BATCH 256
@@ -33,7 +33,7 @@ struct rt_server {
     lp_map_t *jobs; /* request id -> rt_job_t (owned) */
     rt_jobq_t queue;
     lp_timer_t heartbeat;
-    uint64_t rng;
+    rt_balance_t *balance;
 };
 
 static void s_dispatch(rt_server_t *self, rt_job_t *job);
@@ -58,17 +58,27 @@ static void s_to_gateway(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
     job->cancelled = true;
 }
 
+/* Relay the job's last word (END or ERROR) with what the router did, and free the job. A
+ * cancelled job's last word goes too: it carries the usage the gateway records. */
+static void s_finish(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
+{
+    json_t *meta = lp_msg_meta_rw(*msg);
+    json_object_set_new(meta, "attempts", json_integer(job->attempts));
+    json_object_set_new(meta, "retries", json_integer(job->retries));
+    json_object_set_new(meta, "fallbacks", json_integer(job->fallbacks));
+    json_object_set_new(meta, "group", json_string(job->group));
+    s_to_gateway(self, job, msg);
+    lp_msg_destroy(msg);
+    s_job_free(self, job);
+}
+
 /* End a job with an error the router itself decided (no worker answer to relay). */
 static void s_fail(rt_server_t *self, rt_job_t *job, int status, const char *code,
                    const char *message)
 {
     rlog_info(job->idstr, "failing request: %d %s", status, message);
     lp_msg_t *err = lp_msg_error(job->id, status, code, message);
-    json_object_set_new(lp_msg_meta_rw(err), "attempts", json_integer(job->attempts));
-    if (!job->cancelled)
-        s_to_gateway(self, job, &err);
-    lp_msg_destroy(&err);
-    s_job_free(self, job);
+    s_finish(self, job, &err);
 }
 
 static int s_on_queue_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
@@ -115,6 +125,7 @@ static lp_msg_t *s_attempt_msg(rt_server_t *self, rt_job_t *job, const lp_deploy
     lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, job->id);
     json_t *meta = lp_msg_meta_rw(m);
     json_object_update(meta, (json_t *)lp_msg_meta(job->request));
+    json_object_set_new(meta, "model", json_string(job->group));
     json_object_set_new(meta, "deployment", json_string(d->id));
     json_object_set_new(meta, "attempt", json_integer(job->attempts + 1));
     double timeout = d->timeout_s > 0 ? d->timeout_s : self->cfg->timeout_s;
@@ -130,6 +141,91 @@ static lp_msg_t *s_attempt_msg(rt_server_t *self, rt_job_t *job, const lp_deploy
     return m;
 }
 
+/* The groups to fall back to after the asked group failed with this error: on a context
+ * length error context_window_fallbacks (else fallbacks); on a provider or availability
+ * failure fallbacks, else default_fallbacks; never on the client's own mistakes. */
+static const json_t *s_fallback_list(rt_server_t *self, rt_job_t *job, int status,
+                                     const char *code, bool upstream)
+{
+    const lp_cfg_t *cfg = self->cfg;
+    bool context = code && strcmp(code, "context_length_exceeded") == 0;
+    bool provider_fault = status == 429 || status >= 500 || status == 408 ||
+                          (upstream && (status == 401 || status == 403 || status == 404));
+    if (!context && !provider_fault)
+        return NULL;
+    const json_t *sources[] = {context ? cfg->context_window_fallbacks : NULL, cfg->fallbacks};
+    for (size_t s = 0; s < LP_ARRAY_LEN(sources); s++) {
+        size_t i;
+        json_t *entry;
+        json_array_foreach(sources[s], i, entry)
+        {
+            json_t *list = json_object_get(entry, job->asked);
+            if (json_is_array(list))
+                return list;
+        }
+    }
+    return json_is_array(cfg->default_fallbacks) && !context ? cfg->default_fallbacks : NULL;
+}
+
+/* Move the job to its next fallback group; false when there is none left. */
+static bool s_next_fallback(rt_server_t *self, rt_job_t *job, int status, const char *code,
+                            bool upstream)
+{
+    if (job->pinned || job->cancelled || job->started)
+        return false;
+    if (!job->fallback_list)
+        job->fallback_list = s_fallback_list(self, job, status, code, upstream);
+    while (job->fallback_list && job->fallback_next < json_array_size(job->fallback_list) &&
+           job->fallbacks < RT_MAX_FALLBACKS) {
+        const char *g = json_string_value(json_array_get(job->fallback_list, job->fallback_next++));
+        if (!g || strcmp(g, job->group) == 0 || !lp_cfg_has_group(self->cfg, g))
+            continue;
+        rlog_info(job->idstr, "falling back from %s to %s", job->group, g);
+        job->group = g;
+        job->fallbacks++;
+        job->group_retries = 0;
+        job->ntried = 0;
+        return true;
+    }
+    return false;
+}
+
+static void s_dispatch(rt_server_t *self, rt_job_t *job);
+
+/* No deployment of the group can take the job now: fall back, or say why. */
+static void s_unavailable(rt_server_t *self, rt_job_t *job, rt_pick_t why, int64_t retry_ms)
+{
+    int status = why == RT_PICK_NO_GROUP ? 400 : why == RT_PICK_COOLING ? 503 : 429;
+    if (why != RT_PICK_NO_GROUP && s_next_fallback(self, job, status, NULL, false)) {
+        s_dispatch(self, job);
+        return;
+    }
+    char msg[LP_ERR_LEN];
+    const char *code;
+    if (why == RT_PICK_NO_GROUP) {
+        snprintf(msg, sizeof msg, "no deployment for model '%.100s' in the router's config",
+                 job->group);
+        code = "model_not_found";
+    } else if (why == RT_PICK_COOLING) {
+        snprintf(msg, sizeof msg,
+                 "No deployments available for model '%.100s': every deployment is cooling "
+                 "down after failures; retry in %lld ms",
+                 job->group, (long long)retry_ms);
+        code = "no_healthy_deployment";
+    } else {
+        snprintf(msg, sizeof msg,
+                 "No deployments available for model '%.100s': every deployment is at its "
+                 "rpm/tpm limit; retry in %lld ms",
+                 job->group, (long long)retry_ms);
+        code = "deployment_rate_limited";
+    }
+    lp_msg_t *err = lp_msg_error(job->id, status, code, msg);
+    json_t *meta = lp_msg_meta_rw(err);
+    if (retry_ms > 0)
+        json_object_set_new(meta, "retry_after_ms", json_integer(retry_ms));
+    s_finish(self, job, &err);
+}
+
 /* Send the job's next attempt to a worker, or queue it until one has credit. */
 static void s_dispatch(rt_server_t *self, rt_job_t *job)
 {
@@ -137,13 +233,24 @@ static void s_dispatch(rt_server_t *self, rt_job_t *job)
         s_job_free(self, job);
         return;
     }
-    int idx = rt_select(self->cfg, job->group, job->tried, job->ntried, &self->rng);
-    if (idx < 0) {
-        char msg[LP_ERR_LEN];
-        snprintf(msg, sizeof msg, "no deployment for model '%.100s' in the router's config",
-                 job->group);
-        s_fail(self, job, 400, "model_not_found", msg);
-        return;
+    int idx = -1;
+    int64_t now = lp_mono_ns();
+    if (job->pinned) {
+        const lp_deployment_t *d = lp_cfg_deployment(self->cfg, job->pinned);
+        idx = d ? (int)(d - self->cfg->deployments) : -1;
+        if (idx < 0) {
+            s_fail(self, job, 404, "deployment_not_found", "no such deployment");
+            return;
+        }
+    } else {
+        rt_pick_t why = RT_PICK_OK;
+        int64_t retry_ms = 0;
+        idx = rt_balance_pick(self->balance, job->group, job->tried, job->ntried, now, &why,
+                              &retry_ms);
+        if (idx < 0) {
+            s_unavailable(self, job, why, retry_ms);
+            return;
+        }
     }
     for (;;) {
         rt_worker_t *w = rt_pool_pick(self->pool);
@@ -164,6 +271,7 @@ static void s_dispatch(rt_server_t *self, rt_job_t *job)
         job->worker = w;
         w->inflight++;
         job->deployment = idx;
+        rt_balance_started(self->balance, idx, now);
         if (job->ntried < RT_MAX_TRIES)
             job->tried[job->ntried++] = idx;
         job->attempts++;
@@ -314,26 +422,58 @@ static void s_release(rt_server_t *self, rt_job_t *job)
 
 static bool s_should_retry(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
 {
-    if (job->cancelled || job->started)
+    if (job->cancelled || job->started || job->pinned)
         return false;
     if (!lp_json_bool(lp_msg_meta(msg), "retryable", false))
         return false;
-    return job->retries < self->cfg->num_retries;
+    return job->group_retries < self->cfg->num_retries;
 }
 
-/* How long to wait before retrying: rate limits honour the provider's retry-after (at least
- * router_settings.retry_after), with exponential back-off when it named none; other
- * failures retry at once on another deployment, as LiteLLM does. -1 = not worth waiting. */
+/* How long to wait before retrying. A rate limit honours the provider's retry-after (at
+ * least router_settings.retry_after); another deployment of the group that this job has not
+ * tried is used at once (LiteLLM retries generic errors immediately); the same deployment
+ * again only after an exponential back-off. -1 = not worth waiting. */
 static long long s_backoff_ms(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
 {
     long long status = lp_msg_meta_int(msg, "status", 0);
-    if (status != 429)
-        return 0;
     long long ra = lp_msg_meta_int(msg, "retry_after_ms", -1);
-    long long floor_ms = s_ms(self->cfg->retry_after_s);
-    long long ms = ra >= 0 ? ra : RT_BACKOFF_BASE_MS << LP_MIN(job->retries, 6);
-    ms = LP_MAX(ms, floor_ms);
-    return ms > RT_BACKOFF_MAX_MS ? -1 : ms;
+    long long exp = RT_BACKOFF_BASE_MS << LP_MIN(job->group_retries, 6);
+    if (status == 429 && ra >= 0) {
+        long long ms = LP_MAX(ra, s_ms(self->cfg->retry_after_s));
+        return ms > RT_BACKOFF_MAX_MS ? -1 : ms;
+    }
+    rt_pick_t why;
+    int64_t retry_ms = 0;
+    int idx = rt_balance_pick(self->balance, job->group, job->tried, job->ntried, lp_mono_ns(),
+                              &why, &retry_ms);
+    bool fresh = idx >= 0;
+    for (size_t i = 0; fresh && i < job->ntried; i++)
+        fresh = job->tried[i] != idx;
+    if (fresh)
+        return 0;
+    return LP_MAX(exp, s_ms(self->cfg->retry_after_s));
+}
+
+/* The attempt's outcome, for the deployment's health and the strategies. */
+static void s_account(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
+{
+    if (job->deployment < 0)
+        return;
+    const json_t *meta = lp_msg_meta(msg);
+    int64_t now = lp_mono_ns();
+    long long status = lp_json_int(meta, "status", 0);
+    const char *code = lp_json_str(meta, "code");
+    if (lp_msg_cmd(msg) == LP_CMD_END && status < 400) {
+        long long latency = lp_json_int(meta, job->stream ? "ttfb_us" : "upstream_us", -1);
+        long long tokens = lp_json_int(json_object_get(meta, "usage"), "total_tokens", 0);
+        rt_balance_succeeded(self->balance, job->deployment, now, tokens, latency);
+    } else if (status == 499 || (code && (strcmp(code, "worker_draining") == 0 ||
+                                         strcmp(code, "unknown_deployment") == 0))) {
+        rt_balance_released(self->balance, job->deployment); /* not the deployment's fault */
+    } else {
+        rt_balance_failed(self->balance, job->deployment, now, (int)status,
+                          lp_json_int(meta, "retry_after_ms", -1));
+    }
 }
 
 static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
@@ -343,10 +483,8 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
     lp_cmd_t cmd = lp_msg_cmd(*msg);
     if (!job || job->worker != w) {
         /* A reply for a job moved away from this worker or already finished. */
-        if (cmd == LP_CMD_END || cmd == LP_CMD_ERROR) {
-            if (w->inflight > 0 && !job)
-                log_debug("late %s from worker %s", lp_cmd_name(cmd), w->name);
-        }
+        if ((cmd == LP_CMD_END || cmd == LP_CMD_ERROR) && !job)
+            log_debug("late %s from worker %s", lp_cmd_name(cmd), w->name);
         return;
     }
     if (cmd == LP_CMD_HEAD || cmd == LP_CMD_CHUNK) {
@@ -356,13 +494,16 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
         return;
     }
     s_release(self, job);
-    if (cmd == LP_CMD_ERROR && s_should_retry(self, job, *msg)) {
-        long long wait = s_backoff_ms(self, job, *msg);
+    s_account(self, job, *msg);
+    if (cmd == LP_CMD_ERROR) {
+        long long wait = s_should_retry(self, job, *msg) ? s_backoff_ms(self, job, *msg) : -1;
+        long long status = lp_msg_meta_int(*msg, "status", 0);
+        const char *code = lp_msg_meta_str(*msg, "code");
         if (wait >= 0) {
             job->retries++;
-            rlog_info(job->idstr, "attempt %d failed (%lld %s); retrying in %lld ms", job->attempts,
-                      lp_msg_meta_int(*msg, "status", 0),
-                      lp_msg_meta_str(*msg, "code") ? lp_msg_meta_str(*msg, "code") : "-", wait);
+            job->group_retries++;
+            rlog_info(job->idstr, "attempt %d failed (%lld %s); retrying in %lld ms",
+                      job->attempts, status, code ? code : "-", wait);
             if (wait == 0)
                 s_dispatch(self, job);
             else
@@ -370,13 +511,14 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
             s_drain_queue(self);
             return;
         }
+        bool upstream = json_object_get(lp_msg_meta(*msg), "upstream_status") != NULL;
+        if (s_next_fallback(self, job, (int)status, code, upstream)) {
+            s_dispatch(self, job);
+            s_drain_queue(self);
+            return;
+        }
     }
-    json_t *meta = lp_msg_meta_rw(*msg);
-    json_object_set_new(meta, "attempts", json_integer(job->attempts));
-    json_object_set_new(meta, "retries", json_integer(job->retries));
-    /* Also for a cancelled job: its last word carries the usage the gateway records. */
-    s_to_gateway(self, job, msg);
-    s_job_free(self, job);
+    s_finish(self, job, msg);
     s_drain_queue(self);
 }
 
@@ -412,6 +554,8 @@ static void s_worker_lost(rt_server_t *self, rt_worker_t *w)
     for (size_t i = 0; i < v.n; i++) {
         rt_job_t *job = v.jobs[i];
         job->worker = NULL;
+        if (job->deployment >= 0)
+            rt_balance_released(self->balance, job->deployment);
         if (job->cancelled) {
             s_job_free(self, job);
         } else if (!job->started && job->worker_losses == 0) {
@@ -518,8 +662,14 @@ rt_server_t *rt_server_new(lp_cfg_t **cfg, const char *frontend, const char *bac
     *cfg = NULL;
     self->pool = rt_pool_new();
     self->jobs = lp_map_new();
-    if (lp_random_bytes(&self->rng, sizeof self->rng) < 0 || self->rng == 0)
-        self->rng = (uint64_t)lp_wall_ns() | 1;
+    uint64_t seed = 0;
+    if (lp_random_bytes(&seed, sizeof seed) < 0 || seed == 0)
+        seed = (uint64_t)lp_wall_ns() | 1;
+    rt_strategy_t strategy = RT_SHUFFLE;
+    if (!rt_strategy_parse(self->cfg->routing_strategy, &strategy))
+        log_warn("routing_strategy '%s' is unknown; using simple-shuffle",
+                 self->cfg->routing_strategy);
+    self->balance = rt_balance_new(self->cfg, strategy, seed);
     self->zctx = zmq_ctx_new();
     self->loop = lp_loop_new();
     if (!self->zctx || !self->loop) {
@@ -566,6 +716,7 @@ void rt_server_destroy(rt_server_t **self_p)
         lp_map_each(self->jobs, s_free_job, self);
     lp_map_destroy(&self->jobs);
     rt_pool_destroy(&self->pool);
+    rt_balance_destroy(&self->balance);
     lp_zmq_close(&self->frontend);
     lp_zmq_close(&self->backend);
     lp_loop_destroy(&self->loop);

@@ -18,6 +18,8 @@
 #define RT_BACKOFF_BASE_MS 100
 /* Longest back-off the router will sit through before a retry. */
 #define RT_BACKOFF_MAX_MS 10000
+/* Model groups one request may fall back to at most (LiteLLM's max_fallbacks default). */
+#define RT_MAX_FALLBACKS 5
 
 typedef struct rt_server rt_server_t;
 

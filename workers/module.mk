@@ -6,7 +6,7 @@ WK_LIBS := $(call pkg_libs,libcurl $(PKGS_COMMON))
 $(WK_OBJ) $(BUILD)/workers/main.o: MOD_INC := -Iworkers
 $(WK_LIB): $(WK_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 $(BIN)/llm-worker: $(BUILD)/workers/main.o $(WK_LIB) $(PROTO_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")

@@ -13,6 +13,10 @@ const wk_adapter_t *wk_adapter_for(lp_wire_t wire)
     switch (wire) {
     case LP_WIRE_OPENAI:
         return &wk_openai_adapter;
+    case LP_WIRE_VOYAGE:
+        return &wk_voyage_adapter;
+    case LP_WIRE_TEI:
+        return &wk_tei_adapter;
     default:
         return NULL;
     }

@@ -46,6 +46,8 @@ typedef struct {
 } wk_adapter_t;
 
 extern const wk_adapter_t wk_openai_adapter;
+extern const wk_adapter_t wk_voyage_adapter;
+extern const wk_adapter_t wk_tei_adapter;
 
 /* The adapter for a wire format, or NULL when this build has none. */
 const wk_adapter_t *wk_adapter_for(lp_wire_t wire);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "lp_json.h"
 #include "lp_log.h"
@@ -322,7 +323,13 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
         size_t len = LP_MIN(n - skip, sizeof value - 1);
         memcpy(value, data + skip, len);
         value[len] = '\0';
-        double v = strtod(value, NULL);
+        char *end = NULL;
+        double v = strtod(value, &end);
+        if (!is_ms && end == value) {
+            /* retry-after may also be an HTTP date. */
+            time_t when = curl_getdate(value, NULL);
+            v = when > 0 ? (double)(when - time(NULL)) : 0;
+        }
         if (v > 0 && v < 86400 * 1000.0)
             job->retry_after_ms = (long long)(is_ms ? v : v * 1000.0);
     }

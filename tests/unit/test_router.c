@@ -1,5 +1,5 @@
-/* test_router: deployment selection (rt_select), the worker pool (rt_pool) and the job queue
- * (rt_job). */
+/* test_router: deployment selection and state (rt_balance), the worker pool (rt_pool) and
+ * the job queue (rt_job). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,7 +8,8 @@
 #include "lp_msg.h"
 #include "rt_job.h"
 #include "rt_pool.h"
-#include "rt_select.h"
+#include "lp_time.h"
+#include "rt_balance.h"
 
 #define DRAWS 100000
 
@@ -45,16 +46,21 @@ static const int G[3] = {0, 2, 3};
 static bool draw(const lp_cfg_t *cfg, const int *tried, size_t ntried, uint64_t seed,
                  long counts[3])
 {
-    uint64_t rng = seed;
+    rt_balance_t *b = rt_balance_new(cfg, RT_SHUFFLE, seed);
     counts[0] = counts[1] = counts[2] = 0;
-    for (int i = 0; i < DRAWS; i++) {
-        int idx = rt_select(cfg, "g", tried, ntried, &rng);
+    bool ok = true;
+    rt_pick_t why;
+    int64_t retry;
+    for (int i = 0; ok && i < DRAWS; i++) {
+        int idx = rt_balance_pick(b, "g", tried, ntried, 0, &why, &retry);
         int k = idx == G[0] ? 0 : idx == G[1] ? 1 : idx == G[2] ? 2 : -1;
         if (k < 0)
-            return false;
-        counts[k]++;
+            ok = false;
+        else
+            counts[k]++;
     }
-    return true;
+    rt_balance_destroy(&b);
+    return ok;
 }
 
 /* The share of counts[k] is within 2 percentage points of pct. */
@@ -195,25 +201,183 @@ static void test_select_groups(void)
 {
     lp_cfg_t *cfg = make_cfg("", "", "");
     CHECK(cfg != NULL);
-    uint64_t rng = 77;
+    rt_balance_t *b = rt_balance_new(cfg, RT_SHUFFLE, 77);
     int n1 = 0, n4 = 0;
     bool only_other = true;
+    rt_pick_t why = RT_PICK_OK, why2 = RT_PICK_OK;
+    int64_t retry;
     for (int i = 0; i < 1000; i++) {
-        int idx = rt_select(cfg, "other", NULL, 0, &rng);
+        int idx = rt_balance_pick(b, "other", NULL, 0, 0, &why, &retry);
         only_other = only_other && (idx == 1 || idx == 4);
         n1 += idx == 1;
         n4 += idx == 4;
     }
-    int unknown = rt_select(cfg, "nope", NULL, 0, &rng);
-    int empty = rt_select(cfg, "", NULL, 0, &rng);
+    int unknown = rt_balance_pick(b, "nope", NULL, 0, 0, &why, &retry);
+    int empty = rt_balance_pick(b, "", NULL, 0, 0, &why2, &retry);
     int tried[] = {0, 2, 3};
-    int unknown_tried = rt_select(cfg, "nope", tried, 3, &rng);
+    int unknown_tried = rt_balance_pick(b, "nope", tried, 3, 0, &why, &retry);
+    rt_balance_destroy(&b);
     lp_cfg_destroy(&cfg);
+    CHECK(why == RT_PICK_NO_GROUP && why2 == RT_PICK_NO_GROUP);
     CHECK(only_other);
     CHECK(n1 > 400 && n4 > 400);
     CHECK(unknown == -1);
     CHECK(empty == -1);
     CHECK(unknown_tried == -1);
+}
+
+static void test_least_busy(void)
+{
+    lp_cfg_t *cfg = make_cfg("", "", "");
+    CHECK(cfg != NULL);
+    rt_balance_t *b = rt_balance_new(cfg, RT_LEAST_BUSY, 3);
+    rt_pick_t why;
+    int64_t retry;
+    /* Each pick goes to an idle deployment until all are busy, then to the least busy. */
+    int seen[5] = {0};
+    for (int i = 0; i < 3; i++) {
+        int idx = rt_balance_pick(b, "g", NULL, 0, 0, &why, &retry);
+        rt_balance_started(b, idx, 0);
+        seen[idx]++;
+    }
+    bool spread = seen[G[0]] == 1 && seen[G[1]] == 1 && seen[G[2]] == 1;
+    rt_balance_released(b, G[1]);
+    int next = rt_balance_pick(b, "g", NULL, 0, 0, &why, &retry);
+    rt_balance_destroy(&b);
+    lp_cfg_destroy(&cfg);
+    CHECK(spread);
+    CHECK(next == G[1]);
+}
+
+static void test_latency_based(void)
+{
+    lp_cfg_t *cfg = make_cfg("", "", "");
+    CHECK(cfg != NULL);
+    rt_balance_t *b = rt_balance_new(cfg, RT_LATENCY, 5);
+    rt_balance_started(b, G[0], 0);
+    rt_balance_succeeded(b, G[0], 0, 10, 50000);
+    rt_balance_started(b, G[1], 0);
+    rt_balance_succeeded(b, G[1], 0, 10, 5000);
+    rt_balance_started(b, G[2], 0);
+    rt_balance_succeeded(b, G[2], 0, 10, 90000);
+    rt_pick_t why;
+    int64_t retry;
+    long c[5] = {0};
+    for (int i = 0; i < 10000; i++)
+        c[rt_balance_pick(b, "g", NULL, 0, 0, &why, &retry)]++;
+    rt_balance_destroy(&b);
+    lp_cfg_destroy(&cfg);
+    /* The fastest most of the time; the others still explored now and then. */
+    CHECK(c[G[1]] > 9000);
+    CHECK(c[G[0]] > 100 && c[G[2]] > 100);
+}
+
+static void test_usage_based_and_limits(void)
+{
+    lp_cfg_t *cfg = make_cfg(", tpm: 1000", ", rpm: 2", "");
+    CHECK(cfg != NULL);
+    rt_balance_t *b = rt_balance_new(cfg, RT_USAGE, 9);
+    int64_t now = 5 * RT_WINDOW_NS + 1;
+    rt_pick_t why;
+    int64_t retry;
+    rt_balance_started(b, G[0], now);
+    rt_balance_succeeded(b, G[0], now, 1000, 10); /* a: at its tpm */
+    rt_balance_started(b, G[2], now);
+    rt_balance_succeeded(b, G[2], now, 300, 10);
+    /* b has used nothing: lowest usage */
+    int first = rt_balance_pick(b, "g", NULL, 0, now, &why, &retry);
+    rt_balance_started(b, G[1], now);
+    rt_balance_succeeded(b, G[1], now, 500, 10);
+    rt_balance_started(b, G[1], now);
+    rt_balance_succeeded(b, G[1], now, 1, 10); /* b: at its rpm (2 requests) */
+    int second = rt_balance_pick(b, "g", NULL, 0, now, &why, &retry);
+    rt_balance_started(b, G[2], now);
+    rt_balance_started(b, G[2], now);
+    /* c has no limit; a and b are over theirs for this minute */
+    int third = rt_balance_pick(b, "g", NULL, 0, now, &why, &retry);
+    /* next minute: counters start again */
+    int later = rt_balance_pick(b, "g", NULL, 0, now + RT_WINDOW_NS, &why, &retry);
+    rt_balance_destroy(&b);
+    lp_cfg_destroy(&cfg);
+    CHECK(first == G[1]);
+    CHECK(second == G[2]);
+    CHECK(third == G[2]);
+    CHECK(later >= 0);
+}
+
+static void test_all_limited(void)
+{
+    lp_cfg_t *cfg = make_cfg(", rpm: 1", ", rpm: 1", ", rpm: 1");
+    CHECK(cfg != NULL);
+    rt_balance_t *b = rt_balance_new(cfg, RT_SHUFFLE, 9);
+    int64_t now = 7 * RT_WINDOW_NS + 10 * LP_NS_PER_S;
+    for (int k = 0; k < 3; k++)
+        rt_balance_started(b, G[k], now);
+    rt_pick_t why = RT_PICK_OK;
+    int64_t retry = 0;
+    int idx = rt_balance_pick(b, "g", NULL, 0, now, &why, &retry);
+    rt_balance_destroy(&b);
+    lp_cfg_destroy(&cfg);
+    CHECK(idx == -1);
+    CHECK(why == RT_PICK_LIMITED);
+    CHECK(retry == 50000); /* the rest of the minute */
+}
+
+static void test_cooldown(void)
+{
+    setenv("LITELLM_MASTER_KEY", "sk-unit-test-router-0123456789", 1);
+    char err[LP_ERR_LEN] = "";
+    lp_cfg_t *cfg = lp_cfg_load_string("model_list:\n"
+                                       "  - {model_name: g, litellm_params: {model: openai/a}}\n"
+                                       "  - {model_name: g, litellm_params: {model: openai/b}}\n"
+                                       "router_settings: {allowed_fails: 1, cooldown_time: 30}\n",
+                                       "cool.yaml", err);
+    CHECK(cfg != NULL);
+    rt_balance_t *b = rt_balance_new(cfg, RT_SHUFFLE, 1);
+    int64_t now = 100 * RT_WINDOW_NS;
+    rt_pick_t why = RT_PICK_OK;
+    int64_t retry = 0;
+    /* A client error does not count; one failure is allowed; the second cools a down. */
+    rt_balance_started(b, 0, now);
+    rt_balance_failed(b, 0, now, 400, -1);
+    rt_balance_started(b, 0, now);
+    rt_balance_failed(b, 0, now, 500, -1);
+    bool warm = !rt_balance_cooling(b, 0, now);
+    rt_balance_started(b, 0, now);
+    rt_balance_failed(b, 0, now, 502, -1);
+    bool cooled = rt_balance_cooling(b, 0, now + 29 * LP_NS_PER_S);
+    bool back = !rt_balance_cooling(b, 0, now + 31 * LP_NS_PER_S);
+    int only_b = 1;
+    for (int i = 0; i < 100; i++)
+        only_b &= rt_balance_pick(b, "g", NULL, 0, now + LP_NS_PER_S, &why, &retry) == 1;
+    /* A 429 with retry-after cools b at once, for that long. */
+    rt_balance_started(b, 1, now);
+    rt_balance_failed(b, 1, now, 429, 2000);
+    int none = rt_balance_pick(b, "g", NULL, 0, now + LP_NS_PER_S, &why, &retry);
+    int64_t left = retry;
+    bool b_back = !rt_balance_cooling(b, 1, now + 2 * LP_NS_PER_S + 1);
+    int inflight = rt_balance_inflight(b, 0) + rt_balance_inflight(b, 1);
+    rt_balance_destroy(&b);
+    lp_cfg_destroy(&cfg);
+    CHECK(warm);
+    CHECK(cooled);
+    CHECK(back);
+    CHECK(only_b);
+    CHECK(none == -1 && why == RT_PICK_COOLING);
+    CHECK(left == 1000);
+    CHECK(b_back);
+    CHECK(inflight == 0);
+}
+
+static void test_strategy_names(void)
+{
+    rt_strategy_t s;
+    CHECK(rt_strategy_parse("simple-shuffle", &s) && s == RT_SHUFFLE);
+    CHECK(rt_strategy_parse("least-busy", &s) && s == RT_LEAST_BUSY);
+    CHECK(rt_strategy_parse("latency-based-routing", &s) && s == RT_LATENCY);
+    CHECK(rt_strategy_parse("usage-based-routing", &s) && s == RT_USAGE);
+    CHECK(rt_strategy_parse("usage-based-routing-v2", &s) && s == RT_USAGE);
+    CHECK(!rt_strategy_parse("cost-based-routing", &s));
 }
 
 /* ---- rt_pool ---- */
@@ -404,6 +568,12 @@ int main(void)
     RUN(test_select_tried);
     RUN(test_select_tried_falls_back_basis);
     RUN(test_select_groups);
+    RUN(test_least_busy);
+    RUN(test_latency_based);
+    RUN(test_usage_based_and_limits);
+    RUN(test_all_limited);
+    RUN(test_cooldown);
+    RUN(test_strategy_names);
     RUN(test_pool_pick);
     RUN(test_pool_ties_rotate);
     RUN(test_pool_get_remove);
