@@ -60,7 +60,7 @@ $(BUILD)/%.o: %.c
 	$(Q)$(CC) $(CFLAGS) $(INC_BASE) $(MOD_INC) -c $< -o $@
 
 include common/module.mk proto/module.mk router/module.mk workers/module.mk \
-        gateway/module.mk logger/module.mk tests/module.mk
+        gateway/module.mk logger/module.mk tests/module.mk tests/fuzz/module.mk
 
 .PHONY: all run test unit check deps format format-check lint clean bench
 all: $(ALL_BINS)

@@ -13,6 +13,8 @@ const wk_adapter_t *wk_adapter_for(lp_wire_t wire)
     switch (wire) {
     case LP_WIRE_OPENAI:
         return &wk_openai_adapter;
+    case LP_WIRE_ANTHROPIC:
+        return &wk_anthropic_adapter;
     case LP_WIRE_VOYAGE:
         return &wk_voyage_adapter;
     case LP_WIRE_TEI:

@@ -46,6 +46,7 @@ typedef struct {
 } wk_adapter_t;
 
 extern const wk_adapter_t wk_openai_adapter;
+extern const wk_adapter_t wk_anthropic_adapter;
 extern const wk_adapter_t wk_voyage_adapter;
 extern const wk_adapter_t wk_tei_adapter;
 

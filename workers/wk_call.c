@@ -247,6 +247,7 @@ static void s_mark_failed(wk_job_t *job, const wk_fail_t *fail)
     job->failed = true;
     job->stream_fail_status = fail->status;
     job->stream_fail_code = fail->code;
+    job->stream_fail_retryable = fail->retryable;
     lp_strlcpy(job->stream_fail_msg, fail->message, sizeof job->stream_fail_msg);
 }
 
@@ -358,8 +359,8 @@ static void s_stream_done(wk_job_t *job, CURLcode result, const wk_adapter_t *ad
 {
     wk_fail_t fail = {.retry_after_ms = -1};
     if (job->failed) {
-        wk_fail(&fail, job->stream_fail_status, job->stream_fail_code, false, "%s",
-                job->stream_fail_msg);
+        wk_fail(&fail, job->stream_fail_status, job->stream_fail_code,
+                job->stream_fail_retryable, "%s", job->stream_fail_msg);
         s_stream_fail(job, &fail);
     } else if (result != CURLE_OK) {
         s_transport_fail(job, result, &fail);
@@ -508,6 +509,7 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     memcpy(job->id, id, LP_REQ_ID_LEN);
     lp_req_id_format(id, job->idstr);
     job->retry_after_ms = -1;
+    job->tool_block = -1;
     wk_server_track(srv, job);
     const char *group = lp_msg_meta_str(msg, "model");
     job->group = lp_strdup(group ? group : "");

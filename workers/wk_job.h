@@ -69,7 +69,10 @@ struct wk_job {
     long long created;
     size_t unacked; /* bytes sent and not yet acknowledged by the gateway */
     bool paused;    /* the transfer is paused for want of credit */
+    int tool_calls; /* tool calls started in the stream (the next OpenAI tool index) */
+    int tool_block; /* the provider's content block that is the open tool call, -1 if none */
     bool failed;    /* the stream broke; stream_fail says how */
+    bool stream_fail_retryable;
     char stream_fail_msg[512];
     int stream_fail_status;
     const char *stream_fail_code;

@@ -1,29 +1,96 @@
 /*
- * mock_upstream.c - mock OpenAI-compatible LLM provider for integration tests and benchmarks.
+ * mock_upstream.c - mock LLM provider for integration tests and benchmarks.
  *
- * A real HTTP/1.1 server (libmicrohttpd, one thread per connection, keep-alive) that answers
- * chat/completions, completions, embeddings and models with deterministic content, records every
- * request for later inspection and changes its behaviour according to "modifier" path segments
- * placed in front of the endpoint, e.g. /status/429/retry-after/3/v1/chat/completions.
+ * A real HTTP/1.1 server (libmicrohttpd, one thread per connection, keep-alive) that speaks the
+ * OpenAI, Anthropic, Gemini, Voyage and text-embeddings-inference (TEI) wire formats with
+ * deterministic content, records every request for later inspection and changes its behaviour
+ * according to "modifier" path segments placed in front of the endpoint, e.g.
+ * /status/429/retry-after/3/v1/chat/completions. The endpoint (the path suffix, after any
+ * prefix) selects the wire format of the answer, of its errors and of its stream.
  *
  * Usage: mock_upstream [--port N] [--host ADDR]   (port 0, the default, picks an ephemeral port)
  * Prints "listening on <port>" once ready; exits 0 on SIGTERM/SIGINT.
+ *
+ * Reply text: "mock: " + the last user text, cut to 200 bytes on a UTF-8 boundary. Token counts:
+ * prompt = ceil(bytes of all prompt text / 4), at least 1; completion = words of the reply text
+ * (of the whole streamed text), or 1 for a tool call (words of {"arg":"value"}). Embeddings: 8
+ * floats per input (multiples of 1/1024 from FNV-1a of the input text, the same values on every
+ * route for the same text; a requested dimension n gives the first n of the same series).
+ *
+ * Endpoints (POST unless noted; any prefix before them):
+ *   .../chat/completions   OpenAI chat: echo of the last user message; with tools (and
+ *                          tool_choice not "none") a tool call {"arg":"value"} to the forced or
+ *                          first function; "stream": true gives chat.completion.chunk SSE
+ *                          ("data: ...\n\n", [DONE]), usage chunk with include_usage.
+ *   .../completions        OpenAI legacy completions: "mock: " + prompt, optionally streamed.
+ *   .../embeddings         OpenAI embeddings: input string | [string] | token array(s);
+ *                          encoding_format "base64" gives base64 of little-endian float32.
+ *   GET .../models         OpenAI model list (one "mock-model").
+ *   .../v1/messages        Anthropic Messages: max_tokens required (else 400); last user text
+ *                          from the string or text blocks of the last user message ("mock: tool
+ *                          result received" when it has only tool_result blocks); system and
+ *                          tool_result text count as prompt; with tools and tool_choice not
+ *                          {"type":"none"} a tool_use block {"arg":"value"} to the forced
+ *                          ({"type":"tool","name"}) or first tool, stop_reason "tool_use".
+ *                          "stream": true gives the Anthropic event sequence ("event: <type>\n
+ *                          data: <json>\n\n"): message_start, ping, content_block_start,
+ *                          <chunks> text_delta (or two input_json_delta halves of the tool
+ *                          input), content_block_stop, message_delta, message_stop.
+ *   .../models/<model>:generateContent        Gemini: last user text from the text parts of
+ *                          the last "user" (or role-less, or "function") content ("mock:
+ *                          function result received" when it has only functionResponse parts);
+ *                          with functionDeclarations and toolConfig mode not NONE a functionCall
+ *                          part {"arg":"value"} to the first declared (or, with mode ANY, first
+ *                          allowed) function. modelVersion is the <model> of the path.
+ *   .../models/<model>:streamGenerateContent  The same as SSE ("data: <json>\r\n\r\n", no
+ *                          [DONE]), with or without ?alt=sse: <chunks> events of one text part
+ *                          each, every one with cumulative usageMetadata, the last one with
+ *                          finishReason "STOP"; a function call is one event.
+ *   .../models/<model>:batchEmbedContents     Gemini: {requests:[{content:{parts:[{text}]},
+ *                          outputDimensionality?}]} -> {"embeddings":[{"values":[...]}]}.
+ *   .../models/<model>:embedContent           Gemini: {content, outputDimensionality?} ->
+ *                          {"embedding":{"values":[...]}}.
+ *   .../embed              TEI: {inputs: string | [string]} -> [[...], ...] (bare arrays).
+ *   A ':' of the Gemini routes may also be sent as %3A. Any other route (or method) answers 404,
+ *   OpenAI-shaped for an unknown route. Requested embedding sizes (Gemini outputDimensionality,
+ *   Voyage output_dimension) must be 1..65536, else 400.
+ *
+ * Errors (from /status, invalid JSON, a missing required field, a wrong method or a body over
+ * 64 MiB, answered 413) have the shape of the endpoint's wire format, message "mock error <n>":
+ *   OpenAI     {"error":{"message","type","param":null,"code":"<n>"}}
+ *   Anthropic  {"type":"error","error":{"type","message"}}, type invalid_request_error 400,
+ *              authentication_error 401, permission_error 403, not_found_error 404,
+ *              request_too_large 413, rate_limit_error 429, overloaded_error 529, else api_error
+ *   Gemini     {"error":{"code":<n>,"message","status"}}, status INVALID_ARGUMENT 400,
+ *              UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404, RESOURCE_EXHAUSTED
+ *              429, UNAVAILABLE 503, else INTERNAL
+ *   Voyage     {"detail":"mock error <n>"}
+ *   TEI        {"error":"mock error <n>","error_type":"Validation" for 4xx, else "Backend"}
  *
  * Control routes (never recorded):
  *   GET /_mock/requests, DELETE /_mock/requests, GET /_mock/count, GET /_mock/health,
  *   GET /_mock/stats.
  *
  * Modifiers (any order, before the endpoint; unknown segments are ignored):
- *   /status/<400..599>  error answer with an OpenAI-shaped body (codes below 400 are ignored)
- *   /retry-after/<n>    value of retry-after for 429 and 503 (default 1)
+ *   /status/<400..599>  error answer in the endpoint's wire format (codes below 400 are ignored)
+ *   /retry-after/<n>    value of retry-after for 429 and 503, and for 529 on .../v1/messages
+ *                       (default 1)
  *   /delay/<ms>         sleep before sending the headers
  *   /chunks/<n>         number of content chunks of a stream (default 5, 1..1000000)
  *   /chunk-delay/<ms>   sleep between stream events
  *   /hang               never answer (see below)
  *   /garbage            200 application/json "this is not json {"
- *   /truncate           stream: stop after half the content chunks (no finish chunk, no [DONE]);
+ *   /truncate           stream: stop after half the content chunks (OpenAI: no finish chunk, no
+ *                       [DONE]; Anthropic: half the deltas, no content_block_stop, message_delta
+ *                       or message_stop; Gemini: half the events, none with finishReason, so
+ *                       a function-call stream sends no event at all);
  *                       non-stream: 200 with the JSON body cut in half
- *   /bad-sse            stream: one valid event, then "data: {not json", then the normal rest
+ *   /bad-sse            stream: one valid event, then an event with data "{not json" (Anthropic:
+ *                       "event: content_block_delta"; Gemini: CRLF), then the normal rest
+ *   /voyage             makes .../embeddings answer Voyage-shaped: {"object":"list","data":
+ *                       [{"object":"embedding","embedding","index"}],"model","usage":
+ *                       {"total_tokens"}}; output_dimension gives that many floats,
+ *                       encoding_format "base64" base64 strings; Voyage error bodies
  *
  * /hang: the request is recorded, then the handler sleeps in the connection thread, in slices of
  * at most 100 ms, without ever sending a status line or headers. Every slice polls the client
@@ -63,6 +130,7 @@
 #define MOCK_MAX_DELAY_MS  600000L
 #define MOCK_WAIT_SLICE_MS 100L
 #define MOCK_EMBED_DIM     8
+#define MOCK_MAX_EMBED_DIM 65536
 #define MOCK_TOOL_ARGS     "{\"arg\":\"value\"}"
 #define MOCK_GARBAGE       "this is not json {"
 
@@ -84,6 +152,9 @@ struct sbuf {
     size_t cap;
 };
 
+/* Wire format of an answer: body shapes, error bodies and SSE framing. */
+enum wire { WIRE_OPENAI, WIRE_ANTHROPIC, WIRE_GEMINI, WIRE_VOYAGE, WIRE_TEI };
+
 /* Per-request state (libmicrohttpd's con_cls). */
 struct req_ctx {
     struct mock_server *srv;
@@ -92,6 +163,7 @@ struct req_ctx {
     bool is_control;
     bool counted;
     bool too_large;
+    enum wire wire; /* format of the answer and of its errors (OpenAI for control routes) */
     unsigned long seq;
     struct sbuf body;
 };
@@ -107,9 +179,24 @@ struct mods {
     bool garbage;
     bool truncate;
     bool bad_sse;
+    bool voyage;
+    const char *model; /* Gemini: the <model> of .../models/<model>:<method>, not terminated */
+    size_t model_len;
 };
 
-enum endpoint { EP_NONE, EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS };
+enum endpoint {
+    EP_NONE,
+    EP_CHAT,
+    EP_COMPLETIONS,
+    EP_EMBEDDINGS,
+    EP_MODELS,
+    EP_MESSAGES,
+    EP_GEMINI_GENERATE,
+    EP_GEMINI_STREAM,
+    EP_GEMINI_BATCH_EMBED,
+    EP_GEMINI_EMBED,
+    EP_TEI_EMBED
+};
 
 enum ev_kind {
     EV_ROLE,
@@ -119,7 +206,13 @@ enum ev_kind {
     EV_TOOL_ARGS,
     EV_FINISH,
     EV_USAGE,
-    EV_DONE
+    EV_DONE,
+    EV_MSG_START,   /* Anthropic message_start */
+    EV_PING,        /* Anthropic ping */
+    EV_BLOCK_START, /* Anthropic content_block_start */
+    EV_BLOCK_STOP,  /* Anthropic content_block_stop */
+    EV_MSG_DELTA,   /* Anthropic message_delta */
+    EV_MSG_STOP     /* Anthropic message_stop */
 };
 
 struct stream_event {
@@ -131,7 +224,8 @@ struct stream_event {
 struct stream_state {
     struct mock_server *srv;
     int fd;
-    bool chat; /* chat.completion.chunk, else text_completion */
+    enum wire wire; /* WIRE_OPENAI, WIRE_ANTHROPIC or WIRE_GEMINI */
+    bool chat;      /* OpenAI: chat.completion.chunk, else text_completion */
     bool tool;
     bool include_usage;
     long chunk_delay_ms;
@@ -304,6 +398,54 @@ static bool s_seg_is(const char *seg, size_t len, const char *word)
 }
 
 /*
+ * Gemini routes: the last segment is "<model>:<method>" (the ':' possibly sent as %3A). On a match
+ * the model span is stored in m and *prefix_len is where the last segment starts.
+ */
+static enum endpoint s_gemini_endpoint(const char *path, size_t len, struct mods *m,
+                                       size_t *prefix_len)
+{
+    static const struct {
+        const char *method;
+        enum endpoint ep;
+    } k_methods[] = {
+        {"generateContent", EP_GEMINI_GENERATE},
+        {"streamGenerateContent", EP_GEMINI_STREAM},
+        {"batchEmbedContents", EP_GEMINI_BATCH_EMBED},
+        {"embedContent", EP_GEMINI_EMBED},
+    };
+
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    const char *seg = path + start;
+    size_t seg_len = len - start;
+    for (size_t i = 0; i < seg_len; i++) {
+        size_t sep = 0;
+        if (seg[i] == ':')
+            sep = 1;
+        else if (seg_len - i >= 3 && seg[i] == '%' && seg[i + 1] == '3' &&
+                 (seg[i + 2] == 'A' || seg[i + 2] == 'a'))
+            sep = 3;
+        if (sep == 0)
+            continue;
+        if (i == 0)
+            return EP_NONE;
+        const char *method = seg + i + sep;
+        size_t method_len = seg_len - i - sep;
+        for (size_t k = 0; k < sizeof(k_methods) / sizeof(k_methods[0]); k++) {
+            if (s_seg_is(method, method_len, k_methods[k].method)) {
+                m->model = seg;
+                m->model_len = i;
+                *prefix_len = start;
+                return k_methods[k].ep;
+            }
+        }
+        return EP_NONE;
+    }
+    return EP_NONE;
+}
+
+/*
  * Splits the path into modifiers and endpoint. The endpoint is matched on the suffix so that any
  * api_base prefix works; every segment before it is either a known modifier (with its value) or
  * ignored.
@@ -314,10 +456,9 @@ static enum endpoint s_parse_path(const char *path, size_t len, struct mods *m)
         const char *suffix;
         enum endpoint ep;
     } k_endpoints[] = {
-        {"/chat/completions", EP_CHAT},
-        {"/completions", EP_COMPLETIONS},
-        {"/embeddings", EP_EMBEDDINGS},
-        {"/models", EP_MODELS},
+        {"/chat/completions", EP_CHAT}, {"/completions", EP_COMPLETIONS},
+        {"/embeddings", EP_EMBEDDINGS}, {"/models", EP_MODELS},
+        {"/v1/messages", EP_MESSAGES},  {"/embed", EP_TEI_EMBED},
     };
 
     memset(m, 0, sizeof(*m));
@@ -326,9 +467,9 @@ static enum endpoint s_parse_path(const char *path, size_t len, struct mods *m)
 
     if (len > 1 && path[len - 1] == '/')
         len--;
-    enum endpoint ep = EP_NONE;
     size_t prefix_len = len;
-    for (size_t i = 0; i < sizeof(k_endpoints) / sizeof(k_endpoints[0]); i++) {
+    enum endpoint ep = s_gemini_endpoint(path, len, m, &prefix_len);
+    for (size_t i = 0; ep == EP_NONE && i < sizeof(k_endpoints) / sizeof(k_endpoints[0]); i++) {
         size_t sl = strlen(k_endpoints[i].suffix);
         if (len >= sl && memcmp(path + len - sl, k_endpoints[i].suffix, sl) == 0) {
             ep = k_endpoints[i].ep;
@@ -357,6 +498,8 @@ static enum endpoint s_parse_path(const char *path, size_t len, struct mods *m)
             m->truncate = true;
         } else if (s_seg_is(cur, cur_len, "bad-sse")) {
             m->bad_sse = true;
+        } else if (s_seg_is(cur, cur_len, "voyage")) {
+            m->voyage = true;
         } else if (have_next && s_seg_is(cur, cur_len, "status") &&
                    s_parse_num(nxt, nxt_len, 100, 599, &v)) {
             m->status = (int)v;
@@ -405,6 +548,64 @@ static const char *s_error_type(unsigned int status)
         return "rate_limit_error";
     default:
         return "api_error";
+    }
+}
+
+static const char *s_anthropic_error_type(unsigned int status)
+{
+    switch (status) {
+    case 413:
+        return "request_too_large";
+    case 529:
+        return "overloaded_error";
+    default:
+        return s_error_type(status);
+    }
+}
+
+static const char *s_gemini_error_status(unsigned int status)
+{
+    switch (status) {
+    case 400:
+        return "INVALID_ARGUMENT";
+    case 401:
+        return "UNAUTHENTICATED";
+    case 403:
+        return "PERMISSION_DENIED";
+    case 404:
+        return "NOT_FOUND";
+    case 429:
+        return "RESOURCE_EXHAUSTED";
+    case 503:
+        return "UNAVAILABLE";
+    default:
+        return "INTERNAL";
+    }
+}
+
+/* Error body in the given wire format, message "mock error <status>". */
+static json_t *s_error_body(enum wire wire, unsigned int status)
+{
+    char msg[48];
+    char code[16];
+    if (snprintf(msg, sizeof(msg), "mock error %u", status) <= 0 ||
+        snprintf(code, sizeof(code), "%u", status) <= 0)
+        return NULL;
+    switch (wire) {
+    case WIRE_ANTHROPIC:
+        return json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+                         s_anthropic_error_type(status), "message", msg);
+    case WIRE_GEMINI:
+        return json_pack("{s:{s:i,s:s,s:s}}", "error", "code", (int)status, "message", msg,
+                         "status", s_gemini_error_status(status));
+    case WIRE_VOYAGE:
+        return json_pack("{s:s}", "detail", msg);
+    case WIRE_TEI:
+        return json_pack("{s:s,s:s}", "error", msg, "error_type",
+                         status >= 400 && status < 500 ? "Validation" : "Backend");
+    default:
+        return json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type",
+                         s_error_type(status), "param", "code", code);
     }
 }
 
@@ -515,19 +716,17 @@ static enum MHD_Result s_send_json(struct req_ctx *ctx, struct MHD_Connection *c
     return s_send(ctx, conn, status, s_response_from_json(json, truncate), "application/json", -1);
 }
 
-/* OpenAI-shaped error; 429 and 503 also carry retry-after. */
+/*
+ * Error in the request's wire format (OpenAI for control routes); 429 and 503 (and Anthropic's
+ * 529 overloaded) also carry retry-after.
+ */
 static enum MHD_Result s_send_error(struct req_ctx *ctx, struct MHD_Connection *conn,
                                     unsigned int status, long retry_after)
 {
-    char msg[48];
-    char code[16];
-    if (snprintf(msg, sizeof(msg), "mock error %u", status) <= 0 ||
-        snprintf(code, sizeof(code), "%u", status) <= 0)
-        return MHD_NO;
-    json_t *body = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type",
-                             s_error_type(status), "param", "code", code);
-    bool with_retry =
-        status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE;
+    json_t *body = s_error_body(ctx->wire, status);
+    bool with_retry = status == MHD_HTTP_TOO_MANY_REQUESTS ||
+                      status == MHD_HTTP_SERVICE_UNAVAILABLE ||
+                      (ctx->wire == WIRE_ANTHROPIC && status == 529);
     return s_send(ctx, conn, status, s_response_from_json(body, false), "application/json",
                   with_retry ? retry_after : -1);
 }
@@ -648,33 +847,61 @@ static bool s_stream_split(struct stream_state *st, const char *reply, size_t re
 }
 
 /*
- * Lays out the sequence of SSE events once, so the reader only walks the list: role, content (or
- * tool-call deltas), finish, optional usage, [DONE]; /truncate and /bad-sse alter the list.
+ * Lays out the sequence of SSE events once, so the reader only walks the list; /truncate and
+ * /bad-sse alter the list.
+ *   OpenAI:    role (chat only), content (or tool-call head + 2 argument deltas), finish,
+ *              optional usage, [DONE].
+ *   Anthropic: message_start, ping, content_block_start, text deltas (or 2 input_json_delta),
+ *              content_block_stop, message_delta, message_stop.
+ *   Gemini:    content events (or one functionCall event); the last carries finishReason.
  */
 static bool s_stream_plan(struct stream_state *st, bool truncate, bool bad_sse)
 {
-    size_t content = st->tool ? 3 : st->pieces;
+    size_t content;
+    if (st->wire == WIRE_ANTHROPIC)
+        content = st->tool ? 2 : st->pieces;
+    else if (st->wire == WIRE_GEMINI)
+        content = st->tool ? 1 : st->pieces;
+    else
+        content = st->tool ? 3 : st->pieces;
     if (truncate)
         content /= 2;
-    st->events = calloc(content + 6, sizeof(*st->events));
+    st->events = calloc(content + 8, sizeof(*st->events));
     if (!st->events)
         return false;
     size_t n = 0;
-    if (st->chat)
-        st->events[n++] = (struct stream_event){EV_ROLE, 0};
-    for (size_t i = 0; i < content; i++) {
-        if (!st->tool)
-            st->events[n++] = (struct stream_event){EV_CONTENT, i};
-        else if (i == 0)
-            st->events[n++] = (struct stream_event){EV_TOOL_HEAD, 0};
-        else
-            st->events[n++] = (struct stream_event){EV_TOOL_ARGS, i - 1};
-    }
-    if (!truncate) {
-        st->events[n++] = (struct stream_event){EV_FINISH, 0};
-        if (st->include_usage)
-            st->events[n++] = (struct stream_event){EV_USAGE, 0};
-        st->events[n++] = (struct stream_event){EV_DONE, 0};
+    if (st->wire == WIRE_ANTHROPIC) {
+        st->events[n++] = (struct stream_event){EV_MSG_START, 0};
+        st->events[n++] = (struct stream_event){EV_PING, 0};
+        st->events[n++] = (struct stream_event){EV_BLOCK_START, 0};
+        for (size_t i = 0; i < content; i++)
+            st->events[n++] = (struct stream_event){st->tool ? EV_TOOL_ARGS : EV_CONTENT, i};
+        if (!truncate) {
+            st->events[n++] = (struct stream_event){EV_BLOCK_STOP, 0};
+            st->events[n++] = (struct stream_event){EV_MSG_DELTA, 0};
+            st->events[n++] = (struct stream_event){EV_MSG_STOP, 0};
+        }
+    } else if (st->wire == WIRE_GEMINI) {
+        /* Truncation drops the last event, the only one with finishReason. */
+        for (size_t i = 0; i < content; i++)
+            st->events[n++] = (struct stream_event){st->tool ? EV_TOOL_HEAD : EV_CONTENT, i};
+    } else {
+        if (st->chat)
+            st->events[n++] = (struct stream_event){EV_ROLE, 0};
+        for (size_t i = 0; i < content; i++) {
+            if (!st->tool)
+                st->events[n++] = (struct stream_event){EV_CONTENT, i};
+            else if (i == 0)
+                st->events[n++] = (struct stream_event){EV_TOOL_HEAD, 0};
+            else
+                st->events[n++] = (struct stream_event){EV_TOOL_ARGS, i - 1};
+        }
+        if (!truncate) {
+            st->events[n++] = (struct stream_event){EV_FINISH, 0};
+            if (st->include_usage)
+                st->events[n++] = (struct stream_event){EV_USAGE, 0};
+            st->events[n++] = (struct stream_event){EV_DONE, 0};
+        }
     }
     if (bad_sse) {
         size_t at = n > 0 ? 1 : 0;
@@ -750,24 +977,147 @@ static json_t *s_stream_event_json(const struct stream_state *st, const struct s
                      "choices", "index", 0, "delta", delta, "logprobs", "finish_reason", finish);
 }
 
-/* Renders one event as SSE text ("data: ...\n\n") into st->pending. */
+/* The tool input/arguments {"arg":"value"} as a JSON object. */
+static json_t *s_tool_args_json(void)
+{
+    return json_loads(MOCK_TOOL_ARGS, 0, NULL);
+}
+
+/* Piece index of the streamed text (empty for an index out of range). */
+static void s_stream_piece(const struct stream_state *st, size_t index, const char **piece,
+                           size_t *len)
+{
+    *piece = "";
+    *len = 0;
+    if (index < st->pieces) {
+        *piece = st->text.data + st->cuts[index];
+        *len = st->cuts[index + 1] - st->cuts[index];
+    }
+}
+
+/* JSON payload of one Anthropic stream event; its "type" is also the SSE event name. */
+static json_t *s_anthropic_event_json(const struct stream_state *st, const struct stream_event *ev)
+{
+    const char *piece;
+    size_t piece_len;
+    size_t args_len = strlen(MOCK_TOOL_ARGS);
+    size_t half = args_len / 2;
+    switch (ev->kind) {
+    case EV_MSG_START:
+        return json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:{s:I,s:i}}}", "type",
+                         "message_start", "message", "id", st->id, "type", "message", "role",
+                         "assistant", "model", st->model, "content", "stop_reason", "stop_sequence",
+                         "usage", "input_tokens", st->prompt_tokens, "output_tokens", 1);
+    case EV_PING:
+        return json_pack("{s:s}", "type", "ping");
+    case EV_BLOCK_START:
+        if (st->tool) {
+            return json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:{}}}", "type", "content_block_start",
+                             "index", 0, "content_block", "type", "tool_use", "id", st->call_id,
+                             "name", st->tool_name, "input");
+        }
+        return json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", 0,
+                         "content_block", "type", "text", "text", "");
+    case EV_CONTENT:
+        s_stream_piece(st, ev->index, &piece, &piece_len);
+        return json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta", "index", 0,
+                         "delta", "type", "text_delta", "text", piece, piece_len);
+    case EV_TOOL_ARGS:
+        return json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta", "index", 0,
+                         "delta", "type", "input_json_delta", "partial_json",
+                         &MOCK_TOOL_ARGS[ev->index == 0 ? 0 : half],
+                         ev->index == 0 ? half : args_len - half);
+    case EV_BLOCK_STOP:
+        return json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0);
+    case EV_MSG_DELTA:
+        return json_pack("{s:s,s:{s:s,s:n},s:{s:I}}", "type", "message_delta", "delta",
+                         "stop_reason", st->tool ? "tool_use" : "end_turn", "stop_sequence",
+                         "usage", "output_tokens", st->completion_tokens);
+    case EV_MSG_STOP:
+        return json_pack("{s:s}", "type", "message_stop");
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * A GenerateContentResponse with one candidate (parts is consumed); finishReason only when
+ * finish is set.
+ */
+static json_t *s_gemini_response(json_t *parts, bool finish, const char *model,
+                                 const char *response_id, json_int_t prompt, json_int_t completion)
+{
+    return json_pack("{s:[{s:{s:s,s:o},s:s*,s:i}],s:{s:I,s:I,s:I},s:s,s:s}", "candidates",
+                     "content", "role", "model", "parts", parts, "finishReason",
+                     finish ? "STOP" : NULL, "index", 0, "usageMetadata", "promptTokenCount",
+                     prompt, "candidatesTokenCount", completion, "totalTokenCount",
+                     prompt + completion, "modelVersion", model, "responseId", response_id);
+}
+
+/* The parts of a Gemini function call to name with {"arg":"value"}. */
+static json_t *s_gemini_call_parts(const char *name)
+{
+    return json_pack("[{s:{s:s,s:o}}]", "functionCall", "name", name, "args", s_tool_args_json());
+}
+
+/*
+ * JSON payload of one Gemini stream event: one text piece with the usage so far (the last one
+ * with finishReason), or the whole function call.
+ */
+static json_t *s_gemini_event_json(const struct stream_state *st, const struct stream_event *ev)
+{
+    if (ev->kind == EV_TOOL_HEAD) {
+        return s_gemini_response(s_gemini_call_parts(st->tool_name), true, st->model, st->id,
+                                 st->prompt_tokens, st->completion_tokens);
+    }
+    if (ev->kind != EV_CONTENT || ev->index >= st->pieces)
+        return NULL;
+    const char *piece;
+    size_t piece_len;
+    s_stream_piece(st, ev->index, &piece, &piece_len);
+    json_int_t so_far = s_count_words(st->text.data, st->cuts[ev->index + 1]);
+    return s_gemini_response(json_pack("[{s:s%}]", "text", piece, piece_len),
+                             ev->index + 1 == st->pieces, st->model, st->id, st->prompt_tokens,
+                             so_far);
+}
+
+/*
+ * Renders one event as SSE text into st->pending: "data: ...\n\n" (OpenAI), "event: <type>\n
+ * data: ...\n\n" (Anthropic) or "data: ...\r\n\r\n" (Gemini).
+ */
 static bool s_stream_build_event(struct stream_state *st, const struct stream_event *ev)
 {
     st->pending.len = 0;
     st->pending_off = 0;
-    if (ev->kind == EV_BAD)
+    if (ev->kind == EV_BAD) {
+        if (st->wire == WIRE_ANTHROPIC)
+            return s_sbuf_append_str(&st->pending,
+                                     "event: content_block_delta\ndata: {not json\n\n");
+        if (st->wire == WIRE_GEMINI)
+            return s_sbuf_append_str(&st->pending, "data: {not json\r\n\r\n");
         return s_sbuf_append_str(&st->pending, "data: {not json\n\n");
+    }
     if (ev->kind == EV_DONE)
         return s_sbuf_append_str(&st->pending, "data: [DONE]\n\n");
-    json_t *obj = s_stream_event_json(st, ev);
+    json_t *obj;
+    if (st->wire == WIRE_ANTHROPIC)
+        obj = s_anthropic_event_json(st, ev);
+    else if (st->wire == WIRE_GEMINI)
+        obj = s_gemini_event_json(st, ev);
+    else
+        obj = s_stream_event_json(st, ev);
     if (!obj)
         return false;
     char *text = json_dumps(obj, JSON_COMPACT);
+    bool ok = text != NULL;
+    if (ok && st->wire == WIRE_ANTHROPIC) {
+        const char *type = json_string_value(json_object_get(obj, "type"));
+        ok = type && s_sbuf_append_str(&st->pending, "event: ") &&
+             s_sbuf_append_str(&st->pending, type) && s_sbuf_append_str(&st->pending, "\n");
+    }
     json_decref(obj);
-    if (!text)
-        return false;
-    bool ok = s_sbuf_append_str(&st->pending, "data: ") && s_sbuf_append_str(&st->pending, text) &&
-              s_sbuf_append_str(&st->pending, "\n\n");
+    ok = ok && s_sbuf_append_str(&st->pending, "data: ") && s_sbuf_append_str(&st->pending, text) &&
+         s_sbuf_append_str(&st->pending, st->wire == WIRE_GEMINI ? "\r\n\r\n" : "\n\n");
     free(text);
     return ok;
 }
@@ -800,6 +1150,7 @@ static ssize_t s_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 /* Everything a stream needs besides the modifiers, gathered by the endpoint handlers. */
 struct stream_params {
+    enum wire wire; /* WIRE_OPENAI (chat or completions), WIRE_ANTHROPIC or WIRE_GEMINI */
     bool chat;
     bool tool;
     bool include_usage;
@@ -820,6 +1171,7 @@ static enum MHD_Result s_send_stream(struct req_ctx *ctx, struct MHD_Connection 
         return MHD_NO;
     st->srv = ctx->srv;
     st->fd = s_connection_fd(conn);
+    st->wire = sp->wire;
     st->chat = sp->chat;
     st->tool = sp->tool;
     st->include_usage = sp->include_usage;
@@ -828,10 +1180,15 @@ static enum MHD_Result s_send_stream(struct req_ctx *ctx, struct MHD_Connection 
     st->prompt_tokens = sp->prompt_tokens;
     st->model = s_strdup(sp->model);
     st->tool_name = s_strdup(sp->tool_name ? sp->tool_name : "");
+    const char *id_prefix = sp->chat ? "chatcmpl-mock-" : "cmpl-mock-";
+    if (sp->wire == WIRE_ANTHROPIC)
+        id_prefix = "msg_mock_";
+    else if (sp->wire == WIRE_GEMINI)
+        id_prefix = "mock-";
+    const char *call_prefix = sp->wire == WIRE_ANTHROPIC ? "toolu_mock_" : "call_mock_";
     bool ok = st->model && st->tool_name &&
-              snprintf(st->id, sizeof(st->id), "%s-mock-%lu", sp->chat ? "chatcmpl" : "cmpl",
-                       ctx->seq) > 0 &&
-              snprintf(st->call_id, sizeof(st->call_id), "call_mock_%lu", ctx->seq) > 0 &&
+              snprintf(st->id, sizeof(st->id), "%s%lu", id_prefix, ctx->seq) > 0 &&
+              snprintf(st->call_id, sizeof(st->call_id), "%s%lu", call_prefix, ctx->seq) > 0 &&
               s_stream_split(st, sp->reply, sp->reply_len, (size_t)m->chunks);
     if (ok) {
         st->completion_tokens = sp->tool ? s_count_words(MOCK_TOOL_ARGS, strlen(MOCK_TOOL_ARGS))
@@ -917,6 +1274,142 @@ static const char *s_tool_name(const json_t *req)
     if (!json_is_string(name))
         name = json_object_get(json_object_get(json_array_get(tools, 0), "function"), "name");
     return json_is_string(name) ? json_string_value(name) : "mock_tool";
+}
+
+/* reply = "mock: " + text cut to MOCK_REPLY_MAX bytes on a UTF-8 boundary. */
+static bool s_make_reply(struct sbuf *reply, const char *text, size_t len)
+{
+    if (!text)
+        text = "";
+    return s_sbuf_append_str(reply, "mock: ") &&
+           s_sbuf_append(reply, text, s_utf8_cut(text, len, MOCK_REPLY_MAX));
+}
+
+static json_int_t s_prompt_tokens(size_t bytes)
+{
+    json_int_t tokens = s_tokens_from_bytes(bytes);
+    return tokens < 1 ? 1 : tokens;
+}
+
+/* Copy of a path span for JSON: bytes outside ASCII become '?' (jansson wants UTF-8). */
+static char *s_strndup_ascii(const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        p[i] = ((unsigned char)s[i] < 0x80) ? s[i] : '?';
+    p[len] = '\0';
+    return p;
+}
+
+/* Member under its camelCase name, else its snake_case one (Gemini accepts both). */
+static const json_t *s_get2(const json_t *obj, const char *camel, const char *snake)
+{
+    const json_t *v = json_object_get(obj, camel);
+    return v ? v : json_object_get(obj, snake);
+}
+
+/* True if an Anthropic content array has a block of the given type. */
+static bool s_has_block(const json_t *content, const char *type)
+{
+    size_t i;
+    const json_t *block;
+    json_array_foreach(content, i, block)
+    {
+        const json_t *t = json_object_get(block, "type");
+        if (json_is_string(t) && strcmp(json_string_value(t), type) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Prompt bytes of an Anthropic content (or system): text, and the text inside tool_result. */
+static void s_anthropic_prompt_bytes(const json_t *content, size_t *bytes)
+{
+    (void)s_content_text(content, NULL, bytes);
+    size_t i;
+    const json_t *block;
+    json_array_foreach(content, i, block)
+    {
+        const json_t *t = json_object_get(block, "type");
+        if (json_is_string(t) && strcmp(json_string_value(t), "tool_result") == 0)
+            (void)s_content_text(json_object_get(block, "content"), NULL, bytes);
+    }
+}
+
+/* Anthropic tool to "use": the forced one ({"type":"tool","name"}), else the first tool's. */
+static const char *s_anthropic_tool_name(const json_t *req)
+{
+    const json_t *tools = json_object_get(req, "tools");
+    const json_t *choice = json_object_get(req, "tool_choice");
+    const json_t *type = json_object_get(choice, "type");
+    const char *type_s = json_is_string(type) ? json_string_value(type) : "";
+    if (!json_is_array(tools) || json_array_size(tools) == 0 || strcmp(type_s, "none") == 0)
+        return NULL;
+    const json_t *name = json_object_get(choice, "name");
+    if (strcmp(type_s, "tool") != 0 || !json_is_string(name))
+        name = json_object_get(json_array_get(tools, 0), "name");
+    return json_is_string(name) ? json_string_value(name) : "mock_tool";
+}
+
+/*
+ * Text parts of a Gemini Content: appended to out (unless NULL) and counted in bytes; notes
+ * whether there were text parts and functionResponse parts.
+ */
+static bool s_gemini_parts(const json_t *content, struct sbuf *out, size_t *bytes, bool *has_text,
+                           bool *has_fn_response)
+{
+    const json_t *parts = json_object_get(content, "parts");
+    size_t i;
+    const json_t *part;
+    json_array_foreach(parts, i, part)
+    {
+        const json_t *text = json_object_get(part, "text");
+        if (json_is_string(text)) {
+            *has_text = true;
+            *bytes += json_string_length(text);
+            if (out && !s_sbuf_append(out, json_string_value(text), json_string_length(text)))
+                return false;
+        } else if (s_get2(part, "functionResponse", "function_response")) {
+            *has_fn_response = true;
+        }
+    }
+    return true;
+}
+
+/*
+ * Gemini function to call: none with toolConfig mode NONE or without functionDeclarations; with
+ * mode ANY the first allowedFunctionNames entry if any; else the first declared function.
+ */
+static const char *s_gemini_tool_name(const json_t *req)
+{
+    const json_t *cfg = s_get2(s_get2(req, "toolConfig", "tool_config"), "functionCallingConfig",
+                               "function_calling_config");
+    const json_t *mode = json_object_get(cfg, "mode");
+    const char *mode_s = json_is_string(mode) ? json_string_value(mode) : "";
+    if (strcmp(mode_s, "NONE") == 0)
+        return NULL;
+    const json_t *tools = json_object_get(req, "tools");
+    const char *first = NULL;
+    size_t i;
+    const json_t *tool;
+    json_array_foreach(tools, i, tool)
+    {
+        const json_t *decls = s_get2(tool, "functionDeclarations", "function_declarations");
+        if (json_array_size(decls) > 0) {
+            const json_t *name = json_object_get(json_array_get(decls, 0), "name");
+            first = json_is_string(name) ? json_string_value(name) : "mock_tool";
+            break;
+        }
+    }
+    if (first && strcmp(mode_s, "ANY") == 0) {
+        const json_t *allowed =
+            json_array_get(s_get2(cfg, "allowedFunctionNames", "allowed_function_names"), 0);
+        if (json_is_string(allowed))
+            return json_string_value(allowed);
+    }
+    return first;
 }
 
 /* POST .../chat/completions: echo of the last user message, tool call, or SSE stream. */
@@ -1062,11 +1555,180 @@ static enum MHD_Result s_handle_completions(struct req_ctx *ctx, struct MHD_Conn
     return rc;
 }
 
-/* Deterministic pseudo-embedding: FNV-1a over the text, seeded per dimension, in [0, 1). */
-static void s_embed_vector(const char *text, size_t len, float out[MOCK_EMBED_DIM])
+/*
+ * POST .../v1/messages: Anthropic Messages. Echo of the last user text, a tool_use block, or the
+ * Anthropic event stream; max_tokens is required.
+ */
+static enum MHD_Result s_handle_messages(struct req_ctx *ctx, struct MHD_Connection *conn,
+                                         const struct mods *m)
 {
-    for (unsigned int k = 0; k < MOCK_EMBED_DIM; k++) {
-        uint32_t h = 2166136261u ^ (k * 0x9E3779B9u);
+    json_t *req = s_parse_body_object(ctx);
+    if (!req || !json_is_integer(json_object_get(req, "max_tokens"))) {
+        json_decref(req);
+        return s_send_error(ctx, conn, MHD_HTTP_BAD_REQUEST, -1);
+    }
+
+    size_t prompt_bytes = 0;
+    s_anthropic_prompt_bytes(json_object_get(req, "system"), &prompt_bytes);
+    const json_t *last_user = NULL;
+    const json_t *messages = json_object_get(req, "messages");
+    size_t i;
+    const json_t *msg;
+    json_array_foreach(messages, i, msg)
+    {
+        const json_t *role = json_object_get(msg, "role");
+        const json_t *content = json_object_get(msg, "content");
+        s_anthropic_prompt_bytes(content, &prompt_bytes);
+        if (json_is_string(role) && strcmp(json_string_value(role), "user") == 0)
+            last_user = content;
+    }
+    struct sbuf user = {0};
+    struct sbuf reply = {0};
+    size_t ignored = 0;
+    bool ok;
+    if (!json_is_string(last_user) && !s_has_block(last_user, "text") &&
+        s_has_block(last_user, "tool_result"))
+        ok = s_sbuf_append_str(&reply, "mock: tool result received");
+    else
+        ok =
+            s_content_text(last_user, &user, &ignored) && s_make_reply(&reply, user.data, user.len);
+    s_sbuf_free(&user);
+    if (!ok) {
+        s_sbuf_free(&reply);
+        json_decref(req);
+        return MHD_NO;
+    }
+
+    json_int_t prompt_tokens = s_prompt_tokens(prompt_bytes);
+    const char *model = s_model_of(req);
+    const char *tool = s_anthropic_tool_name(req);
+    enum MHD_Result rc;
+    if (json_is_true(json_object_get(req, "stream"))) {
+        struct stream_params sp = {
+            .wire = WIRE_ANTHROPIC,
+            .tool = tool != NULL,
+            .model = model,
+            .tool_name = tool,
+            .reply = reply.data,
+            .reply_len = reply.len,
+            .prompt_tokens = prompt_tokens,
+        };
+        rc = s_send_stream(ctx, conn, m, &sp);
+    } else {
+        char id[64];
+        char call_id[64];
+        json_t *content = NULL;
+        json_int_t completion = 0;
+        if (snprintf(id, sizeof(id), "msg_mock_%lu", ctx->seq) <= 0 ||
+            snprintf(call_id, sizeof(call_id), "toolu_mock_%lu", ctx->seq) <= 0) {
+            content = NULL;
+        } else if (tool) {
+            content = json_pack("[{s:s,s:s,s:s,s:o}]", "type", "tool_use", "id", call_id, "name",
+                                tool, "input", s_tool_args_json());
+            completion = s_count_words(MOCK_TOOL_ARGS, strlen(MOCK_TOOL_ARGS));
+        } else {
+            content = json_pack("[{s:s,s:s%}]", "type", "text", "text", reply.data, reply.len);
+            completion = s_count_words(reply.data, reply.len);
+        }
+        json_t *body =
+            json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:n,s:{s:I,s:I}}", "id", id, "type", "message",
+                      "role", "assistant", "model", model, "content", content, "stop_reason",
+                      tool ? "tool_use" : "end_turn", "stop_sequence", "usage", "input_tokens",
+                      prompt_tokens, "output_tokens", completion);
+        rc = s_send_json(ctx, conn, MHD_HTTP_OK, body, m->truncate);
+    }
+    s_sbuf_free(&reply);
+    json_decref(req);
+    return rc;
+}
+
+/*
+ * POST .../models/<model>:generateContent and :streamGenerateContent (always SSE, whatever the
+ * alt query parameter): echo of the last user text, a functionCall part, or the stream.
+ */
+static enum MHD_Result s_handle_gemini(struct req_ctx *ctx, struct MHD_Connection *conn,
+                                       const struct mods *m, bool stream)
+{
+    json_t *req = s_parse_body_object(ctx);
+    if (!req)
+        return s_send_error(ctx, conn, MHD_HTTP_BAD_REQUEST, -1);
+
+    size_t prompt_bytes = 0;
+    bool has_text = false;
+    bool has_fn_response = false;
+    bool ok = s_gemini_parts(s_get2(req, "systemInstruction", "system_instruction"), NULL,
+                             &prompt_bytes, &has_text, &has_fn_response);
+    const json_t *last_user = NULL;
+    const json_t *contents = json_object_get(req, "contents");
+    size_t i;
+    const json_t *content;
+    json_array_foreach(contents, i, content)
+    {
+        const json_t *role = json_object_get(content, "role");
+        const char *role_s = json_is_string(role) ? json_string_value(role) : NULL;
+        ok = ok && s_gemini_parts(content, NULL, &prompt_bytes, &has_text, &has_fn_response);
+        if (!role || (role_s && (strcmp(role_s, "user") == 0 || strcmp(role_s, "function") == 0)))
+            last_user = content;
+    }
+    struct sbuf user = {0};
+    struct sbuf reply = {0};
+    size_t ignored = 0;
+    has_text = false;
+    has_fn_response = false;
+    ok = ok && s_gemini_parts(last_user, &user, &ignored, &has_text, &has_fn_response);
+    if (ok && !has_text && has_fn_response)
+        ok = s_sbuf_append_str(&reply, "mock: function result received");
+    else if (ok)
+        ok = s_make_reply(&reply, user.data, user.len);
+    s_sbuf_free(&user);
+    char *model = s_strndup_ascii(m->model ? m->model : "mock", m->model ? m->model_len : 4);
+    if (!ok || !model) {
+        free(model);
+        s_sbuf_free(&reply);
+        json_decref(req);
+        return MHD_NO;
+    }
+
+    json_int_t prompt_tokens = s_prompt_tokens(prompt_bytes);
+    const char *tool = s_gemini_tool_name(req);
+    enum MHD_Result rc;
+    if (stream) {
+        struct stream_params sp = {
+            .wire = WIRE_GEMINI,
+            .tool = tool != NULL,
+            .model = model,
+            .tool_name = tool,
+            .reply = reply.data,
+            .reply_len = reply.len,
+            .prompt_tokens = prompt_tokens,
+        };
+        rc = s_send_stream(ctx, conn, m, &sp);
+    } else {
+        char id[48];
+        json_t *body = NULL;
+        if (snprintf(id, sizeof(id), "mock-%lu", ctx->seq) > 0) {
+            json_t *parts = tool ? s_gemini_call_parts(tool)
+                                 : json_pack("[{s:s%}]", "text", reply.data, reply.len);
+            json_int_t completion = tool ? s_count_words(MOCK_TOOL_ARGS, strlen(MOCK_TOOL_ARGS))
+                                         : s_count_words(reply.data, reply.len);
+            body = s_gemini_response(parts, true, model, id, prompt_tokens, completion);
+        }
+        rc = s_send_json(ctx, conn, MHD_HTTP_OK, body, m->truncate);
+    }
+    free(model);
+    s_sbuf_free(&reply);
+    json_decref(req);
+    return rc;
+}
+
+/*
+ * Deterministic pseudo-embedding: FNV-1a over the text, seeded per dimension, in [0, 1). The
+ * first MOCK_EMBED_DIM values do not depend on dim.
+ */
+static void s_embed_vector(const char *text, size_t len, float *out, size_t dim)
+{
+    for (size_t k = 0; k < dim; k++) {
+        uint32_t h = 2166136261u ^ ((uint32_t)k * 0x9E3779B9u);
         for (size_t i = 0; i < len; i++) {
             h ^= (unsigned char)text[i];
             h *= 16777619u;
@@ -1096,41 +1758,79 @@ static void s_base64_encode(const unsigned char *in, size_t len, char *out)
     out[o] = '\0';
 }
 
-/* One embedding object for input text, as a float array or base64 of little-endian float32. */
-static json_t *s_embedding_item(const char *text, size_t len, size_t index, bool base64)
+/* dim values for text, as a float array or base64 of little-endian float32; NULL on failure. */
+static json_t *s_embedding_values(const char *text, size_t len, size_t dim, bool base64)
 {
-    float vec[MOCK_EMBED_DIM];
-    s_embed_vector(text, len, vec);
-    json_t *embedding;
+    float *vec = calloc(dim, sizeof(*vec));
+    if (!vec)
+        return NULL;
+    s_embed_vector(text, len, vec, dim);
+    json_t *embedding = NULL;
     if (base64) {
-        unsigned char raw[MOCK_EMBED_DIM * 4];
-        char b64[4 * ((sizeof(raw) + 2) / 3) + 1];
-        for (size_t k = 0; k < MOCK_EMBED_DIM; k++) {
-            uint32_t bits;
-            memcpy(&bits, &vec[k], sizeof(bits));
-            for (size_t b = 0; b < 4; b++)
-                raw[k * 4 + b] = (unsigned char)(bits >> (8 * b));
+        size_t raw_len = dim * 4;
+        unsigned char *raw = malloc(raw_len);
+        char *b64 = malloc(4 * ((raw_len + 2) / 3) + 1);
+        if (raw && b64) {
+            for (size_t k = 0; k < dim; k++) {
+                uint32_t bits;
+                memcpy(&bits, &vec[k], sizeof(bits));
+                for (size_t b = 0; b < 4; b++)
+                    raw[k * 4 + b] = (unsigned char)(bits >> (8 * b));
+            }
+            s_base64_encode(raw, raw_len, b64);
+            embedding = json_string(b64);
         }
-        s_base64_encode(raw, sizeof(raw), b64);
-        embedding = json_string(b64);
+        free(raw);
+        free(b64);
     } else {
         embedding = json_array();
-        for (size_t k = 0; embedding && k < MOCK_EMBED_DIM; k++) {
+        for (size_t k = 0; embedding && k < dim; k++) {
             if (json_array_append_new(embedding, json_real((double)vec[k])) != 0) {
                 json_decref(embedding);
                 embedding = NULL;
             }
         }
     }
+    free(vec);
+    return embedding;
+}
+
+/* Shape of the embeddings of .../embeddings (OpenAI, Voyage) and .../embed (TEI). */
+struct embed_opts {
+    size_t dim;
+    bool base64;
+    bool bare; /* TEI: the values array alone instead of an "embedding" object */
+};
+
+/* One embedding object for input text (OpenAI, Voyage), or the bare values array (TEI). */
+static json_t *s_embedding_item(const char *text, size_t len, size_t index,
+                                const struct embed_opts *o)
+{
+    json_t *embedding = s_embedding_values(text, len, o->dim, o->base64);
+    if (o->bare)
+        return embedding;
     return json_pack("{s:s,s:I,s:o}", "object", "embedding", "index", (json_int_t)index,
                      "embedding", embedding);
+}
+
+/* Requested embedding size: absent or null keeps *dim, else an integer 1..MOCK_MAX_EMBED_DIM. */
+static bool s_embed_dim(const json_t *v, size_t *dim)
+{
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > MOCK_MAX_EMBED_DIM)
+        return false;
+    *dim = (size_t)json_integer_value(v);
+    return true;
 }
 
 /*
  * Appends the embedding of one input (a string, or a token array which is embedded through its
  * compact JSON text) and counts its bytes. Returns false on an input of the wrong type.
  */
-static bool s_embed_input(const json_t *input, json_t *data, bool base64, size_t *bytes)
+static bool s_embed_input(const json_t *input, json_t *data, const struct embed_opts *o,
+                          size_t *bytes)
 {
     char *dumped = NULL;
     const char *text;
@@ -1148,25 +1848,36 @@ static bool s_embed_input(const json_t *input, json_t *data, bool base64, size_t
         return false;
     }
     *bytes += len;
-    bool ok = json_array_append_new(
-                  data, s_embedding_item(text, len, json_array_size(data), base64)) == 0;
+    bool ok =
+        json_array_append_new(data, s_embedding_item(text, len, json_array_size(data), o)) == 0;
     free(dumped);
     return ok;
 }
 
-/* POST .../embeddings. */
+/*
+ * POST .../embeddings (OpenAI; Voyage with /voyage: output_dimension, usage without
+ * prompt_tokens) and POST .../embed (TEI: "inputs", a bare array of value arrays).
+ */
 static enum MHD_Result s_handle_embeddings(struct req_ctx *ctx, struct MHD_Connection *conn,
                                            const struct mods *m)
 {
     json_t *req = s_parse_body_object(ctx);
     if (!req)
         return s_send_error(ctx, conn, MHD_HTTP_BAD_REQUEST, -1);
-    const json_t *input = json_object_get(req, "input");
+    bool tei = ctx->wire == WIRE_TEI;
+    bool voyage = ctx->wire == WIRE_VOYAGE;
+    const json_t *input = json_object_get(req, tei ? "inputs" : "input");
     const json_t *format = json_object_get(req, "encoding_format");
-    bool base64 = json_is_string(format) && strcmp(json_string_value(format), "base64") == 0;
+    struct embed_opts o = {
+        .dim = MOCK_EMBED_DIM,
+        .base64 =
+            !tei && json_is_string(format) && strcmp(json_string_value(format), "base64") == 0,
+        .bare = tei,
+    };
     json_t *data = json_array();
     size_t bytes = 0;
-    bool ok = data != NULL;
+    bool ok =
+        data != NULL && (!voyage || s_embed_dim(json_object_get(req, "output_dimension"), &o.dim));
 
     /* A single token array (array of integers) is one input, any other array is a list. */
     bool single = json_is_string(input) ||
@@ -1174,13 +1885,13 @@ static enum MHD_Result s_handle_embeddings(struct req_ctx *ctx, struct MHD_Conne
     if (!json_is_string(input) && (!json_is_array(input) || json_array_size(input) == 0)) {
         ok = false;
     } else if (ok && single) {
-        ok = s_embed_input(input, data, base64, &bytes);
+        ok = s_embed_input(input, data, &o, &bytes);
     } else if (ok) {
         size_t i;
         const json_t *item;
         json_array_foreach(input, i, item)
         {
-            if (!s_embed_input(item, data, base64, &bytes)) {
+            if (!s_embed_input(item, data, &o, &bytes)) {
                 ok = false;
                 break;
             }
@@ -1192,10 +1903,73 @@ static enum MHD_Result s_handle_embeddings(struct req_ctx *ctx, struct MHD_Conne
         return s_send_error(ctx, conn, MHD_HTTP_BAD_REQUEST, -1);
     }
     json_int_t tokens = s_tokens_from_bytes(bytes);
-    json_t *body =
-        json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
-                  s_model_of(req), "usage", "prompt_tokens", tokens, "total_tokens", tokens);
+    json_t *body;
+    if (tei)
+        body = data;
+    else if (voyage)
+        body = json_pack("{s:s,s:o,s:s,s:{s:I}}", "object", "list", "data", data, "model",
+                         s_model_of(req), "usage", "total_tokens", tokens);
+    else
+        body = json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
+                         s_model_of(req), "usage", "prompt_tokens", tokens, "total_tokens", tokens);
     json_decref(req);
+    return s_send_json(ctx, conn, MHD_HTTP_OK, body, m->truncate);
+}
+
+/*
+ * {"values":[...]} for one Gemini embed request {content:{parts:[{text}]},
+ * outputDimensionality?}; NULL when it is malformed.
+ */
+static json_t *s_gemini_embedding(const json_t *request)
+{
+    const json_t *content = json_object_get(request, "content");
+    size_t dim = MOCK_EMBED_DIM;
+    if (!json_is_object(content) ||
+        !s_embed_dim(s_get2(request, "outputDimensionality", "output_dimensionality"), &dim))
+        return NULL;
+    struct sbuf text = {0};
+    size_t bytes = 0;
+    bool has_text = false;
+    bool has_fn_response = false;
+    json_t *values = NULL;
+    if (s_gemini_parts(content, &text, &bytes, &has_text, &has_fn_response))
+        values = s_embedding_values(text.data ? text.data : "", text.len, dim, false);
+    s_sbuf_free(&text);
+    return json_pack("{s:o}", "values", values);
+}
+
+/*
+ * POST .../models/<model>:batchEmbedContents ({requests:[...]} -> {"embeddings":[...]}, in
+ * order) and :embedContent (one request -> {"embedding":{...}}).
+ */
+static enum MHD_Result s_handle_gemini_embed(struct req_ctx *ctx, struct MHD_Connection *conn,
+                                             const struct mods *m, bool batch)
+{
+    json_t *req = s_parse_body_object(ctx);
+    if (!req)
+        return s_send_error(ctx, conn, MHD_HTTP_BAD_REQUEST, -1);
+    json_t *body;
+    if (batch) {
+        const json_t *requests = json_object_get(req, "requests");
+        json_t *list = json_array_size(requests) > 0 ? json_array() : NULL;
+        size_t i;
+        const json_t *item;
+        json_array_foreach(requests, i, item)
+        {
+            if (!list)
+                break;
+            if (json_array_append_new(list, s_gemini_embedding(item)) != 0) {
+                json_decref(list);
+                list = NULL;
+            }
+        }
+        body = json_pack("{s:o}", "embeddings", list);
+    } else {
+        body = json_pack("{s:o}", "embedding", s_gemini_embedding(req));
+    }
+    json_decref(req);
+    if (!body)
+        return s_send_error(ctx, conn, MHD_HTTP_BAD_REQUEST, -1);
     return s_send_json(ctx, conn, MHD_HTTP_OK, body, m->truncate);
 }
 
@@ -1261,6 +2035,26 @@ static enum MHD_Result s_handle_control(struct req_ctx *ctx, struct MHD_Connecti
     return s_send_json(ctx, conn, MHD_HTTP_OK, body, false);
 }
 
+/* Wire format of the answer (and of its errors) to a request for ep. */
+static enum wire s_wire_of(enum endpoint ep, const struct mods *m)
+{
+    switch (ep) {
+    case EP_MESSAGES:
+        return WIRE_ANTHROPIC;
+    case EP_GEMINI_GENERATE:
+    case EP_GEMINI_STREAM:
+    case EP_GEMINI_BATCH_EMBED:
+    case EP_GEMINI_EMBED:
+        return WIRE_GEMINI;
+    case EP_TEI_EMBED:
+        return WIRE_TEI;
+    case EP_EMBEDDINGS:
+        return m->voyage ? WIRE_VOYAGE : WIRE_OPENAI;
+    default:
+        return WIRE_OPENAI;
+    }
+}
+
 /* Recorded (non-control) request: apply modifiers in order, then the endpoint handler. */
 static enum MHD_Result s_handle_api(struct req_ctx *ctx, struct MHD_Connection *conn,
                                     const char *method)
@@ -1268,6 +2062,7 @@ static enum MHD_Result s_handle_api(struct req_ctx *ctx, struct MHD_Connection *
     struct mods m;
     enum endpoint ep = s_parse_path(ctx->uri, s_path_len(ctx->uri), &m);
     int fd = s_connection_fd(conn);
+    ctx->wire = s_wire_of(ep, &m);
 
     if (m.hang) {
         /* Never answer: wait until the client leaves, shutdown, or 120 s; then drop it. */
@@ -1301,6 +2096,18 @@ static enum MHD_Result s_handle_api(struct req_ctx *ctx, struct MHD_Connection *
         return s_handle_embeddings(ctx, conn, &m);
     case EP_MODELS:
         return s_handle_models(ctx, conn, &m);
+    case EP_MESSAGES:
+        return s_handle_messages(ctx, conn, &m);
+    case EP_GEMINI_GENERATE:
+        return s_handle_gemini(ctx, conn, &m, false);
+    case EP_GEMINI_STREAM:
+        return s_handle_gemini(ctx, conn, &m, true);
+    case EP_GEMINI_BATCH_EMBED:
+        return s_handle_gemini_embed(ctx, conn, &m, true);
+    case EP_GEMINI_EMBED:
+        return s_handle_gemini_embed(ctx, conn, &m, false);
+    case EP_TEI_EMBED:
+        return s_handle_embeddings(ctx, conn, &m);
     default:
         return s_send_error(ctx, conn, MHD_HTTP_NOT_FOUND, -1);
     }

@@ -668,15 +668,29 @@ static void test_warnings(void)
     CHECK(has_warning(cfg, "extra_thing", 6));
     CHECK(has_warning(cfg, "no_such_router_key", 8));
     CHECK(has_warning(cfg, "retry_policy", 9));
-    CHECK(has_warning(cfg, "least-busy", 10));
     CHECK(has_warning(cfg, "callbacks", 12));
     CHECK(has_warning(cfg, "alerting", 14));
     CHECK(has_warning(cfg, "mystery", 15));
     CHECK(has_warning(cfg, "unknown_section", 16));
-    CHECK(cfg->nwarnings == 9);
-    /* the unimplemented strategy is kept as written; routing falls back to shuffle */
+    size_t n = cfg->nwarnings;
+    /* every strategy the router implements loads without a warning */
     CHECK_STR(cfg->routing_strategy, "least-busy");
     lp_cfg_destroy(&cfg);
+    CHECK(n == 8);
+}
+
+static void test_unknown_strategy(void)
+{
+    env_reset();
+    char err[LP_ERR_LEN];
+    lp_cfg_t *cfg = load("model_list: []\n"
+                         "router_settings:\n"
+                         "  routing_strategy: cost-based-routing\n",
+                         err);
+    bool refused = cfg == NULL;
+    lp_cfg_destroy(&cfg);
+    CHECK(refused);
+    CHECK(strstr(err, ":3:") && strstr(err, "routing_strategy"));
 }
 
 /* ---- master key ---- */
@@ -1110,6 +1124,7 @@ int main(void)
     RUN(test_duplicate_id);
     RUN(test_error_positions);
     RUN(test_warnings);
+    RUN(test_unknown_strategy);
     RUN(test_master_key_placement);
     RUN(test_master_key_sources);
     RUN(test_master_key_weak);
