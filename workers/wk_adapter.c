@@ -15,6 +15,8 @@ const wk_adapter_t *wk_adapter_for(lp_wire_t wire)
         return &wk_openai_adapter;
     case LP_WIRE_ANTHROPIC:
         return &wk_anthropic_adapter;
+    case LP_WIRE_GEMINI:
+        return &wk_gemini_adapter;
     case LP_WIRE_VOYAGE:
         return &wk_voyage_adapter;
     case LP_WIRE_TEI:

@@ -47,6 +47,7 @@ typedef struct {
 
 extern const wk_adapter_t wk_openai_adapter;
 extern const wk_adapter_t wk_anthropic_adapter;
+extern const wk_adapter_t wk_gemini_adapter;
 extern const wk_adapter_t wk_voyage_adapter;
 extern const wk_adapter_t wk_tei_adapter;
 

@@ -18,9 +18,6 @@
  * field; LiteLLM's DEFAULT_ANTHROPIC_CHAT_MAX_TOKENS. */
 #define WK_ANTHROPIC_MAX_TOKENS 4096
 
-/* The adapter (to be declared in wk_adapter.h when it is registered in wk_adapter_for). */
-extern const wk_adapter_t wk_anthropic_adapter;
-
 /* ---- request ---- */
 
 /* A request being translated: where the hoisted system text and the messages accumulate. */

@@ -359,8 +359,8 @@ static void s_stream_done(wk_job_t *job, CURLcode result, const wk_adapter_t *ad
 {
     wk_fail_t fail = {.retry_after_ms = -1};
     if (job->failed) {
-        wk_fail(&fail, job->stream_fail_status, job->stream_fail_code,
-                job->stream_fail_retryable, "%s", job->stream_fail_msg);
+        wk_fail(&fail, job->stream_fail_status, job->stream_fail_code, job->stream_fail_retryable,
+                "%s", job->stream_fail_msg);
         s_stream_fail(job, &fail);
     } else if (result != CURLE_OK) {
         s_transport_fail(job, result, &fail);

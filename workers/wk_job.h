@@ -70,6 +70,7 @@ struct wk_job {
     size_t unacked; /* bytes sent and not yet acknowledged by the gateway */
     bool paused;    /* the transfer is paused for want of credit */
     int tool_calls; /* tool calls started in the stream (the next OpenAI tool index) */
+    bool role_sent; /* the first chunk (with delta.role) went out */
     int tool_block; /* the provider's content block that is the open tool call, -1 if none */
     bool failed;    /* the stream broke; stream_fail says how */
     bool stream_fail_retryable;

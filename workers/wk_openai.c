@@ -108,9 +108,9 @@ static void s_error(wk_job_t *job, wk_fail_t *fail)
     snprintf(fail->message, sizeof fail->message, "%s error %ld: %s", job->d->provider->name,
              job->status, text);
     bool client_side = job->status == 400 || job->status == 413 || job->status == 422;
-    if (client_side && ((code && strcmp(code, "context_length_exceeded") == 0) ||
-                        strstr(text, "maximum context length") ||
-                        strstr(text, "context_length_exceeded"))) {
+    if (client_side &&
+        ((code && strcmp(code, "context_length_exceeded") == 0) ||
+         strstr(text, "maximum context length") || strstr(text, "context_length_exceeded"))) {
         fail->status = 400;
         fail->code = "context_length_exceeded";
         fail->retryable = false;

@@ -9,8 +9,6 @@
 #include "lp_json.h"
 #include "wk_adapter.h"
 
-extern const wk_adapter_t wk_anthropic_adapter;
-
 #define KEY "sk-ant-api03-unit-test-key-0123456789"
 
 /* Deployment 0: defaults and a key. Deployment 1: a /v1 base, api_version, a max_tokens

@@ -14,8 +14,6 @@
 #include "wk_adapter.h"
 
 /* Declared here until wk_adapter.h lists them; a repeated extern declaration is harmless. */
-extern const wk_adapter_t wk_voyage_adapter;
-extern const wk_adapter_t wk_tei_adapter;
 
 #define VOYAGE_KEY "pa-unit-test-voyage-key-0123456789"
 #define TEI_KEY    "hf_unit_test_tei_token_0123456789"
