@@ -81,8 +81,7 @@ static void s_answer(gw_health_t *self)
                               s_endpoint(&self->checks[i]));
     json_t *o = json_object();
     json_object_set_new(o, "healthy_count", json_integer((json_int_t)json_array_size(healthy)));
-    json_object_set_new(o, "unhealthy_count",
-                        json_integer((json_int_t)json_array_size(unhealthy)));
+    json_object_set_new(o, "unhealthy_count", json_integer((json_int_t)json_array_size(unhealthy)));
     json_object_set_new(o, "healthy_endpoints", healthy);
     json_object_set_new(o, "unhealthy_endpoints", unhealthy);
     size_t len = 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "gw_outbox.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_time.h"
@@ -122,17 +123,7 @@ static void s_send(gw_server_t *srv, const uint8_t *id, json_t *rec)
 {
     size_t len = 0;
     char *text = lp_json_dump(rec, &len);
-    lp_msg_t *m = lp_msg_new(LP_CMD_RECORD, id);
-    lp_msg_give_body(m, text, len);
-    if (lp_msg_send(&m, srv->logger) == 0) {
-        srv->stats.records_sent++;
-        return;
-    }
-    lp_msg_destroy(&m);
-    /* Counted and reported, never silent; the logger link's queue holds LP_ZMQ_HWM records. */
-    if (srv->stats.records_dropped++ % 1000 == 0)
-        log_warn("usage record dropped: logger link full (%s); %llu dropped so far",
-                 zmq_strerror(errno), (unsigned long long)srv->stats.records_dropped);
+    gw_outbox_send(srv->outbox, id, text, len);
 }
 
 /* ---- pending records ---- */

@@ -64,12 +64,12 @@ struct gw_req {
     long long attempt_ms; /* per-attempt timeout, the idle limit of a stream */
 
     /* streams and suspension */
-    bool streaming;   /* a HEAD came: the SSE response is queued with MHD */
-    gw_stream_t out;  /* stream bytes waiting for MHD */
-    lp_msg_t *head;   /* the HEAD (its meta describes the deployment) */
-    bool suspended;   /* the connection is suspended (waiting, or the reader is starved) */
-    int watch_fd;     /* client socket watched for hang-up while suspended, -1 when not */
-    bool client_gone; /* the client hung up before the answer was complete */
+    bool streaming;           /* a HEAD came: the SSE response is queued with MHD */
+    gw_stream_t out;          /* stream bytes waiting for MHD */
+    lp_msg_t *head;           /* the HEAD (its meta describes the deployment) */
+    bool suspended;           /* the connection is suspended (waiting, or the reader is starved) */
+    int watch_fd;             /* client socket watched for hang-up while suspended, -1 when not */
+    bool client_gone;         /* the client hung up before the answer was complete */
     struct gw_health *health; /* GET /health: the checks in flight (owned) */
 };
 

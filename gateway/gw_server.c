@@ -13,6 +13,7 @@
 
 #include "gw_health.h"
 #include "gw_http.h"
+#include "gw_outbox.h"
 #include "gw_record.h"
 #include "gw_req.h"
 #include "gw_routes.h"
@@ -29,8 +30,8 @@
 #define GW_DRAIN_MS 30000
 /* MHD_run passes per loop turn while MHD reports work pending. */
 #define GW_MHD_SPINS 8
-/* How long unsent usage records may take to leave when the gateway closes. */
-#define GW_LOGGER_LINGER_MS 2000
+/* How long a stopping gateway waits for loggers to acknowledge its last usage records. */
+#define GW_OUTBOX_DRAIN_MS 5000
 
 static int64_t s_liveness_ns(void)
 {
@@ -163,7 +164,13 @@ static int s_on_logger(lp_loop_t *loop, void *socket, void *arg)
             log_warn("dropping malformed message from the logger: %s", err);
             continue;
         }
-        if (lp_msg_cmd(msg) == LP_CMD_HEARTBEAT) {
+        if (lp_msg_cmd(msg) == LP_CMD_ACK) {
+            size_t len = 0;
+            const void *ids = lp_msg_body(msg, &len);
+            gw_outbox_ack(self->outbox, ids, len);
+            if (self->closing && gw_outbox_size(self->outbox) == 0)
+                lp_loop_stop(loop);
+        } else if (lp_msg_cmd(msg) == LP_CMD_HEARTBEAT) {
             self->logger_alive = true;
             self->logger_expiry_ns = lp_loop_now_ns(loop) + s_liveness_ns();
             const char *db = lp_msg_meta_str(msg, "db");
@@ -319,11 +326,12 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
     self->router = lp_zmq_socket(self->zctx, ZMQ_DEALER, router, false, true, err);
     if (!self->router)
         goto fail;
-    self->logger = lp_zmq_socket(self->zctx, ZMQ_DEALER, logger, false, false, err);
+    /* immediate: with no logger connected a record stays in the outbox instead of piling up
+     * (as duplicates) in ZeroMQ's queue. */
+    self->logger = lp_zmq_socket(self->zctx, ZMQ_DEALER, logger, false, true, err);
     if (!self->logger)
         goto fail;
-    int linger = GW_LOGGER_LINGER_MS;
-    zmq_setsockopt(self->logger, ZMQ_LINGER, &linger, sizeof linger);
+    self->outbox = gw_outbox_new(self->loop, self->logger);
     self->httpd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                                    (uint16_t)port, NULL, NULL, gw_http_access, self,
                                    MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
@@ -381,6 +389,10 @@ void gw_server_destroy(gw_server_t **self_p)
     lp_map_destroy(&self->pending);
     lp_map_destroy(&self->health);
     lp_map_destroy(&self->inflight);
+    if (self->outbox && gw_outbox_size(self->outbox))
+        log_warn("%zu usage record(s) never acknowledged by a logger are lost",
+                 gw_outbox_size(self->outbox));
+    gw_outbox_destroy(&self->outbox);
     lp_zmq_close(&self->router);
     lp_zmq_close(&self->logger);
     lp_loop_destroy(&self->loop);
@@ -392,10 +404,31 @@ void gw_server_destroy(gw_server_t **self_p)
     *self_p = NULL;
 }
 
+static int s_on_closing_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(timer);
+    LP_UNUSED(arg);
+    lp_loop_stop(loop);
+    return 0;
+}
+
 int gw_server_run(gw_server_t *self)
 {
     log_info("listening on port %d: %zu model group(s)", gw_server_port(self), self->cfg->ngroups);
-    return lp_loop_run(self->loop);
+    int rc = lp_loop_run(self->loop);
+    /* Answered requests' records must reach a logger before we go: keep the loop (not the
+     * listener) running until they are acknowledged, for a while. */
+    if (rc == 0 && gw_outbox_size(self->outbox) > 0) {
+        MHD_socket listen_fd = MHD_quiesce_daemon(self->httpd);
+        if (listen_fd != MHD_INVALID_SOCKET)
+            close(listen_fd);
+        self->closing = true;
+        log_info("waiting for %zu usage record(s) to be acknowledged",
+                 gw_outbox_size(self->outbox));
+        lp_timer_start(self->loop, &self->drain, GW_OUTBOX_DRAIN_MS, s_on_closing_timeout, self);
+        rc = lp_loop_run(self->loop);
+    }
+    return rc;
 }
 
 int gw_server_port(const gw_server_t *self)

@@ -33,8 +33,9 @@ typedef struct {
 struct gw_server {
     lp_cfg_t *cfg;
     void *zctx;
-    void *router; /* DEALER to the router's frontend */
-    void *logger; /* DEALER to the logger */
+    void *router;             /* DEALER to the router's frontend */
+    void *logger;             /* DEALER to the loggers */
+    struct gw_outbox *outbox; /* usage records until a logger acknowledges them */
     lp_loop_t *loop;
     struct MHD_Daemon *httpd;
     int httpd_fd;       /* MHD's epoll fd, watched by our loop */
@@ -54,6 +55,7 @@ struct gw_server {
     char db_state[32]; /* as the logger last reported */
     bool resumed;      /* a connection was resumed this turn: run MHD */
     bool stopping;
+    bool closing; /* the loop runs on only to hand the last records to a logger */
     gw_stats_t stats;
 };
 

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 
 #include "lg_schema.h"
+#include "lg_spool.h"
 #include "lp_buf.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -70,10 +71,12 @@ struct lg_db {
     PGconn *conn;
     int fd; /* socket registered with the loop, -1 if none */
     s_state_t state;
-    s_row_t *head, *tail;
-    size_t len;
-    size_t inflight;   /* rows of the queue head in the INSERT in flight */
-    size_t one_by_one; /* rows still to write singly after a refused batch */
+    lg_spool_t *spool; /* the queue: records are read back from it (borrowed) */
+    size_t unread;     /* records added to the spool since the last read (a hint) */
+    s_row_t **rows;    /* the batch in flight, read from the spool */
+    size_t nrows;
+    off_t batch_end;   /* spool offset just past the batch */
+    size_t single;     /* >0: the batch was refused; rows[single-1] goes alone */
     bool query_failed; /* an error result arrived for the query in flight */
     char query_error[256];
     int64_t backoff_ms;
@@ -137,16 +140,14 @@ static void s_row_free(s_row_t *row)
     free(row);
 }
 
-static void s_pop(lg_db_t *self, size_t n)
+static void s_batch_free(lg_db_t *self)
 {
-    for (size_t i = 0; i < n && self->head; i++) {
-        s_row_t *row = self->head;
-        self->head = row->next;
-        if (!self->head)
-            self->tail = NULL;
-        s_row_free(row);
-        self->len--;
-    }
+    for (size_t i = 0; i < self->nrows; i++)
+        s_row_free(self->rows[i]);
+    free(self->rows);
+    self->rows = NULL;
+    self->nrows = 0;
+    self->single = 0;
 }
 
 /* ---- connection ---- */
@@ -185,7 +186,8 @@ static int s_on_retry(lp_loop_t *loop, lp_timer_t *timer, void *arg);
 static void s_drop_connection(lg_db_t *self, const char *why)
 {
     if (self->state == S_IDLE || self->state == S_INSERTING || self->state == S_MIGRATING)
-        log_warn("PostgreSQL connection lost (%s); %zu record(s) wait", why, self->len);
+        log_warn("PostgreSQL connection lost (%s); %lld spooled byte(s) wait", why,
+                 (long long)lg_spool_backlog(self->spool));
     else
         log_warn("cannot connect to PostgreSQL: %s; retrying in %lld ms", why,
                  (long long)self->backoff_ms);
@@ -195,7 +197,10 @@ static void s_drop_connection(lg_db_t *self, const char *why)
         self->conn = NULL;
     }
     self->state = S_DOWN;
-    self->inflight = 0;
+    /* The batch in flight is read again from the spool once connected. */
+    s_batch_free(self);
+    lg_spool_rewind(self->spool);
+    self->unread = LG_DB_BATCH_MAX;
     lp_timer_start(self->loop, &self->retry, self->backoff_ms, s_on_retry, self);
     self->backoff_ms = LP_MIN(self->backoff_ms * 2, LG_DB_BACKOFF_MAX_MS);
 }
@@ -276,18 +281,20 @@ static void s_send_schema(lg_db_t *self)
     s_after_send(self);
 }
 
-/* INSERT of the first n queued rows, idempotent on request_id. */
-static void s_send_batch(lg_db_t *self, size_t n)
+/* INSERT of rows[first, first+n), idempotent on request_id; the spend of the rows actually
+ * inserted is added to their virtual keys in the same statement, so a record delivered twice
+ * is neither stored nor billed twice. */
+static void s_send_rows(lg_db_t *self, size_t first, size_t n)
 {
     lp_buf_t sql = {0};
-    lp_buf_puts(&sql, "INSERT INTO \"LiteLLM_SpendLogs\" (");
+    lp_buf_puts(&sql, "WITH ins AS (INSERT INTO \"LiteLLM_SpendLogs\" (");
     for (size_t c = 0; c < S_NCOLS; c++)
         lp_buf_printf(&sql, "%s\"%s\"", c ? ", " : "", s_cols[c].column);
     lp_buf_puts(&sql, ") VALUES ");
     const char **params = lp_calloc(n * S_NCOLS, sizeof *params);
     size_t p = 0;
-    s_row_t *row = self->head;
-    for (size_t r = 0; r < n; r++, row = row->next) {
+    for (size_t r = 0; r < n; r++) {
+        s_row_t *row = self->rows[first + r];
         lp_buf_puts(&sql, r ? ",(" : "(");
         for (size_t c = 0; c < S_NCOLS; c++) {
             lp_buf_printf(&sql, "%s$%zu", c ? "," : "", p + 1);
@@ -295,7 +302,11 @@ static void s_send_batch(lg_db_t *self, size_t n)
         }
         lp_buf_puts(&sql, ")");
     }
-    lp_buf_puts(&sql, " ON CONFLICT (\"request_id\") DO NOTHING");
+    lp_buf_puts(&sql,
+                " ON CONFLICT (\"request_id\") DO NOTHING RETURNING \"api_key\", \"spend\")"
+                " UPDATE \"LiteLLM_VerificationToken\" t SET \"spend\" = t.\"spend\" + s.total"
+                " FROM (SELECT \"api_key\", sum(\"spend\") AS total FROM ins"
+                " GROUP BY \"api_key\") s WHERE t.\"token\" = s.\"api_key\"");
     self->query_failed = false;
     int ok = PQsendQueryParams(self->conn, sql.data, (int)p, NULL, params, NULL, NULL, 0);
     free(params);
@@ -305,10 +316,42 @@ static void s_send_batch(lg_db_t *self, size_t n)
         s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
         return;
     }
-    self->inflight = n;
     self->state = S_INSERTING;
     self->stats.batches++;
     s_after_send(self);
+}
+
+/* Read the next batch from the spool and send it. Lines that are not a record are counted
+ * and skipped (a damaged spool must not block the rest). */
+static void s_send_batch(lg_db_t *self)
+{
+    lp_buf_t lines = {0};
+    off_t end = 0;
+    size_t n = lg_spool_read(self->spool, LG_DB_BATCH_MAX, &lines, &end);
+    self->unread = self->unread > n ? self->unread - n : 0;
+    self->rows = lp_calloc(n ? n : 1, sizeof *self->rows);
+    char *line = lines.data;
+    for (size_t i = 0; i < n; i++) {
+        char *nl = strchr(line, '\n');
+        char err[LP_ERR_LEN];
+        json_t *rec = lp_json_parse(line, (size_t)(nl - line), err);
+        if (json_is_object(rec) && lp_json_str(rec, "request_id")) {
+            self->rows[self->nrows++] = s_row_new(rec);
+        } else {
+            self->stats.rejected++;
+            log_error("spool: skipping a line that is not a usage record: %s", err);
+        }
+        json_decref(rec);
+        line = nl + 1;
+    }
+    lp_buf_free(&lines);
+    self->batch_end = end;
+    if (self->nrows == 0) {
+        s_batch_free(self);
+        lg_spool_commit(self->spool, end);
+        return;
+    }
+    s_send_rows(self, 0, self->nrows);
 }
 
 /* The query in flight has finished (all results read). */
@@ -327,22 +370,37 @@ static void s_query_done(lg_db_t *self)
         s_kick(self);
         return;
     }
-    size_t n = self->inflight;
-    self->inflight = 0;
     self->state = S_IDLE;
-    if (self->one_by_one > 0 && n == 1)
-        self->one_by_one--;
-    if (!self->query_failed) {
-        self->stats.written += n;
-        s_pop(self, n);
-    } else if (n > 1) {
-        log_warn("batch of %zu rejected (%s); writing rows one by one", n, self->query_error);
-        self->one_by_one = n;
+    if (self->single == 0) {
+        if (!self->query_failed) {
+            self->stats.written += self->nrows;
+            s_batch_free(self);
+            lg_spool_commit(self->spool, self->batch_end);
+        } else if (self->nrows > 1) {
+            log_warn("batch of %zu rejected (%s); writing rows one by one", self->nrows,
+                     self->query_error);
+            self->single = 1;
+        } else {
+            log_error("usage record %s rejected by PostgreSQL, dropped: %s",
+                      self->rows[0]->v[0] ? self->rows[0]->v[0] : "?", self->query_error);
+            self->stats.rejected++;
+            s_batch_free(self);
+            lg_spool_commit(self->spool, self->batch_end);
+        }
     } else {
-        log_error("usage record %s rejected by PostgreSQL, dropped: %s",
-                  self->head && self->head->v[0] ? self->head->v[0] : "?", self->query_error);
-        self->stats.rejected++;
-        s_pop(self, 1);
+        /* One row of a refused batch: written, or dropped with its reason. */
+        if (!self->query_failed) {
+            self->stats.written++;
+        } else {
+            s_row_t *row = self->rows[self->single - 1];
+            log_error("usage record %s rejected by PostgreSQL, dropped: %s",
+                      row->v[0] ? row->v[0] : "?", self->query_error);
+            self->stats.rejected++;
+        }
+        if (++self->single > self->nrows) {
+            s_batch_free(self);
+            lg_spool_commit(self->spool, self->batch_end);
+        }
     }
     s_kick(self);
 }
@@ -424,18 +482,20 @@ static int s_on_socket(lp_loop_t *loop, int fd, uint32_t events, void *arg)
     return 0;
 }
 
-/* Start the next batch when connected and idle. Full batches go at once; a partial batch
- * waits for the flush timer. */
+/* Start the next batch when connected and idle: at once when a full batch waits (or a
+ * refused batch is being written row by row), else when the flush timer fires. */
 static void s_kick(lg_db_t *self)
 {
-    if (self->state != S_IDLE || self->len == 0)
+    if (self->state != S_IDLE)
         return;
-    if (self->one_by_one) {
-        s_send_batch(self, 1);
+    if (self->single) {
+        s_send_rows(self, self->single - 1, 1);
         return;
     }
-    if (self->len >= LG_DB_BATCH_MAX || !lp_timer_active(&self->flush))
-        s_send_batch(self, LP_MIN(self->len, (size_t)LG_DB_BATCH_MAX));
+    if (!lg_spool_pending(self->spool))
+        return;
+    if (self->unread >= LG_DB_BATCH_MAX || !lp_timer_active(&self->flush))
+        s_send_batch(self);
 }
 
 static int s_on_flush(lp_loop_t *loop, lp_timer_t *timer, void *arg)
@@ -446,14 +506,17 @@ static int s_on_flush(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
-lg_db_t *lg_db_new(lp_loop_t *loop, const char *url, int64_t flush_ms)
+lg_db_t *lg_db_new(lp_loop_t *loop, const char *url, int64_t flush_ms, lg_spool_t *spool)
 {
     lg_db_t *self = lp_calloc(1, sizeof *self);
     self->loop = loop;
     self->url = lp_strdup(url);
     self->flush_ms = flush_ms > 0 ? flush_ms : 1;
     self->fd = -1;
+    self->spool = spool;
     self->backoff_ms = LG_DB_BACKOFF_MIN_MS;
+    /* Records left from a previous run go first, without waiting for the timer. */
+    self->unread = lg_spool_pending(spool) ? LG_DB_BATCH_MAX : 0;
     s_connect(self);
     return self;
 }
@@ -468,33 +531,20 @@ void lg_db_destroy(lg_db_t **self_p)
     s_unwatch(self);
     if (self->conn)
         PQfinish(self->conn);
-    s_pop(self, self->len);
+    s_batch_free(self);
     explicit_bzero(self->url, strlen(self->url));
     free(self->url);
     free(self);
     *self_p = NULL;
 }
 
-int lg_db_push(lg_db_t *self, const json_t *record)
+void lg_db_added(lg_db_t *self, size_t n)
 {
-    if (self->len >= LG_DB_QUEUE_MAX) {
-        if (self->stats.dropped++ % 1000 == 0)
-            log_error("usage queue full (%d records, PostgreSQL %s): %llu record(s) dropped",
-                      LG_DB_QUEUE_MAX, lg_db_state(self), (unsigned long long)self->stats.dropped);
-        return -1;
-    }
-    s_row_t *row = s_row_new(record);
-    if (self->tail)
-        self->tail->next = row;
-    else
-        self->head = row;
-    self->tail = row;
-    self->len++;
+    self->unread += n;
     if (!lp_timer_active(&self->flush))
         lp_timer_start(self->loop, &self->flush, self->flush_ms, s_on_flush, self);
-    if (self->len >= LG_DB_BATCH_MAX)
+    if (self->unread >= LG_DB_BATCH_MAX)
         s_kick(self);
-    return 0;
 }
 
 const char *lg_db_state(const lg_db_t *self)
@@ -513,7 +563,7 @@ const char *lg_db_state(const lg_db_t *self)
 
 size_t lg_db_pending(const lg_db_t *self)
 {
-    return self->len;
+    return (size_t)lg_spool_backlog(self->spool);
 }
 
 const lg_db_stats_t *lg_db_stats(const lg_db_t *self)
@@ -525,7 +575,7 @@ size_t lg_db_flush_blocking(lg_db_t *self, int64_t timeout_ms)
 {
     int64_t deadline = lp_mono_ms() + timeout_ms;
     lp_timer_stop(self->loop, &self->flush);
-    while (self->len > 0 && self->conn && lp_mono_ms() < deadline) {
+    while (lg_spool_backlog(self->spool) > 0 && self->conn && lp_mono_ms() < deadline) {
         if (self->state == S_IDLE)
             s_kick(self);
         if (self->state != S_INSERTING && self->state != S_MIGRATING)
@@ -540,5 +590,5 @@ size_t lg_db_flush_blocking(lg_db_t *self, int64_t timeout_ms)
         if (ev)
             s_on_socket(self->loop, pfd.fd, ev, self);
     }
-    return self->len;
+    return (size_t)lg_spool_backlog(self->spool);
 }

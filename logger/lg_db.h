@@ -1,10 +1,11 @@
 /* lg_db: the logger's PostgreSQL writer. Non-blocking libpq on the logger's event loop: it
- * connects (and reconnects with back-off), applies the schema (lg_schema), and writes queued
- * usage records in batches with one multi-row INSERT ... ON CONFLICT (request_id) DO
- * NOTHING, so a record delivered twice is stored once. A batch goes when it reaches its size
- * or when the flush interval passes, whichever comes first. A batch PostgreSQL rejects is
- * retried row by row so one bad record cannot block the others. The queue is bounded;
- * records beyond the bound are dropped and counted (never silently). */
+ * connects (and reconnects with back-off), applies the schema (lg_schema), and writes the
+ * usage records waiting in the spool (lg_spool) in batches, each one multi-row INSERT ... ON
+ * CONFLICT (request_id) DO NOTHING that also adds the inserted rows' spend to their virtual
+ * keys, so a record delivered twice is stored and billed once. A batch goes when it reaches
+ * its size or when the flush interval passes, whichever comes first; only its commit lets the
+ * spool forget it. A batch PostgreSQL rejects is retried row by row so one bad record cannot
+ * block the others (the bad one is logged and counted). Memory holds one batch at most. */
 #ifndef LG_DB_H
 #define LG_DB_H
 
@@ -12,13 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lg_spool.h"
 #include "lp_loop.h"
 #include "lp_util.h"
 
 /* Records written per INSERT at most (each row is LG_DB_COLUMNS parameters). */
 #define LG_DB_BATCH_MAX 500
-/* Records held in memory while PostgreSQL is slow or away. */
-#define LG_DB_QUEUE_MAX 200000
 /* Reconnect back-off bounds. */
 #define LG_DB_BACKOFF_MIN_MS 100
 #define LG_DB_BACKOFF_MAX_MS 10000
@@ -27,24 +27,24 @@ typedef struct lg_db lg_db_t;
 
 typedef struct {
     uint64_t written;  /* rows acknowledged by PostgreSQL (inserted or already there) */
-    uint64_t rejected; /* rows PostgreSQL refused, logged and dropped */
-    uint64_t dropped;  /* records refused because the queue was full */
+    uint64_t rejected; /* rows PostgreSQL (or the spool reader) refused, logged and dropped */
     uint64_t batches;
 } lg_db_stats_t;
 
-/* A writer for the database at url (a libpq connection string or URI), flushing at least
- * every flush_ms. It starts connecting at once. */
-lg_db_t *lg_db_new(lp_loop_t *loop, const char *url, int64_t flush_ms);
+/* A writer for the database at url (a libpq connection string or URI), reading the spool
+ * (borrowed), flushing at least every flush_ms. It starts connecting at once. */
+lg_db_t *lg_db_new(lp_loop_t *loop, const char *url, int64_t flush_ms, lg_spool_t *spool);
 /* Close the connection and free the queue; NULL-safe, nulls the pointer. */
 void lg_db_destroy(lg_db_t **self_p);
-/* Queue a usage record (read, not taken). -1 when the queue is full (counted as dropped). */
-LP_MUSTCHECK int lg_db_push(lg_db_t *self, const json_t *record);
+/* n more records are durable in the spool: write them soon. */
+void lg_db_added(lg_db_t *self, size_t n);
 /* "connected", "connecting" or "disconnected", for health output. */
 const char *lg_db_state(const lg_db_t *self);
-/* Records waiting to be written. */
+/* Spooled bytes waiting to be written. */
 size_t lg_db_pending(const lg_db_t *self);
 const lg_db_stats_t *lg_db_stats(const lg_db_t *self);
-/* At shutdown: write what is queued, blocking up to timeout_ms. Returns rows left unwritten. */
+/* At shutdown: write what is spooled, blocking up to timeout_ms. Returns the spooled bytes
+ * left unwritten (they stay in the spool for the next start). */
 size_t lg_db_flush_blocking(lg_db_t *self, int64_t timeout_ms);
 
 #endif

@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "lg_db.h"
+#include "lg_spool.h"
 #include "lp_buf.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -20,12 +21,24 @@
 /* Records taken per loop turn. */
 #define LG_BATCH 512
 
+/* The records of one turn from one gateway, acknowledged together. */
+typedef struct {
+    unsigned char identity[256];
+    size_t idlen;
+    lp_buf_t ids; /* 16-byte request ids */
+} s_ack_t;
+
 struct lg_server {
     lp_cfg_t *cfg;
     void *zctx;
     void *socket; /* ROUTER, gateways connect */
     lp_loop_t *loop;
-    lg_db_t *db; /* NULL without a database */
+    lg_db_t *db;       /* NULL without a database */
+    lg_spool_t *spool; /* durable queue in front of the database (NULL without one) */
+    s_ack_t *acks;     /* per sender, this turn */
+    size_t nacks;
+    size_t spooled;             /* records added to the spool this turn */
+    unsigned long long refused; /* records not acknowledged because the spool was full */
     lg_format_t format;
     bool colour;
     lp_buf_t out; /* lines of this turn, written at once */
@@ -46,22 +59,78 @@ static void s_write_out(lg_server_t *self)
     lp_buf_reset(&self->out);
 }
 
+/* Remember to acknowledge the record `id` to the gateway that sent msg. */
+static void s_ack_later(lg_server_t *self, lp_msg_t *msg, const uint8_t *id)
+{
+    size_t idlen;
+    const void *identity = lp_msg_identity(msg, &idlen);
+    if (!id || idlen > sizeof self->acks[0].identity)
+        return;
+    s_ack_t *a = NULL;
+    for (size_t i = 0; i < self->nacks && !a; i++) {
+        if (self->acks[i].idlen == idlen && memcmp(self->acks[i].identity, identity, idlen) == 0)
+            a = &self->acks[i];
+    }
+    if (!a) {
+        self->acks = lp_realloc(self->acks, (self->nacks + 1) * sizeof *self->acks);
+        a = &self->acks[self->nacks++];
+        memset(a, 0, sizeof *a);
+        memcpy(a->identity, identity, idlen);
+        a->idlen = idlen;
+    }
+    lp_buf_append(&a->ids, id, LP_REQ_ID_LEN);
+}
+
+/* Send every pending acknowledgement (the records are durable now, or need no durability). */
+static void s_send_acks(lg_server_t *self)
+{
+    for (size_t i = 0; i < self->nacks; i++) {
+        s_ack_t *a = &self->acks[i];
+        lp_msg_t *m = lp_msg_new(LP_CMD_ACK, NULL);
+        lp_msg_set_identity(m, a->identity, a->idlen);
+        json_object_set_new(lp_msg_meta_rw(m), "count",
+                            json_integer((json_int_t)(a->ids.len / LP_REQ_ID_LEN)));
+        size_t len = 0;
+        char *ids = lp_buf_steal(&a->ids, &len);
+        lp_msg_give_body(m, ids, len);
+        if (lp_msg_send(&m, self->socket) < 0)
+            lp_msg_destroy(&m); /* the gateway is gone; it resends what it still holds */
+    }
+    for (size_t i = 0; i < self->nacks; i++)
+        lp_buf_free(&self->acks[i].ids);
+    self->nacks = 0;
+}
+
 static void s_on_record(lg_server_t *self, lp_msg_t *msg)
 {
     size_t len = 0;
     const char *body = lp_msg_body(msg, &len);
+    const uint8_t *id = lp_msg_req_id(msg);
     char err[LP_ERR_LEN];
     json_t *rec = lp_json_parse(body, len, err);
-    if (!json_is_object(rec) || !lp_json_str(rec, "request_id")) {
-        log_warn("dropping a malformed usage record: %s", rec ? "no request_id" : err);
+    if (!json_is_object(rec) || !lp_json_str(rec, "request_id") || memchr(body, '\n', len)) {
+        /* Resending cannot fix it: acknowledge, so the gateway lets it go. */
+        log_warn("dropping a malformed usage record: %s", rec ? "not a usage record" : err);
         json_decref(rec);
+        s_ack_later(self, msg, id);
         return;
     }
     self->records++;
     lg_line_format(rec, self->format, self->colour, &self->out);
-    if (self->db && lg_db_push(self->db, rec) < 0)
-        log_debug("record %s not queued", lp_json_str(rec, "request_id"));
     json_decref(rec);
+    if (!self->spool) {
+        s_ack_later(self, msg, id); /* stdout is the destination */
+        return;
+    }
+    if (lg_spool_add(self->spool, body, len) < 0) {
+        if (self->refused++ % 1000 == 0)
+            log_error("spool full (%lld MiB): not acknowledging records until PostgreSQL "
+                      "catches up; %llu refused so far",
+                      (long long)(LG_SPOOL_MAX >> 20), self->refused);
+        return;
+    }
+    self->spooled++;
+    s_ack_later(self, msg, id);
 }
 
 static void s_on_heartbeat(lg_server_t *self, lp_msg_t *ping)
@@ -104,6 +173,21 @@ static int s_on_socket(lp_loop_t *loop, void *socket, void *arg)
         lp_msg_destroy(&msg);
     }
     s_write_out(self);
+    if (self->spooled) {
+        /* One fdatasync for the whole turn, then the acknowledgements. */
+        if (lg_spool_sync(self->spool) < 0) {
+            log_errno("spool write failed; %zu record(s) not acknowledged (gateways resend)",
+                      self->spooled);
+            for (size_t i = 0; i < self->nacks; i++)
+                lp_buf_free(&self->acks[i].ids);
+            self->nacks = 0;
+            self->spooled = 0;
+            return 0;
+        }
+        lg_db_added(self->db, self->spooled);
+        self->spooled = 0;
+    }
+    s_send_acks(self);
     return 0;
 }
 
@@ -117,7 +201,8 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
     return 0;
 }
 
-lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, lg_format_t format, char *err)
+lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool,
+                           lg_format_t format, char *err)
 {
     lg_server_t *self = lp_calloc(1, sizeof *self);
     self->cfg = *cfg;
@@ -139,8 +224,14 @@ lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, lg_format_t for
         goto fail;
     }
     if (self->cfg->database_url) {
+        self->spool = lg_spool_open(spool, err);
+        if (!self->spool)
+            goto fail;
         int64_t flush_ms = (int64_t)(self->cfg->proxy_batch_write_at_s * 1000.0);
-        self->db = lg_db_new(self->loop, self->cfg->database_url, flush_ms);
+        self->db = lg_db_new(self->loop, self->cfg->database_url, flush_ms, self->spool);
+        if (lg_spool_backlog(self->spool) > 0)
+            log_info("spool %s holds %lld byte(s) from before: writing them first", spool,
+                     (long long)lg_spool_backlog(self->spool));
     }
     return self;
 fail:
@@ -154,6 +245,10 @@ void lg_server_destroy(lg_server_t **self_p)
     if (!self)
         return;
     lg_db_destroy(&self->db);
+    lg_spool_destroy(&self->spool);
+    for (size_t i = 0; i < self->nacks; i++)
+        lp_buf_free(&self->acks[i].ids);
+    free(self->acks);
     lp_zmq_close(&self->socket);
     lp_loop_destroy(&self->loop);
     if (self->zctx)
@@ -177,10 +272,10 @@ int lg_server_run(lg_server_t *self)
     if (self->db) {
         size_t left = lg_db_flush_blocking(self->db, LG_STOP_FLUSH_MS);
         const lg_db_stats_t *st = lg_db_stats(self->db);
-        log_info("stopped: %llu record(s) received, %llu written, %llu rejected, %llu "
-                 "dropped, %zu unwritten",
+        log_info("stopped: %llu record(s) received, %llu written, %llu rejected, %llu refused "
+                 "(spool full), %zu spooled byte(s) left for the next start",
                  self->records, (unsigned long long)st->written, (unsigned long long)st->rejected,
-                 (unsigned long long)st->dropped, left);
+                 self->refused, left);
     }
     return rc;
 }

@@ -1,7 +1,9 @@
 /* lg_server: the logger daemon. A ROUTER socket takes usage RECORDs from gateways, prints
- * one line per record on stdout for operators, and, when a database is configured, queues
- * them for PostgreSQL (lg_db). It answers gateways' heartbeats with the database state, which
- * /health/readiness reports. */
+ * one line per record on stdout for operators and, when a database is configured, appends
+ * them to the spool (lg_spool) and syncs it before acknowledging them (ACK), so a record a
+ * gateway let go of is on disk; the writer (lg_db) moves them to PostgreSQL. Without a
+ * database, records are acknowledged once printed. It answers gateways' heartbeats with the
+ * database state, which /health/readiness reports. */
 #ifndef LG_SERVER_H
 #define LG_SERVER_H
 
@@ -14,8 +16,10 @@
 
 typedef struct lg_server lg_server_t;
 
-/* A logger bound to endpoint; takes the config (database_url, proxy_batch_write_at). */
-lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, lg_format_t format, char *err);
+/* A logger bound to endpoint, spooling to the file `spool` when a database is configured;
+ * takes the config (database_url, proxy_batch_write_at). */
+lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool,
+                           lg_format_t format, char *err);
 /* Free; NULL-safe, nulls the pointer. */
 void lg_server_destroy(lg_server_t **self_p);
 /* Run until SIGINT/SIGTERM, then flush; 0 on a clean stop. */

@@ -16,6 +16,8 @@ int main(int argc, char **argv)
         LP_DAEMON_OPTS,
         {"bind", "LP_LOGGER", LP_DEFAULT_LOGGER, "endpoint to bind for gateways", NULL},
         {"format", "LOG_FORMAT", "text", "stdout lines: text or json", NULL},
+        {"spool", "LP_SPOOL", "llm-logger.spool",
+         "durable queue file in front of PostgreSQL (one per logger)", NULL},
     };
     size_t n = LP_ARRAY_LEN(opts);
     lp_cfg_t *cfg = NULL;
@@ -32,7 +34,7 @@ int main(int argc, char **argv)
     }
     char err[LP_ERR_LEN];
     lg_server_t *srv =
-        lg_server_new(&cfg, lp_opts_get(opts, n, "bind"),
+        lg_server_new(&cfg, lp_opts_get(opts, n, "bind"), lp_opts_get(opts, n, "spool"),
                       strcmp(format, "json") == 0 ? LG_FORMAT_JSON : LG_FORMAT_TEXT, err);
     if (!srv) {
         lp_cfg_destroy(&cfg);

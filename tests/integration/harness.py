@@ -230,10 +230,8 @@ class Postgres:
         data = os.path.join(self.dir, "data")
         self._run([self.bin + "/initdb", "-D", data, "-A", "trust", "-U", "postgres",
                    "--no-sync", "-E", "UTF8"])
-        self._run([self.bin + "/pg_ctl", "-D", data, "-l", os.path.join(self.dir, "log"),
-                   "-o", "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" %
-                   (self.port, self.dir), "-w", "start"])
         self.data = data
+        self.start()
         self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
 
     def _run(self, argv):
@@ -251,6 +249,11 @@ class Postgres:
         subprocess.run(self.as_user + [self.bin + "/pg_ctl", "-D", self.data, "-m", "fast",
                                        "-w", "stop"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+
+    def start(self):
+        self._run([self.bin + "/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"),
+                   "-o", "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" %
+                   (self.port, self.dir), "-w", "start"])
 
 
 class Stack:
@@ -276,7 +279,8 @@ class Stack:
         self.procs = {}
         self.workers = []
         self.start("router", ["llm-router", "--frontend", self.front, "--backend", self.back])
-        self.start("logger", ["llm-logger", "--bind", self.logger_ep],
+        self.spool = os.path.join(self.dir, "logger.spool")
+        self.start("logger", ["llm-logger", "--bind", self.logger_ep, "--spool", self.spool],
                    stdout=os.path.join(self.dir, "logger.out"))
         for _ in range(workers):
             self.add_worker()
