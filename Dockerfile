@@ -20,7 +20,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /src/build/bin/llm-gateway /src/build/bin/llm-router \
      /src/build/bin/llm-worker /src/build/bin/llm-logger /usr/local/bin/
 COPY configs/ /etc/llm-proxy/
-ENV CONFIG=/etc/llm-proxy/litellm-config.yaml
+ENV CONFIG=/etc/llm-proxy/litellm-config.yaml \
+    LP_MODEL_PRICES=/etc/llm-proxy/model_prices.json
 USER llmproxy
 WORKDIR /var/lib/llm-proxy
 CMD ["llm-gateway"]

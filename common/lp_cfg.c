@@ -69,6 +69,7 @@ static const s_key_t s_litellm_keys[] = {
     {"num_retries", K_INT, OFF(num_retries), 0, 20},
     {"cache", K_BOOL, OFF(cache), 0, 0},
     {"cache_params", K_JSON, OFF(cache_params), 0, 0},
+    {"require_auth_for_metrics_endpoint", K_BOOL, OFF(metrics_auth), 0, 0},
     {"set_verbose", K_LATER, 0, 0, 0}, /* handled specially below */
     {"json_logs", K_LATER, 0, 0, 0},
     {"callbacks", K_LATER, 0, 0, 0},

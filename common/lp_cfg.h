@@ -72,6 +72,7 @@ struct lp_cfg {
     char *log_level; /* from set_verbose / json_logs / LITELLM_LOG; NULL = default */
     bool cache;
     json_t *cache_params;
+    bool metrics_auth; /* require_auth_for_metrics_endpoint */
 
     /* general_settings */
     char *master_key; /* secret */

@@ -1,5 +1,7 @@
 #include "lp_zmq.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <zmq.h>
 
 void *lp_zmq_socket(void *ctx, int type, const char *endpoint, bool bind, bool immediate, char *err)
@@ -19,13 +21,19 @@ void *lp_zmq_socket(void *ctx, int type, const char *endpoint, bool bind, bool i
         zmq_close(s);
         return NULL;
     }
-    int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
-    if (rc < 0) {
-        lp_err_set(err, "%s %s: %s", bind ? "bind" : "connect", endpoint,
-                   zmq_strerror(zmq_errno()));
-        zmq_close(s);
-        return NULL;
+    /* A comma-separated list connects to several peers (e.g. two loggers). */
+    char *list = lp_strdup(endpoint);
+    char *save = NULL;
+    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        int rc = bind ? zmq_bind(s, ep) : zmq_connect(s, ep);
+        if (rc < 0) {
+            lp_err_set(err, "%s %s: %s", bind ? "bind" : "connect", ep, zmq_strerror(zmq_errno()));
+            free(list);
+            zmq_close(s);
+            return NULL;
+        }
     }
+    free(list);
     return s;
 }
 

@@ -10,7 +10,8 @@
 /* Queue bound per peer, in messages, both directions. */
 #define LP_ZMQ_HWM 100000
 
-/* A socket of type (ZMQ_ROUTER, ZMQ_DEALER) bound (bind) or connected to endpoint.
+/* A socket of type (ZMQ_ROUTER, ZMQ_DEALER) bound (bind) or connected to endpoint (a
+ * comma-separated list binds or connects to each).
  * immediate: a DEALER queues nothing for peers not yet connected (fail fast).
  * NULL with a reason in err. */
 void *lp_zmq_socket(void *ctx, int type, const char *endpoint, bool bind, bool immediate,

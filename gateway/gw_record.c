@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "gw_metrics.h"
 #include "gw_outbox.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -206,6 +207,7 @@ void gw_record_send(gw_req_t *req, bool delivered)
 {
     gw_server_t *srv = req->srv;
     json_t *rec = gw_record_build(req, delivered);
+    gw_metrics_observe(srv->metrics, rec);
     s_pending_t *p = lp_map_get(srv->pending, req->id, LP_REQ_ID_LEN);
     if (p && !p->rec) {
         p->rec = rec;

@@ -9,7 +9,9 @@
 #include <zmq.h>
 
 #include "gw_health.h"
+#include "gw_metrics.h"
 #include "gw_record.h"
+#include "lp_crypto.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_time.h"
@@ -227,8 +229,9 @@ static int s_on_deadline(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     LP_UNUSED(timer);
     gw_req_t *req = arg;
     gw_abandon(req, 504, "gateway_timeout",
-               req->streaming ? "the stream stalled: no data from the proxy's router in time"
-                              : "no answer from the proxy's router in time");
+               req->streaming              ? "the stream stalled: no data from the proxy in time"
+               : req->call == GW_CALL_NONE ? "no answer from the proxy's logger in time"
+                                           : "no answer from the proxy's router in time");
     return 0;
 }
 
@@ -236,6 +239,29 @@ void gw_arm_deadline(gw_req_t *req)
 {
     lp_timer_start(req->srv->loop, &req->deadline, req->attempt_ms + GW_DEADLINE_SLACK_MS,
                    s_on_deadline, req);
+}
+
+void gw_send_job(gw_req_t *req, lp_cmd_t cmd, json_t *meta, void *socket, long long deadline_ms)
+{
+    gw_server_t *srv = req->srv;
+    const char *peer = socket == srv->router ? "router" : "logger";
+    lp_msg_t *m = lp_msg_new(cmd, req->id);
+    json_object_update(lp_msg_meta_rw(m), meta);
+    json_decref(meta);
+    size_t len = 0;
+    char *body = lp_buf_steal(&req->body, &len);
+    lp_msg_give_body(m, body, len); /* the body now belongs to ZeroMQ: no copy */
+    if (lp_msg_send(&m, socket) < 0) {
+        rlog_warn(req->idstr, "cannot reach the %s: %s", peer, zmq_strerror(errno));
+        lp_msg_destroy(&m);
+        gw_req_fail(req, 503, socket == srv->router ? "router_unavailable" : "logger_unavailable",
+                    NULL, "the proxy's %s is not reachable; try again shortly", peer);
+        return;
+    }
+    lp_map_put(srv->inflight, req->id, LP_REQ_ID_LEN, req);
+    lp_timer_start(srv->loop, &req->deadline, deadline_ms, s_on_deadline, req);
+    req->sent_ns = lp_mono_ns();
+    req->state = GW_REQ_WAITING;
 }
 
 void gw_forward(gw_req_t *req, json_t *meta)
@@ -247,29 +273,12 @@ void gw_forward(gw_req_t *req, json_t *meta)
                     "the proxy's router is not answering; try again shortly");
         return;
     }
-    lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, req->id);
-    json_object_update(lp_msg_meta_rw(m), meta);
-    size_t len = 0;
-    char *body = lp_buf_steal(&req->body, &len);
-    lp_msg_give_body(m, body, len); /* the body now belongs to ZeroMQ: no copy */
-    if (lp_msg_send(&m, srv->router) < 0) {
-        rlog_warn(req->idstr, "cannot reach the router: %s", zmq_strerror(errno));
-        lp_msg_destroy(&m);
-        json_decref(meta);
-        gw_req_fail(req, 503, "router_unavailable", NULL,
-                    "the proxy's router is not reachable; try again shortly");
-        return;
-    }
     double per_try = (double)lp_json_int(meta, "timeout_ms", 0);
     if (per_try <= 0)
         per_try = srv->cfg->timeout_s * 1000.0;
     req->attempt_ms = (long long)per_try;
     long long deadline = (long long)(per_try * (srv->cfg->num_retries + 1)) + GW_DEADLINE_SLACK_MS;
-    json_decref(meta);
-    lp_map_put(srv->inflight, req->id, LP_REQ_ID_LEN, req);
-    lp_timer_start(srv->loop, &req->deadline, deadline, s_on_deadline, req);
-    req->sent_ns = lp_mono_ns();
-    req->state = GW_REQ_WAITING;
+    gw_send_job(req, LP_CMD_REQUEST, meta, srv->router, deadline);
     rlog_debug(req->idstr, "forwarded %s for %s", s_call_name(req->call), req->group);
 }
 
@@ -311,11 +320,62 @@ void gw_client_gone(gw_req_t *req)
     gw_abandon(req, 499, "client_closed_request", "the client closed the connection");
 }
 
+/* GET /spend/logs: the logger reads the rows (only it holds a database connection). Filters
+ * as LiteLLM names them; api_key may be the key itself or its sha256. */
+static void s_spend_logs(gw_req_t *req)
+{
+    gw_server_t *srv = req->srv;
+    if (!srv->cfg->database_url) {
+        gw_req_fail(req, 400, "database_not_configured", NULL,
+                    "spend logs need a database: set DATABASE_URL");
+        return;
+    }
+    json_t *meta = json_object();
+    json_object_set_new(meta, "kind", json_string("spend_logs"));
+    static const struct {
+        const char *arg, *key;
+    } filters[] = {{"api_key", "api_key"}, {"request_id", "request_id"}, {"user_id", "user"},
+                   {"model", "model"},     {"start_date", "start_date"}, {"end_date", "end_date"}};
+    for (size_t i = 0; i < LP_ARRAY_LEN(filters); i++) {
+        const char *v =
+            MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, filters[i].arg);
+        if (!v || !*v)
+            continue;
+        bool date = strstr(filters[i].arg, "date") != NULL;
+        long long y, mo, d;
+        char rest;
+        if (date && (sscanf(v, "%4lld-%2lld-%2lld%c", &y, &mo, &d, &rest) != 3 || mo < 1 ||
+                     mo > 12 || d < 1 || d > 31)) {
+            json_decref(meta);
+            gw_req_fail(req, 400, NULL, filters[i].arg, "%s must be a date YYYY-MM-DD",
+                        filters[i].arg);
+            return;
+        }
+        char hash[LP_SHA256_HEX_LEN];
+        if (strcmp(filters[i].arg, "api_key") == 0 && lp_str_prefix(v, "sk-")) {
+            lp_sha256_hex(v, strlen(v), hash);
+            v = hash;
+        }
+        json_object_set_new(meta, filters[i].key, lp_json_text(v));
+    }
+    const char *limit = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    long long n = 100;
+    if (limit && lp_parse_ll(limit, 1, 1000, &n) < 0) {
+        json_decref(meta);
+        gw_req_fail(req, 400, NULL, "limit", "limit must be a number from 1 to 1000");
+        return;
+    }
+    json_object_set_new(meta, "limit", json_integer(n));
+    gw_send_job(req, LP_CMD_QUERY, meta, srv->logger, GW_QUERY_TIMEOUT_MS);
+}
+
 static const gw_route_t s_routes[] = {
     {"GET", "/health/liveliness", false, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/liveness", false, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/readiness", false, GW_CALL_NONE, s_readiness},
     {"GET", "/health", true, GW_CALL_NONE, gw_health_start},
+    {"GET", "/spend/logs", true, GW_CALL_NONE, s_spend_logs},
+    {"GET", "/metrics", false, GW_CALL_NONE, gw_metrics_serve},
     {"GET", "/models", true, GW_CALL_NONE, s_models},
     {"GET", "/v1/models", true, GW_CALL_NONE, s_models},
     {"POST", "/chat/completions", true, GW_CALL_CHAT, s_model_call},

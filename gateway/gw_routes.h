@@ -20,6 +20,13 @@ struct gw_route {
  * exists with another method (405 rather than 404). */
 const gw_route_t *gw_route_find(const char *method, const char *path, bool *known_path);
 
+/* How long a read from the logger (spend logs) may take. */
+#define GW_QUERY_TIMEOUT_MS 30000
+
+/* Send req's body as a `cmd` message with meta (taken) on socket (router or logger), and
+ * mark req waiting for its END/ERROR until deadline_ms; on a send failure req is answered
+ * 503 instead. */
+void gw_send_job(gw_req_t *req, lp_cmd_t cmd, json_t *meta, void *socket, long long deadline_ms);
 /* Send a REQUEST built from req to the router and mark req waiting (the caller suspends
  * the connection). On failure req is answered with 503 instead. meta is taken. */
 void gw_forward(gw_req_t *req, json_t *meta);

@@ -13,6 +13,7 @@
 
 #include "gw_health.h"
 #include "gw_http.h"
+#include "gw_metrics.h"
 #include "gw_outbox.h"
 #include "gw_record.h"
 #include "gw_req.h"
@@ -136,6 +137,8 @@ static int s_on_router(lp_loop_t *loop, void *socket, void *arg)
             self->router_alive = true;
             self->router_expiry_ns = lp_loop_now_ns(loop) + s_liveness_ns();
             self->workers = lp_msg_meta_int(msg, "workers", 0);
+            if (json_object_get(lp_msg_meta(msg), "deployments"))
+                gw_metrics_router(self->metrics, lp_msg_meta(msg));
             break;
         case LP_CMD_HEAD:
         case LP_CMD_CHUNK:
@@ -164,7 +167,10 @@ static int s_on_logger(lp_loop_t *loop, void *socket, void *arg)
             log_warn("dropping malformed message from the logger: %s", err);
             continue;
         }
-        if (lp_msg_cmd(msg) == LP_CMD_ACK) {
+        lp_cmd_t cmd = lp_msg_cmd(msg);
+        if (cmd == LP_CMD_END || cmd == LP_CMD_ERROR) {
+            s_on_reply(self, &msg); /* the answer to a read (spend logs) */
+        } else if (cmd == LP_CMD_ACK) {
             size_t len = 0;
             const void *ids = lp_msg_body(msg, &len);
             gw_outbox_ack(self->outbox, ids, len);
@@ -181,9 +187,12 @@ static int s_on_logger(lp_loop_t *loop, void *socket, void *arg)
     return 0;
 }
 
-static void s_ping(void *socket)
+/* A heartbeat; with stats, the router answers with its per-deployment figures too. */
+static void s_ping(void *socket, bool stats)
 {
     lp_msg_t *hb = lp_msg_new(LP_CMD_HEARTBEAT, NULL);
+    if (stats)
+        json_object_set_new(lp_msg_meta_rw(hb), "stats", json_true());
     if (lp_msg_send(&hb, socket) < 0)
         lp_msg_destroy(&hb);
 }
@@ -203,8 +212,8 @@ static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
         self->logger_alive = false;
         log_warn("logger silent; usage records queue until it is back");
     }
-    s_ping(self->router);
-    s_ping(self->logger);
+    s_ping(self->router, self->pings++ % 4 == 0);
+    s_ping(self->logger, false);
     if (self->stopping && lp_map_size(self->inflight) == 0) {
         log_info("drained: no request in flight");
         lp_loop_stop(loop);
@@ -315,6 +324,7 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
     self->master_hash = lp_strdup(hash);
     self->inflight = lp_map_new();
     self->pending = lp_map_new();
+    self->metrics = gw_metrics_new();
     self->health = lp_map_new();
     self->zctx = zmq_ctx_new();
     self->loop = lp_loop_new();
@@ -357,8 +367,8 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
         goto fail;
     }
     lp_loop_set_before_sleep(self->loop, s_before_sleep, self);
-    s_ping(self->router);
-    s_ping(self->logger);
+    s_ping(self->router, true);
+    s_ping(self->logger, false);
     lp_timer_start(self->loop, &self->heartbeat, LP_HEARTBEAT_MS, s_on_heartbeat, self);
     return self;
 fail:
@@ -393,6 +403,7 @@ void gw_server_destroy(gw_server_t **self_p)
         log_warn("%zu usage record(s) never acknowledged by a logger are lost",
                  gw_outbox_size(self->outbox));
     gw_outbox_destroy(&self->outbox);
+    gw_metrics_destroy(&self->metrics);
     lp_zmq_close(&self->router);
     lp_zmq_close(&self->logger);
     lp_loop_destroy(&self->loop);

@@ -33,9 +33,11 @@ typedef struct {
 struct gw_server {
     lp_cfg_t *cfg;
     void *zctx;
-    void *router;             /* DEALER to the router's frontend */
-    void *logger;             /* DEALER to the loggers */
-    struct gw_outbox *outbox; /* usage records until a logger acknowledges them */
+    void *router;               /* DEALER to the router's frontend */
+    void *logger;               /* DEALER to the loggers */
+    struct gw_outbox *outbox;   /* usage records until a logger acknowledges them */
+    struct gw_metrics *metrics; /* /metrics counters */
+    unsigned pings;             /* heartbeats sent to the router (every 4th asks for stats) */
     lp_loop_t *loop;
     struct MHD_Daemon *httpd;
     int httpd_fd;       /* MHD's epoll fd, watched by our loop */

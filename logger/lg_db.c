@@ -62,7 +62,17 @@ typedef enum {
     S_MIGRATING,  /* schema script in flight */
     S_IDLE,       /* connected, nothing in flight */
     S_INSERTING,  /* a batch in flight */
+    S_READING,    /* a read query (for a gateway) in flight */
 } s_state_t;
+
+typedef struct s_query {
+    struct s_query *next;
+    char *sql;
+    char **params;
+    int nparams;
+    lg_db_result_fn *fn;
+    void *arg;
+} s_query_t;
 
 struct lg_db {
     lp_loop_t *loop;
@@ -75,9 +85,11 @@ struct lg_db {
     size_t unread;     /* records added to the spool since the last read (a hint) */
     s_row_t **rows;    /* the batch in flight, read from the spool */
     size_t nrows;
-    off_t batch_end;   /* spool offset just past the batch */
-    size_t single;     /* >0: the batch was refused; rows[single-1] goes alone */
-    bool query_failed; /* an error result arrived for the query in flight */
+    off_t batch_end;                   /* spool offset just past the batch */
+    size_t single;                     /* >0: the batch was refused; rows[single-1] goes alone */
+    bool query_failed;                 /* an error result arrived for the query in flight */
+    s_query_t *queries, *queries_tail; /* read queries waiting; the head is in flight */
+    PGresult *result;                  /* the read query's rows */
     char query_error[256];
     int64_t backoff_ms;
     lp_timer_t retry;
@@ -150,6 +162,34 @@ static void s_batch_free(lg_db_t *self)
     self->single = 0;
 }
 
+/* ---- read queries ---- */
+
+static void s_query_free(s_query_t *q)
+{
+    free(q->sql);
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    free(q);
+}
+
+/* Finish the head query: its callback gets the rows or the error. */
+static void s_query_finish(lg_db_t *self, const char *error)
+{
+    s_query_t *q = self->queries;
+    if (!q)
+        return;
+    self->queries = q->next;
+    if (!self->queries)
+        self->queries_tail = NULL;
+    q->fn(q->arg, error ? NULL : self->result, error);
+    if (self->result) {
+        PQclear(self->result);
+        self->result = NULL;
+    }
+    s_query_free(q);
+}
+
 /* ---- connection ---- */
 
 static void s_unwatch(lg_db_t *self)
@@ -197,8 +237,10 @@ static void s_drop_connection(lg_db_t *self, const char *why)
         self->conn = NULL;
     }
     self->state = S_DOWN;
-    /* The batch in flight is read again from the spool once connected. */
+    /* The batch in flight is read again from the spool once connected; read queries fail. */
     s_batch_free(self);
+    while (self->queries)
+        s_query_finish(self, "the database connection was lost");
     lg_spool_rewind(self->spool);
     self->unread = LG_DB_BATCH_MAX;
     lp_timer_start(self->loop, &self->retry, self->backoff_ms, s_on_retry, self);
@@ -357,6 +399,12 @@ static void s_send_batch(lg_db_t *self)
 /* The query in flight has finished (all results read). */
 static void s_query_done(lg_db_t *self)
 {
+    if (self->state == S_READING) {
+        self->state = S_IDLE;
+        s_query_finish(self, self->query_failed ? self->query_error : NULL);
+        s_kick(self);
+        return;
+    }
     if (self->state == S_MIGRATING) {
         if (self->query_failed) {
             log_error("schema upgrade failed: %s", self->query_error);
@@ -419,6 +467,10 @@ static void s_read_results(lg_db_t *self)
             return;
         }
         ExecStatusType st = PQresultStatus(res);
+        if (self->state == S_READING && st == PGRES_TUPLES_OK && !self->result) {
+            self->result = res; /* the rows, for the query's callback */
+            continue;
+        }
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !self->query_failed) {
             self->query_failed = true;
             lp_strlcpy(self->query_error, PQresultErrorMessage(res), sizeof self->query_error);
@@ -488,6 +540,20 @@ static void s_kick(lg_db_t *self)
 {
     if (self->state != S_IDLE)
         return;
+    if (self->queries) {
+        /* Reads first: a gateway waits for them; spooled records are safe meanwhile. */
+        s_query_t *q = self->queries;
+        self->query_failed = false;
+        if (!PQsendQueryParams(self->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+                               NULL, NULL, 0)) {
+            char err[256];
+            s_drop_connection(self, s_pq_error(self->conn, err, sizeof err));
+            return;
+        }
+        self->state = S_READING;
+        s_after_send(self);
+        return;
+    }
     if (self->single) {
         s_send_rows(self, self->single - 1, 1);
         return;
@@ -532,6 +598,8 @@ void lg_db_destroy(lg_db_t **self_p)
     if (self->conn)
         PQfinish(self->conn);
     s_batch_free(self);
+    while (self->queries)
+        s_query_finish(self, "the logger is stopping");
     explicit_bzero(self->url, strlen(self->url));
     free(self->url);
     free(self);
@@ -552,6 +620,7 @@ const char *lg_db_state(const lg_db_t *self)
     switch (self->state) {
     case S_IDLE:
     case S_INSERTING:
+    case S_READING:
         return "connected";
     case S_CONNECTING:
     case S_MIGRATING:
@@ -591,4 +660,26 @@ size_t lg_db_flush_blocking(lg_db_t *self, int64_t timeout_ms)
             s_on_socket(self->loop, pfd.fd, ev, self);
     }
     return (size_t)lg_spool_backlog(self->spool);
+}
+
+int lg_db_query(lg_db_t *self, const char *sql, const char *const *params, int nparams,
+                lg_db_result_fn *fn, void *arg)
+{
+    if (self->state == S_DOWN || self->state == S_CONNECTING || self->state == S_MIGRATING)
+        return -1;
+    s_query_t *q = lp_calloc(1, sizeof *q);
+    q->sql = lp_strdup(sql);
+    q->nparams = nparams;
+    q->params = lp_calloc(nparams ? (size_t)nparams : 1, sizeof *q->params);
+    for (int i = 0; i < nparams; i++)
+        q->params[i] = params[i] ? lp_strdup(params[i]) : NULL;
+    q->fn = fn;
+    q->arg = arg;
+    if (self->queries_tail)
+        self->queries_tail->next = q;
+    else
+        self->queries = q;
+    self->queries_tail = q;
+    s_kick(self);
+    return 0;
 }

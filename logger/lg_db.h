@@ -24,6 +24,10 @@
 #define LG_DB_BACKOFF_MAX_MS 10000
 
 typedef struct lg_db lg_db_t;
+struct pg_result; /* libpq's PGresult */
+
+/* The rows of a read query (borrowed, valid during the call), or NULL with the error. */
+typedef void(lg_db_result_fn)(void *arg, const struct pg_result *rows, const char *error);
 
 typedef struct {
     uint64_t written;  /* rows acknowledged by PostgreSQL (inserted or already there) */
@@ -43,6 +47,10 @@ const char *lg_db_state(const lg_db_t *self);
 /* Spooled bytes waiting to be written. */
 size_t lg_db_pending(const lg_db_t *self);
 const lg_db_stats_t *lg_db_stats(const lg_db_t *self);
+/* Run a parameterised read query (gateways' /spend/logs) between batches; fn is called once.
+ * -1 when the database is not connected (fn is not called). */
+LP_MUSTCHECK int lg_db_query(lg_db_t *self, const char *sql, const char *const *params, int nparams,
+                             lg_db_result_fn *fn, void *arg);
 /* At shutdown: write what is spooled, blocking up to timeout_ms. Returns the spooled bytes
  * left unwritten (they stay in the spool for the next start). */
 size_t lg_db_flush_blocking(lg_db_t *self, int64_t timeout_ms);

@@ -2,6 +2,7 @@
 #include "lg_server.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "lg_db.h"
 #include "lg_spool.h"
+#include "lg_summary.h"
 #include "lp_buf.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -39,6 +41,9 @@ struct lg_server {
     size_t nacks;
     size_t spooled;             /* records added to the spool this turn */
     unsigned long long refused; /* records not acknowledged because the spool was full */
+    lg_summary_t *summary;
+    double summary_s; /* 0 = no summary lines */
+    lp_timer_t summary_timer;
     lg_format_t format;
     bool colour;
     lp_buf_t out; /* lines of this turn, written at once */
@@ -117,6 +122,7 @@ static void s_on_record(lg_server_t *self, lp_msg_t *msg)
     }
     self->records++;
     lg_line_format(rec, self->format, self->colour, &self->out);
+    lg_summary_add(self->summary, rec);
     json_decref(rec);
     if (!self->spool) {
         s_ack_later(self, msg, id); /* stdout is the destination */
@@ -131,6 +137,94 @@ static void s_on_record(lg_server_t *self, lp_msg_t *msg)
     }
     self->spooled++;
     s_ack_later(self, msg, id);
+}
+
+/* ---- reads for gateways (GET /spend/logs) ---- */
+
+/* Where a query's answer goes. */
+typedef struct {
+    lg_server_t *srv;
+    unsigned char identity[256];
+    size_t idlen;
+    uint8_t id[LP_REQ_ID_LEN];
+} s_reply_to_t;
+
+static void s_reply(lg_server_t *self, const unsigned char *identity, size_t idlen, lp_msg_t **m)
+{
+    lp_msg_set_identity(*m, identity, idlen);
+    if (lp_msg_send(m, self->socket) < 0)
+        lp_msg_destroy(m);
+}
+
+static void s_on_query_result(void *arg, const struct pg_result *rows, const char *error)
+{
+    s_reply_to_t *to = arg;
+    lp_msg_t *m;
+    if (!rows) {
+        log_warn("spend query failed: %s", error);
+        m = lp_msg_error(to->id, 503, "database_error", "the spend query failed");
+    } else {
+        m = lp_msg_new(LP_CMD_END, to->id);
+        json_object_set_new(lp_msg_meta_rw(m), "status", json_integer(200));
+        const char *text = PQntuples(rows) ? PQgetvalue(rows, 0, 0) : "[]";
+        lp_msg_set_body(m, text, strlen(text));
+    }
+    s_reply(to->srv, to->identity, to->idlen, &m);
+    free(to);
+}
+
+/* The spend-log rows matching the gateway's filters, newest first, as one JSON array built by
+ * PostgreSQL. Every filter is a parameter; NULL means "any". */
+static const char s_spend_sql[] =
+    "SELECT coalesce(json_agg(r), '[]'::json) FROM (SELECT \"request_id\", \"call_type\", "
+    "\"api_key\", \"spend\", \"total_tokens\", \"prompt_tokens\", \"completion_tokens\", "
+    "\"startTime\", \"endTime\", \"completionStartTime\", \"model\", \"model_id\", "
+    "\"model_group\", \"custom_llm_provider\", \"api_base\", \"user\", \"metadata\", "
+    "\"cache_hit\", \"cache_key\", \"request_tags\", \"team_id\", \"end_user\", \"status\", "
+    "\"attempts\", \"ttft_ms\", \"error_type\", \"http_status\" FROM \"LiteLLM_SpendLogs\" "
+    "WHERE ($1::text IS NULL OR \"api_key\" = $1) AND ($2::text IS NULL OR \"request_id\" = $2) "
+    "AND ($3::text IS NULL OR \"user\" = $3) "
+    "AND ($4::text IS NULL OR \"model_group\" = $4 OR \"model\" = $4) "
+    "AND ($5::date IS NULL OR \"startTime\" >= $5::date) "
+    "AND ($6::date IS NULL OR \"startTime\" < $6::date + 1) "
+    "ORDER BY \"startTime\" DESC LIMIT $7::int) r";
+
+static void s_on_query(lg_server_t *self, lp_msg_t *msg)
+{
+    size_t idlen;
+    const void *identity = lp_msg_identity(msg, &idlen);
+    const uint8_t *id = lp_msg_req_id(msg);
+    if (!id || idlen > sizeof((s_reply_to_t *)0)->identity)
+        return;
+    const char *kind = lp_msg_meta_str(msg, "kind");
+    lp_msg_t *err = NULL;
+    if (!kind || strcmp(kind, "spend_logs") != 0) {
+        err = lp_msg_error(id, 400, NULL, "unknown query");
+    } else if (!self->db) {
+        err = lp_msg_error(id, 400, "database_not_configured",
+                           "no database is configured (DATABASE_URL)");
+    }
+    if (!err) {
+        static const char *keys[] = {"api_key", "request_id", "user",
+                                     "model",   "start_date", "end_date"};
+        const char *params[7];
+        for (size_t i = 0; i < LP_ARRAY_LEN(keys); i++)
+            params[i] = lp_msg_meta_str(msg, keys[i]);
+        char limit[24];
+        snprintf(limit, sizeof limit, "%lld", lp_msg_meta_int(msg, "limit", 100));
+        params[6] = limit;
+        s_reply_to_t *to = lp_calloc(1, sizeof *to);
+        to->srv = self;
+        memcpy(to->identity, identity, idlen);
+        to->idlen = idlen;
+        memcpy(to->id, id, LP_REQ_ID_LEN);
+        if (lg_db_query(self->db, s_spend_sql, params, 7, s_on_query_result, to) == 0)
+            return;
+        free(to);
+        err = lp_msg_error(id, 503, "database_unavailable",
+                           "the database is not connected; try again shortly");
+    }
+    s_reply(self, identity, idlen, &err);
 }
 
 static void s_on_heartbeat(lg_server_t *self, lp_msg_t *ping)
@@ -165,6 +259,9 @@ static int s_on_socket(lp_loop_t *loop, void *socket, void *arg)
             break;
         case LP_CMD_HEARTBEAT:
             s_on_heartbeat(self, msg);
+            break;
+        case LP_CMD_QUERY:
+            s_on_query(self, msg);
             break;
         default:
             log_debug("unexpected %s", lp_cmd_name(lp_msg_cmd(msg)));
@@ -201,14 +298,25 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
     return 0;
 }
 
+static int s_on_summary(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    lg_server_t *self = arg;
+    lg_summary_flush(self->summary, self->summary_s, self->format, &self->out);
+    s_write_out(self);
+    lp_timer_start(loop, timer, (int64_t)(self->summary_s * 1000.0), s_on_summary, self);
+    return 0;
+}
+
 lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool,
-                           lg_format_t format, char *err)
+                           lg_format_t format, double summary_s, char *err)
 {
     lg_server_t *self = lp_calloc(1, sizeof *self);
     self->cfg = *cfg;
     *cfg = NULL;
     self->format = format;
     self->colour = format == LG_FORMAT_TEXT && isatty(STDOUT_FILENO);
+    self->summary = lg_summary_new();
+    self->summary_s = summary_s;
     self->zctx = zmq_ctx_new();
     self->loop = lp_loop_new();
     if (!self->zctx || !self->loop) {
@@ -223,6 +331,9 @@ lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spo
         lp_err_set(err, "cannot register with the event loop");
         goto fail;
     }
+    if (summary_s > 0)
+        lp_timer_start(self->loop, &self->summary_timer, (int64_t)(summary_s * 1000.0),
+                       s_on_summary, self);
     if (self->cfg->database_url) {
         self->spool = lg_spool_open(spool, err);
         if (!self->spool)
@@ -246,6 +357,9 @@ void lg_server_destroy(lg_server_t **self_p)
         return;
     lg_db_destroy(&self->db);
     lg_spool_destroy(&self->spool);
+    if (self->loop)
+        lp_timer_stop(self->loop, &self->summary_timer);
+    lg_summary_destroy(&self->summary);
     for (size_t i = 0; i < self->nacks; i++)
         lp_buf_free(&self->acks[i].ids);
     free(self->acks);

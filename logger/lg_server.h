@@ -16,10 +16,11 @@
 
 typedef struct lg_server lg_server_t;
 
-/* A logger bound to endpoint, spooling to the file `spool` when a database is configured;
- * takes the config (database_url, proxy_batch_write_at). */
+/* A logger bound to endpoint, spooling to the file `spool` when a database is configured,
+ * printing summary lines every summary_s seconds (0: never); takes the config
+ * (database_url, proxy_batch_write_at). */
 lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool,
-                           lg_format_t format, char *err);
+                           lg_format_t format, double summary_s, char *err);
 /* Free; NULL-safe, nulls the pointer. */
 void lg_server_destroy(lg_server_t **self_p);
 /* Run until SIGINT/SIGTERM, then flush; 0 on a clean stop. */

@@ -18,6 +18,8 @@ int main(int argc, char **argv)
         {"format", "LOG_FORMAT", "text", "stdout lines: text or json", NULL},
         {"spool", "LP_SPOOL", "llm-logger.spool",
          "durable queue file in front of PostgreSQL (one per logger)", NULL},
+        {"summary-interval", "LOG_SUMMARY_INTERVAL", "60",
+         "seconds between per-model summary lines (0: none)", NULL},
     };
     size_t n = LP_ARRAY_LEN(opts);
     lp_cfg_t *cfg = NULL;
@@ -32,10 +34,16 @@ int main(int argc, char **argv)
         lp_cfg_destroy(&cfg);
         lp_die("--format must be text or json");
     }
+    double summary_s = 0;
+    if (lp_parse_double(lp_opts_get(opts, n, "summary-interval"), &summary_s) < 0 ||
+        summary_s < 0 || summary_s > 86400) {
+        lp_cfg_destroy(&cfg);
+        lp_die("--summary-interval must be a number of seconds from 0 to 86400");
+    }
     char err[LP_ERR_LEN];
-    lg_server_t *srv =
-        lg_server_new(&cfg, lp_opts_get(opts, n, "bind"), lp_opts_get(opts, n, "spool"),
-                      strcmp(format, "json") == 0 ? LG_FORMAT_JSON : LG_FORMAT_TEXT, err);
+    lg_server_t *srv = lg_server_new(
+        &cfg, lp_opts_get(opts, n, "bind"), lp_opts_get(opts, n, "spool"),
+        strcmp(format, "json") == 0 ? LG_FORMAT_JSON : LG_FORMAT_TEXT, summary_s, err);
     if (!srv) {
         lp_cfg_destroy(&cfg);
         lp_die("cannot start: %s", err);

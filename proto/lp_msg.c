@@ -53,7 +53,7 @@ const char *lp_cmd_name(int cmd)
 {
     static const char *names[] = {"?",      "READY", "HEARTBEAT", "DISCONNECT", "REQUEST",
                                   "HEAD",   "CHUNK", "END",       "ERROR",      "CANCEL",
-                                  "RECORD", "ACK",   "CREDIT"};
+                                  "RECORD", "ACK",   "CREDIT",    "QUERY"};
     return cmd >= 0 && (size_t)cmd < LP_ARRAY_LEN(names) ? names[cmd] : "?";
 }
 

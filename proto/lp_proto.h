@@ -35,8 +35,9 @@ typedef enum {
     LP_CMD_RECORD = 10,    /* gateway -> logger: one usage record, body = JSON */
     LP_CMD_ACK = 11,       /* logger -> gateway: record(s) durably accepted */
     LP_CMD_CREDIT = 12,    /* gateway -> router -> worker: meta {bytes} of a stream consumed */
+    LP_CMD_QUERY = 13,     /* gateway -> logger: a read, meta {kind, filters}; END/ERROR back */
 } lp_cmd_t;
 
-#define LP_CMD_MAX LP_CMD_CREDIT
+#define LP_CMD_MAX LP_CMD_QUERY
 
 #endif

@@ -9,7 +9,7 @@ typedef struct {
     int inflight;
     double latency_us; /* moving average; valid when has_latency */
     bool has_latency;
-    int64_t window;    /* minute number of the counters below */
+    int64_t window; /* minute number of the counters below */
     long long requests;
     long long tokens;
     int64_t fail_window; /* minute number of fails */
@@ -43,10 +43,8 @@ bool rt_strategy_parse(const char *name, rt_strategy_t *out)
         const char *name;
         rt_strategy_t s;
     } names[] = {
-        {"simple-shuffle", RT_SHUFFLE},
-        {"least-busy", RT_LEAST_BUSY},
-        {"latency-based-routing", RT_LATENCY},
-        {"usage-based-routing", RT_USAGE},
+        {"simple-shuffle", RT_SHUFFLE},        {"least-busy", RT_LEAST_BUSY},
+        {"latency-based-routing", RT_LATENCY}, {"usage-based-routing", RT_USAGE},
         {"usage-based-routing-v2", RT_USAGE},
     };
     for (size_t i = 0; i < LP_ARRAY_LEN(names); i++) {
@@ -133,7 +131,10 @@ static int s_shuffle(rt_balance_t *self, const int *cand, size_t n)
         has[W_RPM] |= d->rpm > 0;
         has[W_TPM] |= d->tpm > 0;
     }
-    s_basis_t basis = has[W_WEIGHT] ? W_WEIGHT : has[W_RPM] ? W_RPM : has[W_TPM] ? W_TPM : W_UNIFORM;
+    s_basis_t basis = has[W_WEIGHT] ? W_WEIGHT
+                      : has[W_RPM]  ? W_RPM
+                      : has[W_TPM]  ? W_TPM
+                                    : W_UNIFORM;
     double total = 0;
     for (size_t i = 0; i < n; i++)
         total += s_weight(&self->cfg->deployments[cand[i]], basis);

@@ -24,14 +24,14 @@ struct rt_job {
     char idstr[LP_REQ_ID_STR_LEN];
     unsigned char *gw; /* gateway identity (owned) */
     size_t gwlen;
-    lp_msg_t *request;   /* the gateway's REQUEST (owned); body shared with each attempt */
-    const char *asked;   /* the group the client asked for (borrowed from request meta) */
-    const char *group;   /* the group being tried: asked, or a fallback (borrowed) */
-    const char *pinned;  /* deployment id the gateway pinned (health checks), or NULL */
+    lp_msg_t *request;  /* the gateway's REQUEST (owned); body shared with each attempt */
+    const char *asked;  /* the group the client asked for (borrowed from request meta) */
+    const char *group;  /* the group being tried: asked, or a fallback (borrowed) */
+    const char *pinned; /* deployment id the gateway pinned (health checks), or NULL */
     bool stream;
     const json_t *fallback_list; /* groups to fall back to, once chosen (borrowed, cfg) */
     size_t fallback_next;
-    int fallbacks; /* groups fallen back to (x-litellm-attempted-fallbacks) */
+    int fallbacks;       /* groups fallen back to (x-litellm-attempted-fallbacks) */
     rt_worker_t *worker; /* current worker; NULL while queued or backing off */
     int deployment;      /* index of the current attempt's deployment, -1 before the first */
     int tried[RT_MAX_TRIES];

@@ -144,8 +144,8 @@ static lp_msg_t *s_attempt_msg(rt_server_t *self, rt_job_t *job, const lp_deploy
 /* The groups to fall back to after the asked group failed with this error: on a context
  * length error context_window_fallbacks (else fallbacks); on a provider or availability
  * failure fallbacks, else default_fallbacks; never on the client's own mistakes. */
-static const json_t *s_fallback_list(rt_server_t *self, rt_job_t *job, int status,
-                                     const char *code, bool upstream)
+static const json_t *s_fallback_list(rt_server_t *self, rt_job_t *job, int status, const char *code,
+                                     bool upstream)
 {
     const lp_cfg_t *cfg = self->cfg;
     bool context = code && strcmp(code, "context_length_exceeded") == 0;
@@ -300,6 +300,22 @@ static void s_reply_heartbeat(rt_server_t *self, lp_msg_t *ping)
     json_object_set_new(meta, "workers", json_integer((json_int_t)rt_pool_size(self->pool)));
     json_object_set_new(meta, "credits", json_integer(rt_pool_credits(self->pool)));
     json_object_set_new(meta, "queued", json_integer((json_int_t)self->queue.len));
+    if (lp_json_bool(lp_msg_meta(ping), "stats", false)) {
+        json_t *deps = json_array();
+        int64_t now = lp_mono_ns();
+        for (size_t i = 0; i < self->cfg->ndeployments; i++) {
+            const lp_deployment_t *d = &self->cfg->deployments[i];
+            json_t *o = json_object();
+            json_object_set_new(o, "id", json_string(d->id));
+            json_object_set_new(o, "group", json_string(d->model_name));
+            json_object_set_new(o, "inflight",
+                                json_integer(rt_balance_inflight(self->balance, (int)i)));
+            json_object_set_new(o, "cooling",
+                                json_boolean(rt_balance_cooling(self->balance, (int)i, now)));
+            json_array_append_new(deps, o);
+        }
+        json_object_set_new(meta, "deployments", deps);
+    }
     if (lp_msg_send(&pong, self->frontend) < 0)
         lp_msg_destroy(&pong);
 }
@@ -468,7 +484,7 @@ static void s_account(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
         long long tokens = lp_json_int(json_object_get(meta, "usage"), "total_tokens", 0);
         rt_balance_succeeded(self->balance, job->deployment, now, tokens, latency);
     } else if (status == 499 || (code && (strcmp(code, "worker_draining") == 0 ||
-                                         strcmp(code, "unknown_deployment") == 0))) {
+                                          strcmp(code, "unknown_deployment") == 0))) {
         rt_balance_released(self->balance, job->deployment); /* not the deployment's fault */
     } else {
         rt_balance_failed(self->balance, job->deployment, now, (int)status,
@@ -502,8 +518,8 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
         if (wait >= 0) {
             job->retries++;
             job->group_retries++;
-            rlog_info(job->idstr, "attempt %d failed (%lld %s); retrying in %lld ms",
-                      job->attempts, status, code ? code : "-", wait);
+            rlog_info(job->idstr, "attempt %d failed (%lld %s); retrying in %lld ms", job->attempts,
+                      status, code ? code : "-", wait);
             if (wait == 0)
                 s_dispatch(self, job);
             else

@@ -17,6 +17,8 @@ int main(int argc, char **argv)
         {"router", "LP_ROUTER_BACKEND", LP_DEFAULT_ROUTER_BACKEND,
          "router backend endpoint to connect to", NULL},
         {"max-calls", "WORKER_MAX_CALLS", "256", "provider calls this worker runs at once", NULL},
+        {"prices", "LP_MODEL_PRICES", "configs/model_prices.json",
+         "model price table (LiteLLM's model_prices_and_context_window.json format)", NULL},
     };
     size_t n = LP_ARRAY_LEN(opts);
     lp_cfg_t *cfg = NULL;
@@ -30,9 +32,16 @@ int main(int argc, char **argv)
         lp_die("--max-calls must be a whole number from 1 to 100000");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         lp_die("cannot initialise libcurl");
-    char err[LP_ERR_LEN];
-    wk_server_t *srv = wk_server_new(&cfg, lp_opts_get(opts, n, "router"), (int)calls, err);
+    char err[LP_ERR_LEN] = "";
+    wk_prices_t *prices = wk_prices_load(lp_opts_get(opts, n, "prices"), err);
+    if (err[0])
+        log_warn("price table: %s; costs come only from the deployments' own prices", err);
+    else
+        log_info("price table: %zu model(s)", wk_prices_size(prices));
+    wk_server_t *srv =
+        wk_server_new(&cfg, &prices, lp_opts_get(opts, n, "router"), (int)calls, err);
     if (!srv) {
+        wk_prices_destroy(&prices);
         lp_cfg_destroy(&cfg);
         lp_die("cannot start: %s", err);
     }

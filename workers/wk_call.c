@@ -13,6 +13,7 @@
 #include "lp_time.h"
 #include "wk_adapter.h"
 #include "wk_mock.h"
+#include "wk_price.h"
 #include "wk_server.h"
 
 /* Connect timeout cap: a provider that does not accept within this is treated as down. */
@@ -103,11 +104,12 @@ static void s_usage_meta(json_t *meta, long long p, long long c, long long t)
 
 static void s_cost_meta(const wk_job_t *job, json_t *meta, long long p, long long c)
 {
-    const lp_deployment_t *d = job->d;
-    if (d->input_cost_per_token < 0 && d->output_cost_per_token < 0)
-        return;
-    double cost = LP_MAX(d->input_cost_per_token, 0) * (double)p +
-                  LP_MAX(d->output_cost_per_token, 0) * (double)c;
+    bool known = false, first_miss = false;
+    double cost = wk_price_cost(wk_server_prices(s_srv(job)), job->d, p, c, &known, &first_miss);
+    if (first_miss && !job->mocked)
+        log_warn("no price for %s/%s (deployment %s of '%s'): its calls are logged at zero "
+                 "cost; add it to the price table or set input_cost_per_token",
+                 job->d->provider->name, job->d->provider_model, job->d->id, job->d->model_name);
     json_object_set_new(meta, "cost", json_real(cost));
 }
 

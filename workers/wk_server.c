@@ -22,6 +22,7 @@
 
 struct wk_server {
     lp_cfg_t *cfg;
+    wk_prices_t *prices;
     void *zctx;
     void *router; /* DEALER to the router's backend */
     lp_loop_t *loop;
@@ -77,6 +78,11 @@ const lp_cfg_t *wk_server_cfg(const wk_server_t *self)
 const char *wk_server_name(const wk_server_t *self)
 {
     return self->name;
+}
+
+wk_prices_t *wk_server_prices(wk_server_t *self)
+{
+    return self->prices;
 }
 
 static void s_on_done(CURL *easy, CURLcode result, void *arg)
@@ -212,11 +218,14 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
     return 0;
 }
 
-wk_server_t *wk_server_new(lp_cfg_t **cfg, const char *router, int capacity, char *err)
+wk_server_t *wk_server_new(lp_cfg_t **cfg, wk_prices_t **prices, const char *router, int capacity,
+                           char *err)
 {
     wk_server_t *self = lp_calloc(1, sizeof *self);
     self->cfg = *cfg;
     *cfg = NULL;
+    self->prices = *prices;
+    *prices = NULL;
     self->capacity = capacity;
     char host[32] = "?";
     gethostname(host, sizeof host - 1);
@@ -283,6 +292,7 @@ void wk_server_destroy(wk_server_t **self_p)
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     lp_cfg_destroy(&self->cfg);
+    wk_prices_destroy(&self->prices);
     free(self);
     *self_p = NULL;
 }

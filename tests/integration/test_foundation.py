@@ -412,3 +412,33 @@ def test_config_errors_name_file_line_and_key(stack):
     r = _daemon(stack, "llm-router", ["--config", path], {"LITELLM_MASTER_KEY": MASTER_KEY})
     check_eq(r.returncode, 1, "exit status")
     check(path + ":5:12: litellm_params.rpm" in r.stderr, r.stderr)
+
+
+def test_cost_from_the_price_table(stack):
+    # gpt-mock is openai/gpt-4o-mini with no price of its own: configs/model_prices.json
+    # prices it at 1.5e-7 per input token and 6e-7 per output token.
+    status, h, body = stack.chat("gpt-mock", "price me")
+    check_eq(status, 200, "status")
+    u = body["usage"]
+    want = u["prompt_tokens"] * 1.5e-7 + u["completion_tokens"] * 6e-7
+    check(abs(float(h["x-litellm-response-cost"]) - want) < 1e-12,
+          "cost %s, want %r" % (h["x-litellm-response-cost"], want))
+    # An unpriced deployment is named once in the worker logs, however often it is called.
+    dep = [d for d in _deployment_ids(stack) if d[0] == "openrouter-mock"][0][1]
+    warning = "no price for openrouter/meta-llama/llama-3.3-70b (deployment " + dep
+
+    def warnings():
+        return "".join(t for n, t in stack.logs().items() if n.startswith("worker")).count(warning)
+    for _ in range(4):
+        check_eq(stack.chat("openrouter-mock")[0], 200, "status")
+    first = warnings()
+    for _ in range(6):
+        check_eq(stack.chat("openrouter-mock")[0], 200, "status")
+    # Once per worker process (two here), not once per call.
+    check(1 <= first <= 2 and warnings() == first, "warned %d then %d times" % (first, warnings()))
+
+
+def _deployment_ids(stack):
+    status, _, body = stack.http.json("GET", "/health", headers=stack.auth())
+    return [(e["model_name"], e["model_id"]) for e in
+            body["healthy_endpoints"] + body["unhealthy_endpoints"]]

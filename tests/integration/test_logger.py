@@ -204,3 +204,145 @@ def test_existing_litellm_table_is_upgraded(env):
         check_eq(_count(pg, "request_id = 'litellm-old-row'"), 1, "LiteLLM's rows kept")
     finally:
         stack.stop()
+
+
+def _prom(text):
+    """Parse Prometheus text: {(name, frozenset(labels)): value}; raises on a bad line."""
+    import re
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+Inf-]+|NaN)$')
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)')
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        m = line_re.match(line)
+        check(m, "not Prometheus text: %r" % line)
+        labels = frozenset((k, v) for k, v, _ in label_re.findall(m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def test_metrics_move_with_traffic(env):
+    stack = Stack(env, _cfg(env), db_url=env.pg.url)
+    try:
+        status, h, body = stack.http.request("GET", "/metrics")
+        check_eq(status, 200, "public by default, as in LiteLLM")
+        check(h["content-type"].startswith("text/plain"), "content type")
+        before = _prom(body.decode())
+        for _ in range(5):
+            check_eq(stack.chat("m", "count")[0], 200, "status")
+        check_eq(stack.chat("nope")[0], 400, "status")
+
+        def ready():
+            m = _prom(stack.http.request("GET", "/metrics")[2].decode())
+            reqs = sum(v for (n, l), v in m.items()
+                       if n == "llmproxy_requests_total" and ("model_group", "m") in l)
+            return m if reqs - sum(v for (n, l), v in before.items()
+                                  if n == "llmproxy_requests_total" and
+                                  ("model_group", "m") in l) >= 5 else None
+        m = wait_for(ready, what="5 more requests counted")
+        key = ("llmproxy_request_duration_seconds_count", frozenset([("model_group", "m")]))
+        check(m[key] >= 5, "latency histogram counts")
+        toks = m[("llmproxy_tokens_total", frozenset([("model_group", "m"),
+                                                      ("type", "completion")]))]
+        check(toks > 0, "tokens")
+        check(m[("llmproxy_spend_usd_total", frozenset([("model_group", "m")]))] > 0, "spend")
+        check(any(n == "llmproxy_requests_total" and ("status", "400") in l
+                  for (n, l) in m), "the 400 is counted")
+        check_eq(m[("llmproxy_router_up", frozenset())], 1, "router up")
+        check_eq(m[("llmproxy_workers", frozenset())], 1, "workers")
+        check(any(n == "llmproxy_deployment_cooling" for (n, _) in m), "deployment figures")
+        wait_for(lambda: _prom(stack.http.request("GET", "/metrics")[2].decode())[
+            ("llmproxy_usage_records_acked_total", frozenset())] >= 5, what="records acked")
+    finally:
+        stack.stop()
+
+
+def test_metrics_auth_when_required(env):
+    cfg = json.loads(_cfg(env))
+    cfg["litellm_settings"] = {"require_auth_for_metrics_endpoint": True}
+    stack = Stack(env, json.dumps(cfg))
+    try:
+        check_eq(stack.http.request("GET", "/metrics")[0], 401, "needs a key")
+        check_eq(stack.http.request("GET", "/metrics", headers=stack.auth())[0], 200, "key")
+    finally:
+        stack.stop()
+
+
+def test_spend_logs_endpoint(env):
+    pg = env.pg
+    stack = Stack(env, _cfg(env), db_url=pg.url)
+    try:
+        ids = []
+        for i in range(3):
+            st, h, _ = stack.chat("m", "spend", {"user": "spender"})
+            ids.append(h["x-litellm-call-id"])
+        _exactly(pg, ids, "spender")
+        status, _, body = stack.http.json("GET", "/spend/logs")
+        check_eq(status, 401, "master key only")
+        status, _, rows = stack.http.json("GET", "/spend/logs?user_id=spender",
+                                          headers=stack.auth())
+        check_eq(status, 200, "status")
+        check_eq(sorted(r["request_id"] for r in rows), sorted(ids), "rows for the user")
+        r = rows[0]
+        check_eq(r["api_key"], hashlib.sha256(MASTER_KEY.encode()).hexdigest(), "hashed key")
+        check(r["spend"] > 0 and r["total_tokens"] > 0 and r["startTime"], "row values")
+        status, _, one = stack.http.json("GET", "/spend/logs?request_id=" + ids[1],
+                                         headers=stack.auth())
+        check_eq([x["request_id"] for x in one], [ids[1]], "by request id")
+        status, _, rows = stack.http.json("GET", "/spend/logs?api_key=" + MASTER_KEY +
+                                          "&model=m&limit=2", headers=stack.auth())
+        check_eq(len(rows), 2, "limit, key (hashed for the lookup) and model filters")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        status, _, rows = stack.http.json("GET", "/spend/logs?user_id=spender&start_date=%s"
+                                          "&end_date=%s" % (today, today), headers=stack.auth())
+        check_eq(len(rows), 3, "date range")
+        status, _, body = stack.http.json("GET", "/spend/logs?start_date=yesterday",
+                                          headers=stack.auth())
+        check_eq(status, 400, "bad date")
+        status, _, rows = stack.http.json("GET", "/spend/logs?user_id=x%27%20OR%201%3D1--",
+                                          headers=stack.auth())
+        check_eq((status, rows), (200, []), "filters are parameters, never SQL")
+    finally:
+        stack.stop()
+
+
+def test_summary_lines(env):
+    stack = Stack(env, _cfg(env), extra_env={"LOG_SUMMARY_INTERVAL": "0.5"})
+    try:
+        for _ in range(4):
+            stack.chat("m", "sum")
+        line = wait_for(lambda: [ln for ln in stack.logger_lines()
+                                 if " summary " in ln and "model=m " in ln], what="summary")[0]
+        for part in ("requests=4", "errors=0", "p50=", "p99=", "in=", "out=", "$"):
+            check(part in line, "%s in %r" % (part, line))
+    finally:
+        stack.stop()
+
+
+def test_two_loggers_share_the_records(env):
+    pg = env.pg
+    stack = Stack(env, _cfg(env), db_url=pg.url)
+    try:
+        # A second logger on its own endpoint and spool; the gateway connects to both.
+        ep2 = "tcp://127.0.0.1:%d" % __import__("harness").free_port()
+        stack.start("logger2", ["llm-logger", "--bind", ep2, "--spool",
+                                os.path.join(stack.dir, "logger2.spool")],
+                    stdout=os.path.join(stack.dir, "logger2.out"))
+        gw = stack.procs["gateway"]
+        gw.stop()
+        stack.start("gateway", ["llm-gateway", "--port", str(stack.port), "--router",
+                                stack.front, "--logger", stack.logger_ep + "," + ep2])
+        stack.http.close()
+        stack.wait_ready()
+        ids = []
+        for _ in range(40):
+            st, h, _ = stack.chat("m", "two", {"user": "two"})
+            check_eq(st, 200, "status")
+            ids.append(h["x-litellm-call-id"])
+        _exactly(pg, ids, "two")
+        with open(os.path.join(stack.dir, "logger2.out")) as f:
+            second = sum(1 for ln in f if "req=" in ln)
+        check(5 <= second <= 35, "both loggers took records (second: %d of 40)" % second)
+    finally:
+        stack.stop()
