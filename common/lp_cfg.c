@@ -97,7 +97,8 @@ static const s_key_t s_general_keys[] = {
     {"disable_error_logs", K_LATER, 0, 0, 0},
     {"store_prompts_in_spend_logs", K_LATER, 0, 0, 0},
     {"allow_requests_on_db_unavailable", K_LATER, 0, 0, 0},
-    {"user_api_key_cache_ttl", K_LATER, 0, 0, 0},
+    {"user_api_key_cache_ttl", K_DOUBLE, OFF(key_cache_ttl_s), 0, 86400},
+    {"limits_fail_closed", K_BOOL, OFF(limits_fail_closed), 0, 0},
     {"alerting", K_LATER, 0, 0, 0},
     {"alerting_threshold", K_LATER, 0, 0, 0},
     {"background_health_checks", K_LATER, 0, 0, 0},
@@ -661,6 +662,7 @@ static lp_cfg_t *s_load_tree(lp_ynode_t *root, const char *name, char *err)
     cfg->request_timeout_s = 0;
     cfg->proxy_batch_write_at_s = 10;
     cfg->max_request_size_mb = 32;
+    cfg->key_cache_ttl_s = 10;
     if (err)
         err[0] = '\0';
     s_ctx_t ctx = {.name = name, .err = err, .cfg = cfg};

@@ -80,6 +80,8 @@ struct lp_cfg {
     char *redis_url;
     double proxy_batch_write_at_s;
     int max_request_size_mb;
+    double key_cache_ttl_s;  /* user_api_key_cache_ttl */
+    bool limits_fail_closed; /* Redis down: refuse keys with limits (else count in process) */
 
     char **warnings; /* for the daemon to log once at start */
     size_t nwarnings;

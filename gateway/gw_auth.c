@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gw_keys.h"
 #include "lp_crypto.h"
 
 /* The key the client presented, copied into out; 0 found, 1 absent, -1 malformed. */
@@ -40,7 +41,7 @@ static int s_presented_key(gw_req_t *req, char *out, size_t size)
     return 0;
 }
 
-bool gw_auth_check(gw_req_t *req)
+gw_auth_t gw_auth_check(gw_req_t *req, bool master_only)
 {
     char key[GW_KEY_MAX + 1];
     int rc = s_presented_key(req, key, sizeof key);
@@ -48,21 +49,35 @@ bool gw_auth_check(gw_req_t *req)
         gw_req_fail(req, 401, "missing_api_key", NULL,
                     "Authentication Error: no API key passed in. Send 'Authorization: Bearer "
                     "<key>'.");
-        return false;
+        return GW_AUTH_REFUSED;
     }
     if (rc < 0) {
         gw_req_fail(req, 401, "invalid_api_key", NULL,
                     "Authentication Error: malformed credentials. Send 'Authorization: Bearer "
                     "<key>'.");
-        return false;
+        return GW_AUTH_REFUSED;
     }
-    bool ok = lp_secret_equal(key, req->srv->cfg->master_key);
+    bool master = lp_secret_equal(key, req->srv->cfg->master_key);
+    char hash[LP_SHA256_HEX_LEN];
+    lp_sha256_hex(key, strlen(key), hash);
     explicit_bzero(key, sizeof key);
-    if (!ok) {
-        gw_req_fail(req, 401, "invalid_api_key", NULL, "Authentication Error: invalid API key.");
-        return false;
+    if (master) {
+        memcpy(req->key_hash, req->srv->master_hash, LP_SHA256_HEX_LEN);
+        req->is_master = true;
+        req->authed = true;
+        return GW_AUTH_OK;
     }
-    memcpy(req->key_hash, req->srv->master_hash, LP_SHA256_HEX_LEN);
-    req->authed = true;
-    return true;
+    if (master_only) {
+        gw_req_fail(req, 403, "admin_only", NULL,
+                    "this endpoint needs the master key (virtual keys cannot manage keys)");
+        return GW_AUTH_REFUSED;
+    }
+    if (!req->srv->cfg->database_url) {
+        /* Without a database there are no virtual keys: only the master key exists. */
+        gw_req_fail(req, 401, "invalid_api_key", NULL, "Authentication Error: invalid API key.");
+        return GW_AUTH_REFUSED;
+    }
+    if (!gw_keys_resolve(req->srv->keys, req, hash))
+        return GW_AUTH_PENDING;
+    return req->authed ? GW_AUTH_OK : GW_AUTH_REFUSED;
 }

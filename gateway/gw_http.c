@@ -30,7 +30,12 @@ static void s_begin(gw_req_t *req, const char *url, const char *method)
         return;
     }
     req->call = req->route->call;
-    if (req->route->auth && !gw_auth_check(req))
+    /* A pending key lookup runs while the body arrives; the handler waits for it. */
+    gw_access_t access = req->route->access;
+    if (access == GW_ACCESS_METRICS)
+        access = req->srv->cfg->metrics_auth ? GW_ACCESS_ADMIN : GW_ACCESS_PUBLIC;
+    if (access != GW_ACCESS_PUBLIC &&
+        gw_auth_check(req, access == GW_ACCESS_ADMIN) == GW_AUTH_REFUSED)
         return;
     const char *cl = gw_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     long long declared = 0;
@@ -69,16 +74,21 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
     }
     switch (req->state) {
     case GW_REQ_READING:
+        if (req->key_pending) {
+            gw_req_suspend(req); /* resumed (or answered) when the key is known */
+            return MHD_YES;
+        }
         req->route->handle(req);
-        if (req->state == GW_REQ_WAITING) {
+        if (req->state == GW_REQ_WAITING || req->state == GW_REQ_HELD) {
             gw_req_suspend(req);
             return MHD_YES;
         }
         return req->state == GW_REQ_ANSWERED ? gw_req_queue(req) : MHD_NO;
     case GW_REQ_ANSWERED:
         return gw_req_queue(req);
+    case GW_REQ_HELD:
     case GW_REQ_WAITING:
-        /* Resumed without an answer cannot happen; keep the request parked. */
+        /* Resumed without an answer (a hang-up seen while held): keep it parked. */
         gw_req_suspend(req);
         return MHD_YES;
     default:

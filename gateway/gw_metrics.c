@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_auth.h"
 #include "gw_outbox.h"
 #include "lp_buf.h"
 #include "lp_json.h"
@@ -277,8 +276,6 @@ static void s_router(lp_buf_t *out, const gw_server_t *srv, const json_t *r)
 void gw_metrics_serve(gw_req_t *req)
 {
     gw_server_t *srv = req->srv;
-    if (srv->cfg->metrics_auth && !gw_auth_check(req))
-        return;
     gw_metrics_t *self = srv->metrics;
     lp_buf_t out = {0};
     s_head(&out, "llmproxy_requests_total", "counter",

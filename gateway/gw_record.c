@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "gw_limits.h"
 #include "gw_metrics.h"
 #include "gw_outbox.h"
 #include "lp_json.h"
@@ -120,8 +121,12 @@ json_t *gw_record_build(const gw_req_t *req, bool delivered)
     return rec;
 }
 
+/* The record is final: the key's reservation becomes its real usage, and the record goes
+ * to the logger. */
 static void s_send(gw_server_t *srv, const uint8_t *id, json_t *rec)
 {
+    gw_limits_settle(srv->limits, id, lp_json_int(rec, "total_tokens", 0),
+                     lp_json_num(rec, "spend", 0));
     size_t len = 0;
     char *text = lp_json_dump(rec, &len);
     gw_outbox_send(srv->outbox, id, text, len);

@@ -8,6 +8,8 @@
 #include <sys/epoll.h>
 
 #include "gw_health.h"
+#include "gw_keys.h"
+#include "gw_limits.h"
 #include "gw_routes.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -33,6 +35,8 @@ gw_req_t *gw_req_new(gw_server_t *srv, struct MHD_Connection *conn)
     lp_req_id_format(self->id, self->idstr);
     self->content_type = "application/json";
     self->watch_fd = -1;
+    self->rl_limit_requests = self->rl_remaining_requests = -1;
+    self->rl_limit_tokens = self->rl_remaining_tokens = -1;
     return self;
 }
 
@@ -53,6 +57,10 @@ void gw_req_destroy(gw_req_t **self_p)
     s_unwatch(self);
     gw_stream_free(&self->out);
     gw_health_destroy(&self->health);
+    gw_keys_forget(self->srv->keys, self);
+    gw_limits_forget(self->srv->limits, self);
+    json_decref(self->key);
+    json_decref(self->aux);
     lp_msg_destroy(&self->head);
     lp_buf_free(&self->body);
     free(self->group);
@@ -196,6 +204,21 @@ static struct MHD_Response *s_response(gw_req_t *self)
     return MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
 }
 
+/* The caller's key limits, as OpenAI names them (they replace the provider's). */
+static void s_limit_headers(gw_req_t *self, struct MHD_Response *r)
+{
+    static const char *names[] = {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+                                  "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens"};
+    long long values[] = {self->rl_limit_requests, self->rl_remaining_requests,
+                          self->rl_limit_tokens, self->rl_remaining_tokens};
+    for (size_t i = 0; i < LP_ARRAY_LEN(names); i++) {
+        if (values[i] >= 0)
+            s_header_num(r, names[i], (double)values[i], true);
+    }
+    if (self->retry_after_s > 0)
+        s_header_num(r, "retry-after", self->retry_after_s, true);
+}
+
 enum MHD_Result gw_req_queue(gw_req_t *self)
 {
     struct MHD_Response *r = s_response(self);
@@ -210,6 +233,7 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
         s_model_headers(self, r, total_ms);
     if (self->status == 401)
         s_header(r, "www-authenticate", "Bearer");
+    s_limit_headers(self, r);
     if (self->streaming) {
         s_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         s_header(r, "x-accel-buffering", "no");

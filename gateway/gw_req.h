@@ -24,6 +24,7 @@ typedef enum { GW_CALL_NONE = 0, GW_CALL_CHAT, GW_CALL_COMPLETION, GW_CALL_EMBED
 
 typedef enum {
     GW_REQ_READING,  /* headers seen, body arriving */
+    GW_REQ_HELD,     /* suspended, waiting for a local check (rate limits in Redis) */
     GW_REQ_WAITING,  /* suspended, the router has it */
     GW_REQ_ANSWERED, /* answer ready, not yet queued with MHD */
     GW_REQ_QUEUED,   /* handed to MHD */
@@ -46,7 +47,15 @@ struct gw_req {
     int64_t sent_ns;   /* when the REQUEST left for the router */
     int64_t answer_ns; /* when the answer was known */
     bool authed;
+    bool is_master;                   /* the caller holds the master key */
     char key_hash[LP_SHA256_HEX_LEN]; /* sha256 of the caller's key */
+    json_t *key;                      /* the virtual key's row (NULL for the master key) */
+    bool key_pending;                 /* waiting for the key's row */
+    void *key_wait;                   /* the gw_keys entry it waits on */
+    void *limits_wait;                /* the gw_limits reservation it waits on */
+    /* x-ratelimit-* headers of a key with limits (-1 = none) and retry-after (0 = none). */
+    long long rl_limit_requests, rl_remaining_requests, rl_limit_tokens, rl_remaining_tokens;
+    int retry_after_s;
 
     /* model calls */
     gw_call_t call;
@@ -71,6 +80,9 @@ struct gw_req {
     int watch_fd;             /* client socket watched for hang-up while suspended, -1 when not */
     bool client_gone;         /* the client hung up before the answer was complete */
     struct gw_health *health; /* GET /health: the checks in flight (owned) */
+    /* Requests answered from a logger read: shapes the reply (NULL = relay it as is). */
+    void (*on_reply)(gw_req_t *req, lp_msg_t **reply);
+    json_t *aux; /* what on_reply needs (owned) */
 };
 
 /* A request on conn; the id is fresh and random. */

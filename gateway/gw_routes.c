@@ -9,11 +9,14 @@
 #include <zmq.h>
 
 #include "gw_health.h"
+#include "gw_keyadm.h"
+#include "gw_limits.h"
 #include "gw_metrics.h"
 #include "gw_record.h"
 #include "lp_crypto.h"
 #include "lp_json.h"
 #include "lp_log.h"
+#include "lp_price.h"
 #include "lp_time.h"
 #include "lp_version.h"
 
@@ -61,11 +64,30 @@ static void s_readiness(gw_req_t *req)
     s_answer_json(req, ready ? 200 : 503, o);
 }
 
+/* A key with a models list may use only those groups ("all-proxy-models" or [] = all). */
+static bool s_may_use(const gw_req_t *req, const char *group)
+{
+    const json_t *models = json_object_get(req->key, "models");
+    if (!json_is_array(models) || json_array_size(models) == 0)
+        return true;
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m)
+    {
+        const char *name = json_string_value(m);
+        if (name && (!strcmp(name, group) || !strcmp(name, "all-proxy-models")))
+            return true;
+    }
+    return false;
+}
+
 static void s_models(gw_req_t *req)
 {
     const lp_cfg_t *cfg = req->srv->cfg;
     json_t *data = json_array();
     for (size_t i = 0; i < cfg->ngroups; i++) {
+        if (!s_may_use(req, cfg->groups[i]))
+            continue;
         json_t *m = json_object();
         json_object_set_new(m, "id", json_string(cfg->groups[i]));
         json_object_set_new(m, "object", json_string("model"));
@@ -160,6 +182,49 @@ static long long s_client_timeout_ms(gw_req_t *req)
     return (long long)(s * 1000.0);
 }
 
+static bool s_model_allowed(gw_req_t *req)
+{
+    if (s_may_use(req, req->group))
+        return true;
+    char *allowed = lp_json_dump(json_object_get(req->key, "models"), NULL);
+    gw_req_fail(req, 400, "model_not_allowed", "model",
+                "This key is not allowed to use model=%.200s. Allowed models: %.600s", req->group,
+                allowed);
+    free(allowed);
+    return false;
+}
+
+/* The most the call could cost on any deployment of its group. */
+static double s_cost_estimate(const gw_req_t *req, long long prompt, long long completion)
+{
+    const lp_cfg_t *cfg = req->srv->cfg;
+    double most = 0;
+    for (size_t i = 0; i < cfg->ndeployments; i++) {
+        const lp_deployment_t *d = &cfg->deployments[i];
+        if (strcmp(d->model_name, req->group) != 0)
+            continue;
+        bool known = false, first = false;
+        most = LP_MAX(most, lp_price_cost(req->srv->prices, d, prompt, completion, &known, &first));
+    }
+    return most;
+}
+
+/* The longest the call may take: every attempt, plus slack. */
+static long long s_deadline_ms(const gw_req_t *req, long long timeout_ms)
+{
+    const lp_cfg_t *cfg = req->srv->cfg;
+    double per_try = timeout_ms > 0 ? (double)timeout_ms : cfg->timeout_s * 1000.0;
+    return (long long)(per_try * (cfg->num_retries + 1)) + GW_DEADLINE_SLACK_MS;
+}
+
+/* The key's limits let the call go. */
+static void s_admit(gw_req_t *req)
+{
+    json_t *meta = req->aux;
+    req->aux = NULL;
+    gw_forward(req, meta);
+}
+
 static void s_model_call(gw_req_t *req)
 {
     if (req->too_big) {
@@ -209,10 +274,10 @@ static void s_model_call(gw_req_t *req)
         return;
     }
     req->stream = json_is_true(stream) && req->call != GW_CALL_EMBEDDING;
-    bool ok = s_check_fields(req, body);
-    json_decref(body);
-    if (!ok)
+    if (!s_check_fields(req, body) || !s_model_allowed(req)) {
+        json_decref(body);
         return;
+    }
     json_t *meta = json_object();
     json_object_set_new(meta, "model", json_string(req->group));
     json_object_set_new(meta, "call_type", json_string(s_call_name(req->call)));
@@ -220,7 +285,18 @@ static void s_model_call(gw_req_t *req)
     long long timeout = s_client_timeout_ms(req);
     if (timeout > 0)
         json_object_set_new(meta, "timeout_ms", json_integer(timeout));
-    gw_forward(req, meta);
+    /* What the call may use at most, reserved against the key's limits until it settles. */
+    long long prompt = (long long)(req->body.len / 4) + 1, completion = 0;
+    if (req->call != GW_CALL_EMBEDDING) {
+        completion = lp_json_int(body, "max_completion_tokens",
+                                 lp_json_int(body, "max_tokens", GW_RESERVE_TOKENS));
+        completion = LP_MAX(completion, 0);
+    }
+    json_decref(body);
+    req->aux = meta;
+    gw_limits_acquire(req->srv->limits, req, prompt + completion,
+                      s_cost_estimate(req, prompt, completion), s_deadline_ms(req, timeout),
+                      s_admit);
 }
 
 static int s_on_deadline(lp_loop_t *loop, lp_timer_t *timer, void *arg)
@@ -273,12 +349,9 @@ void gw_forward(gw_req_t *req, json_t *meta)
                     "the proxy's router is not answering; try again shortly");
         return;
     }
-    double per_try = (double)lp_json_int(meta, "timeout_ms", 0);
-    if (per_try <= 0)
-        per_try = srv->cfg->timeout_s * 1000.0;
-    req->attempt_ms = (long long)per_try;
-    long long deadline = (long long)(per_try * (srv->cfg->num_retries + 1)) + GW_DEADLINE_SLACK_MS;
-    gw_send_job(req, LP_CMD_REQUEST, meta, srv->router, deadline);
+    long long timeout = lp_json_int(meta, "timeout_ms", 0);
+    req->attempt_ms = timeout > 0 ? timeout : (long long)(srv->cfg->timeout_s * 1000.0);
+    gw_send_job(req, LP_CMD_REQUEST, meta, srv->router, s_deadline_ms(req, timeout));
     rlog_debug(req->idstr, "forwarded %s for %s", s_call_name(req->call), req->group);
 }
 
@@ -370,20 +443,27 @@ static void s_spend_logs(gw_req_t *req)
 }
 
 static const gw_route_t s_routes[] = {
-    {"GET", "/health/liveliness", false, GW_CALL_NONE, s_liveliness},
-    {"GET", "/health/liveness", false, GW_CALL_NONE, s_liveliness},
-    {"GET", "/health/readiness", false, GW_CALL_NONE, s_readiness},
-    {"GET", "/health", true, GW_CALL_NONE, gw_health_start},
-    {"GET", "/spend/logs", true, GW_CALL_NONE, s_spend_logs},
-    {"GET", "/metrics", false, GW_CALL_NONE, gw_metrics_serve},
-    {"GET", "/models", true, GW_CALL_NONE, s_models},
-    {"GET", "/v1/models", true, GW_CALL_NONE, s_models},
-    {"POST", "/chat/completions", true, GW_CALL_CHAT, s_model_call},
-    {"POST", "/v1/chat/completions", true, GW_CALL_CHAT, s_model_call},
-    {"POST", "/completions", true, GW_CALL_COMPLETION, s_model_call},
-    {"POST", "/v1/completions", true, GW_CALL_COMPLETION, s_model_call},
-    {"POST", "/embeddings", true, GW_CALL_EMBEDDING, s_model_call},
-    {"POST", "/v1/embeddings", true, GW_CALL_EMBEDDING, s_model_call},
+    {"GET", "/health/liveliness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_liveliness},
+    {"GET", "/health/liveness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_liveliness},
+    {"GET", "/health/readiness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_readiness},
+    {"GET", "/health", GW_ACCESS_KEY, GW_CALL_NONE, gw_health_start},
+    {"GET", "/spend/logs", GW_ACCESS_ADMIN, GW_CALL_NONE, s_spend_logs},
+    {"GET", "/metrics", GW_ACCESS_METRICS, GW_CALL_NONE, gw_metrics_serve},
+    {"GET", "/models", GW_ACCESS_KEY, GW_CALL_NONE, s_models},
+    {"GET", "/v1/models", GW_ACCESS_KEY, GW_CALL_NONE, s_models},
+    {"POST", "/chat/completions", GW_ACCESS_KEY, GW_CALL_CHAT, s_model_call},
+    {"POST", "/v1/chat/completions", GW_ACCESS_KEY, GW_CALL_CHAT, s_model_call},
+    {"POST", "/completions", GW_ACCESS_KEY, GW_CALL_COMPLETION, s_model_call},
+    {"POST", "/v1/completions", GW_ACCESS_KEY, GW_CALL_COMPLETION, s_model_call},
+    {"POST", "/embeddings", GW_ACCESS_KEY, GW_CALL_EMBEDDING, s_model_call},
+    {"POST", "/v1/embeddings", GW_ACCESS_KEY, GW_CALL_EMBEDDING, s_model_call},
+    {"POST", "/key/generate", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_generate},
+    {"POST", "/key/update", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_update},
+    {"POST", "/key/delete", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_delete},
+    {"POST", "/key/block", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_block},
+    {"POST", "/key/unblock", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_unblock},
+    {"GET", "/key/info", GW_ACCESS_KEY, GW_CALL_NONE, gw_key_info},
+    {"GET", "/key/list", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_list},
 };
 
 const gw_route_t *gw_route_find(const char *method, const char *path, bool *known_path)

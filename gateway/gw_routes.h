@@ -8,10 +8,18 @@
 
 #include "gw_req.h"
 
+/* Who may call a route. */
+typedef enum {
+    GW_ACCESS_PUBLIC,  /* anyone */
+    GW_ACCESS_KEY,     /* any valid key (master or virtual) */
+    GW_ACCESS_ADMIN,   /* the master key only */
+    GW_ACCESS_METRICS, /* public, or the master key with require_auth_for_metrics_endpoint */
+} gw_access_t;
+
 struct gw_route {
     const char *method;
     const char *path;
-    bool auth;      /* needs a valid key */
+    gw_access_t access;
     gw_call_t call; /* model call type, or GW_CALL_NONE */
     void (*handle)(gw_req_t *req);
 };

@@ -13,6 +13,10 @@
 
 #include "gw_health.h"
 #include "gw_http.h"
+#include "gw_keys.h"
+#include "gw_limits.h"
+#include "lp_price.h"
+#include "lp_redis.h"
 #include "gw_metrics.h"
 #include "gw_outbox.h"
 #include "gw_record.h"
@@ -47,7 +51,7 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
     gw_req_t *req = id ? lp_map_get(self->inflight, id, LP_REQ_ID_LEN) : NULL;
     lp_cmd_t cmd = lp_msg_cmd(*msg);
     if (!req) {
-        if (gw_health_reply(self, msg))
+        if (gw_health_reply(self, msg) || gw_keys_reply(self->keys, msg))
             return;
         if ((cmd == LP_CMD_END || cmd == LP_CMD_ERROR) && gw_pending_final(self, msg))
             return;
@@ -75,7 +79,9 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
     }
     lp_map_remove(self->inflight, req->id, LP_REQ_ID_LEN);
     lp_timer_stop(self->loop, &req->deadline);
-    if (!req->streaming) {
+    if (req->on_reply) {
+        req->on_reply(req, msg);
+    } else if (!req->streaming) {
         gw_req_answer_reply(req, msg);
     } else {
         size_t len = 0;
@@ -309,12 +315,32 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("libmicrohttpd: %s", msg);
 }
 
-gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const char *logger,
-                           char *err)
+static void s_on_redis_state(void *arg, bool up, const char *why)
+{
+    gw_server_t *self = arg;
+    const char *where = lp_redis_where(self->redis);
+    if (up) {
+        log_info("redis %s connected: rate limits, budgets and keys are shared", where);
+        gw_limits_redis_up(self->limits);
+    } else if (self->cfg->limits_fail_closed) {
+        log_warn("redis %s unreachable (%s): keys with limits are refused until it is back "
+                 "(limits_fail_closed)",
+                 where, why);
+    } else {
+        log_warn("redis %s unreachable (%s): rate limits and budgets count in this process "
+                 "until it is back",
+                 where, why);
+    }
+}
+
+gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, const char *router,
+                           const char *logger, char *err)
 {
     gw_server_t *self = lp_calloc(1, sizeof *self);
     self->cfg = *cfg;
     *cfg = NULL;
+    self->prices = *prices;
+    *prices = NULL;
     self->httpd_fd = -1;
     self->started_wall_ns = lp_wall_ns();
     self->router_expiry_ns = lp_mono_ns() + s_liveness_ns();
@@ -325,6 +351,7 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
     self->inflight = lp_map_new();
     self->pending = lp_map_new();
     self->metrics = gw_metrics_new();
+    self->keys = gw_keys_new(self, (int64_t)(self->cfg->key_cache_ttl_s * 1000.0));
     self->health = lp_map_new();
     self->zctx = zmq_ctx_new();
     self->loop = lp_loop_new();
@@ -332,6 +359,13 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const c
         lp_err_set(err, "cannot create the ZeroMQ context or event loop");
         goto fail;
     }
+    if (self->cfg->redis_url) {
+        self->redis = lp_redis_new(self->loop, self->cfg->redis_url, GW_REDIS_TIMEOUT_MS,
+                                   s_on_redis_state, self, err);
+        if (!self->redis)
+            goto fail;
+    }
+    self->limits = gw_limits_new(self);
     /* immediate: with no router connected a request fails at once instead of queueing. */
     self->router = lp_zmq_socket(self->zctx, ZMQ_DEALER, router, false, true, err);
     if (!self->router)
@@ -381,6 +415,9 @@ void gw_server_destroy(gw_server_t **self_p)
     gw_server_t *self = *self_p;
     if (!self)
         return;
+    /* Requests held for Redis hear "closing" and are answered 503. */
+    self->stopping = true;
+    lp_redis_destroy(&self->redis);
     if (self->httpd) {
         /* MHD must not be stopped with suspended connections: answer and resume them. */
         s_fail_inflight(self, 503, "shutting_down", "the proxy is shutting down");
@@ -404,6 +441,9 @@ void gw_server_destroy(gw_server_t **self_p)
                  gw_outbox_size(self->outbox));
     gw_outbox_destroy(&self->outbox);
     gw_metrics_destroy(&self->metrics);
+    gw_keys_destroy(&self->keys);
+    gw_limits_destroy(&self->limits);
+    lp_prices_destroy(&self->prices);
     lp_zmq_close(&self->router);
     lp_zmq_close(&self->logger);
     lp_loop_destroy(&self->loop);

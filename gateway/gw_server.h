@@ -19,6 +19,8 @@
 #define GW_CONNECTION_TIMEOUT_S 120
 /* Open client connections at most (each costs one fd and MHD's per-connection memory). */
 #define GW_CONNECTION_LIMIT 10000
+/* Redis command deadline: a slower Redis counts as down (the in-process fallback runs). */
+#define GW_REDIS_TIMEOUT_MS 200
 /* Slack added to the longest a request may legitimately take before the gateway gives up. */
 #define GW_DEADLINE_SLACK_MS 10000
 
@@ -37,6 +39,10 @@ struct gw_server {
     void *logger;               /* DEALER to the loggers */
     struct gw_outbox *outbox;   /* usage records until a logger acknowledges them */
     struct gw_metrics *metrics; /* /metrics counters */
+    struct gw_keys *keys;       /* virtual keys (cache and lookups) */
+    struct gw_limits *limits;   /* key rate limits and budgets */
+    struct lp_redis *redis;     /* shared counters and key cache (REDIS_URL), or NULL */
+    struct lp_prices *prices;   /* price table (estimates what a request may cost) */
     unsigned pings;             /* heartbeats sent to the router (every 4th asks for stats) */
     lp_loop_t *loop;
     struct MHD_Daemon *httpd;
@@ -62,9 +68,9 @@ struct gw_server {
 };
 
 /* A gateway listening on port (0 = ephemeral) with links to the router and the logger;
- * takes the config. NULL with a reason in err. */
-gw_server_t *gw_server_new(lp_cfg_t **cfg, int port, const char *router, const char *logger,
-                           char *err);
+ * takes the config and the price table. NULL with a reason in err. */
+gw_server_t *gw_server_new(lp_cfg_t **cfg, struct lp_prices **prices, int port, const char *router,
+                           const char *logger, char *err);
 /* Stop and free; suspended requests are answered 503 first. NULL-safe, nulls the pointer. */
 void gw_server_destroy(gw_server_t **self_p);
 /* Run until SIGINT/SIGTERM; 0 on a clean stop. */

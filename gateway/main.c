@@ -6,6 +6,7 @@
 #include "lp_daemon.h"
 #include "lp_log.h"
 #include "lp_loop.h"
+#include "lp_price.h"
 #include "lp_proto.h"
 
 int main(int argc, char **argv)
@@ -17,6 +18,8 @@ int main(int argc, char **argv)
         {"router", "LP_ROUTER_FRONTEND", LP_DEFAULT_ROUTER_FRONTEND,
          "router frontend endpoint to connect to", NULL},
         {"logger", "LP_LOGGER", LP_DEFAULT_LOGGER, "logger endpoint to connect to", NULL},
+        {"prices", "LP_MODEL_PRICES", LP_DEFAULT_PRICES,
+         "model price table, for the cost a budget reserves before a call", NULL},
     };
     size_t n = LP_ARRAY_LEN(opts);
     lp_cfg_t *cfg = NULL;
@@ -27,10 +30,14 @@ int main(int argc, char **argv)
     long long port = 0;
     if (lp_parse_ll(lp_opts_get(opts, n, "port"), 0, 65535, &port) < 0)
         lp_die("--port/PORT must be a number from 0 to 65535");
-    char err[LP_ERR_LEN];
-    gw_server_t *srv = gw_server_new(&cfg, (int)port, lp_opts_get(opts, n, "router"),
+    char err[LP_ERR_LEN] = "";
+    lp_prices_t *prices = lp_prices_load(lp_opts_get(opts, n, "prices"), err);
+    if (err[0])
+        log_warn("price table: %s; budgets reserve only the deployments' own prices", err);
+    gw_server_t *srv = gw_server_new(&cfg, &prices, (int)port, lp_opts_get(opts, n, "router"),
                                      lp_opts_get(opts, n, "logger"), err);
     if (!srv) {
+        lp_prices_destroy(&prices);
         lp_cfg_destroy(&cfg);
         lp_die("cannot start: %s", err);
     }

@@ -2,7 +2,7 @@
 GW_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 GW_OBJ := $(call objs,$(GW_SRC))
 GW_LIB := $(BUILD)/libgateway.a
-GW_LIBS := $(call pkg_libs,libmicrohttpd $(PKGS_COMMON))
+GW_LIBS := $(call pkg_libs,libmicrohttpd libcurl hiredis $(PKGS_COMMON))
 $(GW_OBJ) $(BUILD)/gateway/main.o: MOD_INC := -Igateway
 $(GW_LIB): $(GW_OBJ)
 	@mkdir -p $(dir $@)

@@ -263,8 +263,10 @@ static void s_connect(lg_db_t *self)
     const char *keys[] = {"dbname",  "application_name", "connect_timeout",
                           "options", "keepalives_idle",  "tcp_user_timeout",
                           NULL};
-    const char *vals[] = {
-        self->url, "llm-proxy-logger", "5", "-c statement_timeout=15000", "10", "10000", NULL};
+    const char *vals[] = {self->url, "llm-proxy-logger",
+                          "5",       "-c statement_timeout=15000 -c TimeZone=UTC",
+                          "10",      "10000",
+                          NULL};
     self->conn = PQconnectStartParams(keys, vals, 1);
     char err[256];
     if (!self->conn || PQstatus(self->conn) == CONNECTION_BAD) {

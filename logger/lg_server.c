@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "lg_db.h"
+#include "lg_keys.h"
 #include "lg_spool.h"
 #include "lg_summary.h"
 #include "lp_buf.h"
@@ -42,7 +43,8 @@ struct lg_server {
     size_t spooled;             /* records added to the spool this turn */
     unsigned long long refused; /* records not acknowledged because the spool was full */
     lg_summary_t *summary;
-    double summary_s; /* 0 = no summary lines */
+    lp_timer_t reset_timer; /* budget resets of virtual keys */
+    double summary_s;       /* 0 = no summary lines */
     lp_timer_t summary_timer;
     lg_format_t format;
     bool colour;
@@ -161,8 +163,11 @@ static void s_on_query_result(void *arg, const struct pg_result *rows, const cha
     s_reply_to_t *to = arg;
     lp_msg_t *m;
     if (!rows) {
-        log_warn("spend query failed: %s", error);
-        m = lp_msg_error(to->id, 503, "database_error", "the spend query failed");
+        log_warn("query failed: %s", error);
+        if (error && strstr(error, "duplicate key"))
+            m = lp_msg_error(to->id, 400, "duplicate", "that key already exists");
+        else
+            m = lp_msg_error(to->id, 503, "database_error", "the database query failed");
     } else {
         m = lp_msg_new(LP_CMD_END, to->id);
         json_object_set_new(lp_msg_meta_rw(m), "status", json_integer(200));
@@ -189,6 +194,36 @@ static const char s_spend_sql[] =
     "AND ($6::date IS NULL OR \"startTime\" < $6::date + 1) "
     "ORDER BY \"startTime\" DESC LIMIT $7::int) r";
 
+/* Virtual keys: the statement comes from lg_keys (fixed text, values as parameters). */
+static void s_on_key_query(lg_server_t *self, lp_msg_t *msg, const void *identity, size_t idlen,
+                           const uint8_t *id)
+{
+    lp_msg_t *err = NULL;
+    char why[LP_ERR_LEN];
+    lg_keys_query_t q;
+    if (!self->db) {
+        err = lp_msg_error(id, 400, "database_not_configured",
+                           "virtual keys need a database: set DATABASE_URL");
+    } else if (lg_keys_build(lp_msg_meta(msg), &q, why) < 0) {
+        err = lp_msg_error(id, 400, NULL, why);
+    } else {
+        s_reply_to_t *to = lp_calloc(1, sizeof *to);
+        to->srv = self;
+        memcpy(to->identity, identity, idlen);
+        to->idlen = idlen;
+        memcpy(to->id, id, LP_REQ_ID_LEN);
+        int rc = lg_db_query(self->db, q.sql.data, (const char *const *)q.params, q.nparams,
+                             s_on_query_result, to);
+        lg_keys_query_free(&q);
+        if (rc == 0)
+            return;
+        free(to);
+        err = lp_msg_error(id, 503, "database_unavailable",
+                           "the database is not connected; try again shortly");
+    }
+    s_reply(self, identity, idlen, &err);
+}
+
 static void s_on_query(lg_server_t *self, lp_msg_t *msg)
 {
     size_t idlen;
@@ -198,6 +233,10 @@ static void s_on_query(lg_server_t *self, lp_msg_t *msg)
         return;
     const char *kind = lp_msg_meta_str(msg, "kind");
     lp_msg_t *err = NULL;
+    if (kind && lp_str_prefix(kind, "key_")) {
+        s_on_key_query(self, msg, identity, idlen, id);
+        return;
+    }
     if (!kind || strcmp(kind, "spend_logs") != 0) {
         err = lp_msg_error(id, 400, NULL, "unknown query");
     } else if (!self->db) {
@@ -298,6 +337,25 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
     return 0;
 }
 
+static void s_on_reset_done(void *arg, const struct pg_result *rows, const char *error)
+{
+    LP_UNUSED(arg);
+    LP_UNUSED(rows);
+    if (error)
+        log_warn("budget reset failed: %s", error);
+}
+
+/* Keys whose budget_duration ended get their spend reset (LiteLLM runs this every ~10 min;
+ * a cheap indexed UPDATE, so every LG_RESET_MS here). */
+static int s_on_reset(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    lg_server_t *self = arg;
+    if (lg_db_query(self->db, lg_keys_reset_sql(), NULL, 0, s_on_reset_done, self) < 0)
+        log_debug("budget reset skipped: database not connected");
+    lp_timer_start(loop, timer, LG_RESET_MS, s_on_reset, self);
+    return 0;
+}
+
 static int s_on_summary(lp_loop_t *loop, lp_timer_t *timer, void *arg)
 {
     lg_server_t *self = arg;
@@ -340,6 +398,7 @@ lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spo
             goto fail;
         int64_t flush_ms = (int64_t)(self->cfg->proxy_batch_write_at_s * 1000.0);
         self->db = lg_db_new(self->loop, self->cfg->database_url, flush_ms, self->spool);
+        lp_timer_start(self->loop, &self->reset_timer, LG_RESET_MS, s_on_reset, self);
         if (lg_spool_backlog(self->spool) > 0)
             log_info("spool %s holds %lld byte(s) from before: writing them first", spool,
                      (long long)lg_spool_backlog(self->spool));
@@ -357,8 +416,10 @@ void lg_server_destroy(lg_server_t **self_p)
         return;
     lg_db_destroy(&self->db);
     lg_spool_destroy(&self->spool);
-    if (self->loop)
+    if (self->loop) {
         lp_timer_stop(self->loop, &self->summary_timer);
+        lp_timer_stop(self->loop, &self->reset_timer);
+    }
     lg_summary_destroy(&self->summary);
     for (size_t i = 0; i < self->nacks; i++)
         lp_buf_free(&self->acks[i].ids);

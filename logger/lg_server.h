@@ -11,6 +11,8 @@
 #include "lp_cfg.h"
 #include "lp_util.h"
 
+/* How often keys whose budget period ended get their spend reset. */
+#define LG_RESET_MS 10000
 /* Longest a stopping logger spends writing what is still queued. */
 #define LG_STOP_FLUSH_MS 5000
 

@@ -3,7 +3,7 @@
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 DAEMON_LIBS := $(GW_LIB) $(RT_LIB) $(WK_LIB) $(LG_LIB)
-ALL_PKG_LIBS := $(call pkg_libs,libmicrohttpd libcurl libpq $(PKGS_COMMON))
+ALL_PKG_LIBS := $(call pkg_libs,libmicrohttpd libcurl libpq hiredis $(PKGS_COMMON))
 $(call objs,$(UNIT_SRC)): MOD_INC := -Itests/unit -Igateway -Irouter -Iworkers -Ilogger
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(DAEMON_LIBS) $(PROTO_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)

@@ -6,6 +6,7 @@
 #include "lp_daemon.h"
 #include "lp_log.h"
 #include "lp_loop.h"
+#include "lp_price.h"
 #include "lp_proto.h"
 #include "wk_server.h"
 
@@ -17,7 +18,7 @@ int main(int argc, char **argv)
         {"router", "LP_ROUTER_BACKEND", LP_DEFAULT_ROUTER_BACKEND,
          "router backend endpoint to connect to", NULL},
         {"max-calls", "WORKER_MAX_CALLS", "256", "provider calls this worker runs at once", NULL},
-        {"prices", "LP_MODEL_PRICES", "configs/model_prices.json",
+        {"prices", "LP_MODEL_PRICES", LP_DEFAULT_PRICES,
          "model price table (LiteLLM's model_prices_and_context_window.json format)", NULL},
     };
     size_t n = LP_ARRAY_LEN(opts);
@@ -33,15 +34,15 @@ int main(int argc, char **argv)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         lp_die("cannot initialise libcurl");
     char err[LP_ERR_LEN] = "";
-    wk_prices_t *prices = wk_prices_load(lp_opts_get(opts, n, "prices"), err);
+    lp_prices_t *prices = lp_prices_load(lp_opts_get(opts, n, "prices"), err);
     if (err[0])
         log_warn("price table: %s; costs come only from the deployments' own prices", err);
     else
-        log_info("price table: %zu model(s)", wk_prices_size(prices));
+        log_info("price table: %zu model(s)", lp_prices_size(prices));
     wk_server_t *srv =
         wk_server_new(&cfg, &prices, lp_opts_get(opts, n, "router"), (int)calls, err);
     if (!srv) {
-        wk_prices_destroy(&prices);
+        lp_prices_destroy(&prices);
         lp_cfg_destroy(&cfg);
         lp_die("cannot start: %s", err);
     }

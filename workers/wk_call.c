@@ -13,7 +13,7 @@
 #include "lp_time.h"
 #include "wk_adapter.h"
 #include "wk_mock.h"
-#include "wk_price.h"
+#include "lp_price.h"
 #include "wk_server.h"
 
 /* Connect timeout cap: a provider that does not accept within this is treated as down. */
@@ -105,7 +105,7 @@ static void s_usage_meta(json_t *meta, long long p, long long c, long long t)
 static void s_cost_meta(const wk_job_t *job, json_t *meta, long long p, long long c)
 {
     bool known = false, first_miss = false;
-    double cost = wk_price_cost(wk_server_prices(s_srv(job)), job->d, p, c, &known, &first_miss);
+    double cost = lp_price_cost(wk_server_prices(s_srv(job)), job->d, p, c, &known, &first_miss);
     if (first_miss && !job->mocked)
         log_warn("no price for %s/%s (deployment %s of '%s'): its calls are logged at zero "
                  "cost; add it to the price table or set input_cost_per_token",

@@ -22,7 +22,7 @@
 
 struct wk_server {
     lp_cfg_t *cfg;
-    wk_prices_t *prices;
+    lp_prices_t *prices;
     void *zctx;
     void *router; /* DEALER to the router's backend */
     lp_loop_t *loop;
@@ -80,7 +80,7 @@ const char *wk_server_name(const wk_server_t *self)
     return self->name;
 }
 
-wk_prices_t *wk_server_prices(wk_server_t *self)
+lp_prices_t *wk_server_prices(wk_server_t *self)
 {
     return self->prices;
 }
@@ -218,7 +218,7 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
     return 0;
 }
 
-wk_server_t *wk_server_new(lp_cfg_t **cfg, wk_prices_t **prices, const char *router, int capacity,
+wk_server_t *wk_server_new(lp_cfg_t **cfg, lp_prices_t **prices, const char *router, int capacity,
                            char *err)
 {
     wk_server_t *self = lp_calloc(1, sizeof *self);
@@ -292,7 +292,7 @@ void wk_server_destroy(wk_server_t **self_p)
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     lp_cfg_destroy(&self->cfg);
-    wk_prices_destroy(&self->prices);
+    lp_prices_destroy(&self->prices);
     free(self);
     *self_p = NULL;
 }

@@ -13,7 +13,7 @@
 #include "lp_util.h"
 #include "wk_http.h"
 #include "wk_job.h"
-#include "wk_price.h"
+#include "lp_price.h"
 
 /* Calls one worker runs at once unless --max-calls says otherwise. */
 #define WK_DEFAULT_CAPACITY 256
@@ -24,7 +24,7 @@ typedef struct wk_server wk_server_t;
 
 /* A worker connected to the router's backend endpoint; takes the config and the price
  * table. NULL + err. */
-wk_server_t *wk_server_new(lp_cfg_t **cfg, wk_prices_t **prices, const char *router, int capacity,
+wk_server_t *wk_server_new(lp_cfg_t **cfg, lp_prices_t **prices, const char *router, int capacity,
                            char *err);
 /* Free; in-flight calls are aborted. NULL-safe, nulls the pointer. */
 void wk_server_destroy(wk_server_t **self_p);
@@ -42,6 +42,6 @@ lp_loop_t *wk_server_loop(wk_server_t *self);
 wk_http_t *wk_server_http(wk_server_t *self);
 const lp_cfg_t *wk_server_cfg(const wk_server_t *self);
 const char *wk_server_name(const wk_server_t *self);
-wk_prices_t *wk_server_prices(wk_server_t *self);
+lp_prices_t *wk_server_prices(wk_server_t *self);
 
 #endif

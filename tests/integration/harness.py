@@ -256,6 +256,44 @@ class Postgres:
                    (self.port, self.dir), "-w", "start"])
 
 
+class Redis:
+    """A throwaway redis-server on a random loopback port, no persistence."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = Proc("redis", ["redis-server", "--port", str(self.port), "--bind",
+                                   "127.0.0.1", "--save", "", "--appendonly", "no",
+                                   "--dir", self.dir], self.dir)
+        wait_for(lambda: self._ping(), 10, what="redis-server to answer")
+
+    def _ping(self):
+        try:
+            return self.cli("PING") == "PONG"
+        except subprocess.CalledProcessError:
+            return False
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args), check=True,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+
+    def keys(self, pattern="*"):
+        return [k for k in self.cli("--scan", "--pattern", pattern).splitlines() if k]
+
+    def kill(self):
+        self.proc.kill()
+
+    def stop(self):
+        if self.proc.alive():
+            self.proc.stop()
+
+
 class Stack:
     """router + workers + logger + gateway on fresh loopback ports with a given config."""
 
@@ -295,6 +333,15 @@ class Stack:
         proc = Proc(name, argv, self.dir, env=self.base_env, stdout_file=stdout)
         self.procs[name] = proc
         return proc
+
+    def add_gateway(self, name="gateway2"):
+        """Another gateway on the same router and logger (shares Redis if the stack does)."""
+        port = free_port()
+        self.start(name, ["llm-gateway", "--port", str(port), "--router", self.front,
+                          "--logger", self.logger_ep])
+        wait_for(lambda: Http(port, timeout=2).json("GET", "/health/readiness")[0] == 200, 10,
+                 what="second gateway ready")
+        return port
 
     def add_worker(self):
         name = "worker%d" % len(self.workers)
@@ -341,7 +388,8 @@ class Stack:
         self.http.close()
         errors = []
         # Gateway first (it flushes records), logger last (it writes them).
-        order = ["gateway"] + [n for n in self.procs if n.startswith("worker")] + \
+        order = [n for n in self.procs if n.startswith("gateway")] + \
+            [n for n in self.procs if n.startswith("worker")] + \
             ["router", "logger"]
         for name in order:
             proc = self.procs.get(name)
@@ -368,6 +416,13 @@ class Env:
         os.chmod(self.root, 0o755)
         self.mock = Mock(bindir, self.root)
         self._pg = None
+        self._redis = None
+
+    @property
+    def redis(self):
+        if self._redis is None:
+            self._redis = Redis(self.root)
+        return self._redis
 
     @property
     def pg(self):
@@ -383,6 +438,8 @@ class Env:
             errors.append(str(e))
         if self._pg:
             self._pg.stop()
+        if self._redis:
+            self._redis.stop()
         shutil.rmtree(self.root, ignore_errors=True)
         if errors:
             raise AssertionError("\n".join(errors))

@@ -1,4 +1,4 @@
-#include "wk_price.h"
+#include "lp_price.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -6,14 +6,14 @@
 #include "lp_json.h"
 #include "lp_map.h"
 
-struct wk_prices {
+struct lp_prices {
     json_t *table;    /* model -> {input_cost_per_token, output_cost_per_token, ...} */
     lp_map_t *warned; /* deployment ids already reported as unpriced */
 };
 
-wk_prices_t *wk_prices_load(const char *path, char *err)
+lp_prices_t *lp_prices_load(const char *path, char *err)
 {
-    wk_prices_t *self = lp_calloc(1, sizeof *self);
+    lp_prices_t *self = lp_calloc(1, sizeof *self);
     self->warned = lp_map_new();
     json_error_t jerr;
     json_t *t = path && *path ? json_load_file(path, JSON_REJECT_DUPLICATES, &jerr) : NULL;
@@ -26,9 +26,9 @@ wk_prices_t *wk_prices_load(const char *path, char *err)
     return self;
 }
 
-void wk_prices_destroy(wk_prices_t **self_p)
+void lp_prices_destroy(lp_prices_t **self_p)
 {
-    wk_prices_t *self = *self_p;
+    lp_prices_t *self = *self_p;
     if (!self)
         return;
     json_decref(self->table);
@@ -37,13 +37,13 @@ void wk_prices_destroy(wk_prices_t **self_p)
     *self_p = NULL;
 }
 
-size_t wk_prices_size(const wk_prices_t *self)
+size_t lp_prices_size(const lp_prices_t *self)
 {
     return json_object_size(self->table);
 }
 
 /* The table entry for d: "provider/model", then "model". */
-static const json_t *s_entry(const wk_prices_t *self, const lp_deployment_t *d)
+static const json_t *s_entry(const lp_prices_t *self, const lp_deployment_t *d)
 {
     char *key = lp_asprintf("%s/%s", d->provider->name, d->provider_model);
     const json_t *e = json_object_get(self->table, key);
@@ -53,7 +53,7 @@ static const json_t *s_entry(const wk_prices_t *self, const lp_deployment_t *d)
     return json_is_object(e) ? e : NULL;
 }
 
-double wk_price_cost(wk_prices_t *self, const lp_deployment_t *d, long long prompt,
+double lp_price_cost(lp_prices_t *self, const lp_deployment_t *d, long long prompt,
                      long long completion, bool *known, bool *first_miss)
 {
     double in = d->input_cost_per_token, out = d->output_cost_per_token;
