@@ -73,7 +73,8 @@ run: deps
 	@scripts/run.sh
 
 # The README's test command: deps, both builds, every test, one closing tally.
-test: deps
+test:
+	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=1 all
 	@tests/run.sh build build-asan
@@ -101,6 +102,15 @@ lint:
 	        -x c -fsyntax-only - || { echo "lint: $$h is not self-contained"; exit 1; }; \
 	done
 	@echo "lint: ok"
+
+# The figures of issue 10 against the mock, written to docs/BENCHMARKS.md (a few minutes).
+BENCH_BIN := $(BIN)/lp_bench
+$(BENCH_BIN): tests/bench/lp_bench.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+bench: all $(BENCH_BIN)
+	@python3 tests/bench/bench.py --build $(BUILD)
 
 clean:
 	rm -rf build build-asan

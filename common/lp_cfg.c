@@ -50,9 +50,9 @@ static const s_key_t s_router_keys[] = {
     {"fallbacks", K_JSON, OFF(fallbacks), 0, 0},
     {"context_window_fallbacks", K_JSON, OFF(context_window_fallbacks), 0, 0},
     {"default_fallbacks", K_JSON, OFF(default_fallbacks), 0, 0},
-    {"redis_host", K_LATER, 0, 0, 0},
-    {"redis_port", K_LATER, 0, 0, 0},
-    {"redis_password", K_LATER, 0, 0, 0},
+    {"redis_host", K_STR, OFF(redis_host), 0, 0},
+    {"redis_port", K_INT, OFF(redis_port), 1, 65535},
+    {"redis_password", K_SECRET, OFF(redis_password), 0, 0},
     {"routing_strategy_args", K_LATER, 0, 0, 0},
     {"retry_policy", K_LATER, 0, 0, 0},
     {"allowed_fails_policy", K_LATER, 0, 0, 0},
@@ -421,6 +421,11 @@ static int s_deployment_params(s_ctx_t *ctx, lp_deployment_t *d, const lp_ynode_
             ll = d->max_retries;
             rc = s_read_ll(ctx, v, full, 0, 20, &ll);
             d->max_retries = (int)ll;
+            if (rc == 0)
+                s_warn(ctx, lp->keys[i],
+                       "%s: the router retries per group (router_settings.num_retries); a "
+                       "deployment's max_retries is ignored",
+                       full);
         } else if (strcmp(key, "order") == 0) {
             ll = d->order;
             rc = s_read_ll(ctx, v, full, 0, 1000, &ll);
@@ -785,6 +790,11 @@ void lp_cfg_destroy(lp_cfg_t **self_p)
     }
     free(self->database_url);
     free(self->redis_url);
+    free(self->redis_host);
+    if (self->redis_password) {
+        explicit_bzero(self->redis_password, strlen(self->redis_password));
+        free(self->redis_password);
+    }
     for (size_t i = 0; i < self->nwarnings; i++)
         free(self->warnings[i]);
     free(self->warnings);

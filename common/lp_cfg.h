@@ -65,6 +65,9 @@ struct lp_cfg {
     json_t *fallbacks;
     json_t *context_window_fallbacks;
     json_t *default_fallbacks;
+    char *redis_host; /* shared state when REDIS_URL is not set */
+    int redis_port;
+    char *redis_password; /* secret */
 
     /* litellm_settings */
     bool drop_params;
@@ -77,7 +80,7 @@ struct lp_cfg {
     /* general_settings */
     char *master_key; /* secret */
     char *database_url;
-    char *redis_url;
+    char *redis_url; /* REDIS_URL */
     double proxy_batch_write_at_s;
     int max_request_size_mb;
     double key_cache_ttl_s;  /* user_api_key_cache_ttl */

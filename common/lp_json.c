@@ -154,6 +154,42 @@ const char *lp_error_type(int status)
     return "api_error";
 }
 
+const char *lp_anthropic_error_type(int status)
+{
+    switch (status) {
+    case 400:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 503:
+    case 529:
+        return "overloaded_error";
+    default:
+        return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
+    }
+}
+
+char *lp_anthropic_error_body(int status, const char *message, size_t *len)
+{
+    json_t *err = json_object();
+    json_object_set_new(err, "type", json_string(lp_anthropic_error_type(status)));
+    json_object_set_new(err, "message", lp_json_text(message ? message : ""));
+    json_t *body = json_object();
+    json_object_set_new(body, "type", json_string("error"));
+    json_object_set_new(body, "error", err);
+    char *s = lp_json_dump(body, len);
+    json_decref(body);
+    return s;
+}
+
 char *lp_error_body(int status, const char *type, const char *code, const char *param,
                     const char *message, size_t *len)
 {

@@ -37,5 +37,10 @@ const char *lp_error_type(int status);
  * param may be NULL. The message is the caller's text; it must never carry a secret. */
 char *lp_error_body(int status, const char *type, const char *code, const char *param,
                     const char *message, size_t *len);
+/* Anthropic's error type for an HTTP status (invalid_request_error, authentication_error,
+ * rate_limit_error, overloaded_error, api_error, ...). */
+const char *lp_anthropic_error_type(int status);
+/* Anthropic's error body {"type":"error","error":{"type","message"}} (malloc'd). */
+char *lp_anthropic_error_body(int status, const char *message, size_t *len);
 
 #endif

@@ -143,43 +143,53 @@ static int s_next(s_ctx_t *ctx, yaml_event_t *ev)
 
 static int s_parse_map(s_ctx_t *ctx, lp_ynode_t *map, int depth)
 {
+    lp_ynode_t **merges = NULL; /* `<<` values, applied once the explicit keys are in */
+    yaml_mark_t *marks = NULL;
+    size_t nmerges = 0;
+    int result = -1;
     for (;;) {
         yaml_event_t ev;
         if (s_next(ctx, &ev) < 0)
-            return -1;
+            goto done;
         if (ev.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&ev);
-            return 0;
+            result = 0;
+            for (size_t i = 0; result == 0 && i < nmerges; i++)
+                result = s_merge(ctx, map, merges[i], &marks[i]);
+            goto done;
         }
         yaml_mark_t mark = ev.start_mark;
         lp_ynode_t *key = NULL, *value = NULL;
         int rc = s_parse_node(ctx, &ev, depth + 1, &key);
         yaml_event_delete(&ev);
         if (rc < 0)
-            return -1;
+            goto done;
         if (key->type != LP_YAML_SCALAR) {
             lp_yaml_destroy(&key);
-            return s_fail(ctx, &mark, "mapping keys must be plain strings");
+            s_fail(ctx, &mark, "mapping keys must be plain strings");
+            goto done;
         }
         yaml_event_t vev;
         if (s_next(ctx, &vev) < 0) {
             lp_yaml_destroy(&key);
-            return -1;
+            goto done;
         }
         rc = s_parse_node(ctx, &vev, depth + 1, &value);
         yaml_event_delete(&vev);
         if (rc < 0) {
             lp_yaml_destroy(&key);
-            return -1;
+            goto done;
         }
         if (key->plain && strcmp(key->value, "<<") == 0) {
-            rc = s_merge(ctx, map, value, &mark);
-            /* Anchors may name the merged value (or the key): keep both until the end. */
+            /* Merged at the end of the mapping, so keys written here win wherever they are
+             * (YAML's merge rule). Anchors may name the value (or the key): keep both. */
             ctx->retired = lp_realloc(ctx->retired, (ctx->nretired + 2) * sizeof *ctx->retired);
             ctx->retired[ctx->nretired++] = key;
             ctx->retired[ctx->nretired++] = value;
-            if (rc < 0)
-                return -1;
+            merges = lp_realloc(merges, (nmerges + 1) * sizeof *merges);
+            merges[nmerges] = value;
+            marks = lp_realloc(marks, (nmerges + 1) * sizeof *marks);
+            marks[nmerges++] = mark;
             continue;
         }
         if (lp_yaml_get(map, key->value)) {
@@ -187,10 +197,15 @@ static int s_parse_map(s_ctx_t *ctx, lp_ynode_t *map, int depth)
             snprintf(msg, sizeof msg, "duplicate key '%.64s'", key->value);
             lp_yaml_destroy(&key);
             lp_yaml_destroy(&value);
-            return s_fail(ctx, &mark, msg);
+            s_fail(ctx, &mark, msg);
+            goto done;
         }
         s_node_push(map, key, value);
     }
+done:
+    free(merges);
+    free(marks);
+    return result;
 }
 
 static int s_parse_seq(s_ctx_t *ctx, lp_ynode_t *seq, int depth)

@@ -100,8 +100,21 @@ static int s_field(gw_req_t *req, const char *key, const json_t *v, json_t *fiel
 {
     bool ok = true;
     const char *why = "has the wrong type";
-    if (json_is_null(v) && strcmp(key, "models") != 0 && strcmp(key, "spend") != 0) {
-        json_object_set_new(fields, key, json_null()); /* clears a limit or an alias */
+    /* null clears a limit, an alias or an expiry; other fields cannot be null. */
+    static const char *nullable[] = {
+        "key_alias",       "user_id",         "team_id",         "organization_id",
+        "max_budget",      "rpm_limit",       "tpm_limit",       "max_parallel_requests",
+        "model_rpm_limit", "model_tpm_limit", "budget_duration", "duration"};
+    for (size_t i = 0; json_is_null(v) && i < LP_ARRAY_LEN(nullable); i++) {
+        if (strcmp(key, nullable[i]) != 0)
+            continue;
+        if (!strcmp(key, "duration")) {
+            json_object_set_new(fields, "expires", json_null());
+        } else {
+            json_object_set_new(fields, key, json_null());
+            if (!strcmp(key, "budget_duration"))
+                json_object_set_new(fields, "budget_reset_at", json_null());
+        }
         return 0;
     }
     if (!strcmp(key, "key_alias") || !strcmp(key, "user_id") || !strcmp(key, "team_id") ||
@@ -202,6 +215,10 @@ static bool s_token_of(gw_req_t *req, const char *given, char token[LP_SHA256_HE
 
 static void s_query(gw_req_t *req, json_t *meta, void (*on_reply)(gw_req_t *, lp_msg_t **))
 {
+    /* The logger needs only the meta: the body (which may hold a key) stays here. */
+    if (req->body.data)
+        explicit_bzero(req->body.data, req->body.len);
+    lp_buf_free(&req->body);
     if (!req->srv->cfg->database_url) {
         json_decref(meta);
         gw_req_fail(req, 400, "database_not_configured", NULL,
@@ -340,7 +357,8 @@ static void s_on_updated(gw_req_t *req, lp_msg_t **reply)
         return;
     }
     gw_keys_evict(req->srv->keys, lp_json_str(row, "token"));
-    gw_limits_reset_spend(req->srv->limits, lp_json_str(row, "token"));
+    if (lp_json_bool(req->aux, "reset_spend", false))
+        gw_limits_reset_spend(req->srv->limits, lp_json_str(row, "token"));
     json_object_set(row, "key", json_object_get(req->aux, "key"));
     rlog_info(req->idstr, "key %s updated", lp_json_str(row, "key_name"));
     s_answer(req, 200, row);
@@ -355,6 +373,10 @@ static void s_update(gw_req_t *req, json_t *body, json_t *fields)
     json_object_set_new(fields, "updated_by", json_string("master_key"));
     req->aux = json_object();
     json_object_set(req->aux, "key", json_object_get(body, "key"));
+    /* A new spend or budget: the counted spend restarts from the database's. */
+    bool reset = json_object_get(fields, "spend") || json_object_get(fields, "max_budget") ||
+                 json_object_get(fields, "budget_duration");
+    json_object_set_new(req->aux, "reset_spend", json_boolean(reset));
     json_t *meta = json_object();
     json_object_set_new(meta, "kind", json_string("key_update"));
     json_object_set_new(meta, "token", json_string(token));

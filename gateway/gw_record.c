@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "gw_cache.h"
 #include "gw_limits.h"
 #include "gw_metrics.h"
 #include "gw_outbox.h"
@@ -41,8 +42,7 @@ static void s_copy(json_t *rec, const char *key, const json_t *meta, const char 
 
 void gw_record_apply(json_t *rec, const json_t *meta)
 {
-    if (!meta)
-        return;
+    /* meta NULL (answered by the gateway itself): zeros and nulls, never missing fields. */
     s_copy(rec, "model", meta, "provider_model");
     s_copy(rec, "model_id", meta, "deployment");
     s_copy(rec, "custom_llm_provider", meta, "provider");
@@ -116,7 +116,12 @@ json_t *gw_record_build(const gw_req_t *req, bool delivered)
         json_decref(body);
     }
     json_object_set_new(rec, "duration_ms", json_real((double)duration_ns / 1e6));
-    json_object_set_new(rec, "cache_hit", json_false());
+    bool hit = gw_cache_hit(req);
+    json_object_set_new(rec, "cache_hit", json_boolean(hit));
+    if (hit) {
+        json_object_set_new(rec, "cache_key", json_string(gw_cache_key(req)));
+        json_object_set_new(rec, "spend", json_real(0));
+    }
     json_object_set_new(rec, "client_gone", json_boolean(req->client_gone || !delivered));
     return rec;
 }

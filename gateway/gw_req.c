@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "gw_cache.h"
 #include "gw_health.h"
 #include "gw_keys.h"
 #include "gw_limits.h"
@@ -59,6 +60,8 @@ void gw_req_destroy(gw_req_t **self_p)
     gw_health_destroy(&self->health);
     gw_keys_forget(self->srv->keys, self);
     gw_limits_forget(self->srv->limits, self);
+    gw_cache_forget(self);
+    json_decref(self->json);
     json_decref(self->key);
     json_decref(self->aux);
     lp_msg_destroy(&self->head);
@@ -198,7 +201,7 @@ static struct MHD_Response *s_response(gw_req_t *self)
     }
     const void *data = self->local;
     size_t len = self->local_len;
-    if (self->reply)
+    if (self->reply && !self->local)
         data = lp_msg_body(self->reply, &len);
     /* The buffer lives in this request until MHD reports it complete: no copy. */
     return MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
@@ -234,6 +237,8 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
     if (self->status == 401)
         s_header(r, "www-authenticate", "Bearer");
     s_limit_headers(self, r);
+    if (gw_cache_key(self))
+        s_header(r, "x-litellm-cache-key", gw_cache_key(self));
     if (self->streaming) {
         s_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         s_header(r, "x-accel-buffering", "no");

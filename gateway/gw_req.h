@@ -59,6 +59,8 @@ struct gw_req {
 
     /* model calls */
     gw_call_t call;
+    json_t *json;               /* the parsed body, until it is sent upstream */
+    struct gw_cache_req *cache; /* response cache state (owned), NULL when not cached */
     char *group;
     char *user;
     bool stream;

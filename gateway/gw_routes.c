@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <zmq.h>
 
+#include "gw_cache.h"
 #include "gw_health.h"
 #include "gw_keyadm.h"
 #include "gw_limits.h"
@@ -20,6 +21,8 @@
 #include "lp_time.h"
 #include "lp_version.h"
 
+/* How long a streaming request's parallel slot lasts should its gateway die. */
+#define GW_STREAM_SLOT_MS (3600 * 1000LL)
 /* Longest `user` value kept for the spend record. */
 #define GW_USER_MAX 256
 
@@ -58,7 +61,8 @@ static void s_readiness(gw_req_t *req)
                         json_string(!srv->cfg->database_url ? "not configured"
                                     : logger                ? srv->db_state
                                                             : "unknown"));
-    json_object_set_new(o, "cache", json_null());
+    json_object_set_new(o, "cache",
+                        srv->cache ? json_string(gw_cache_type(srv->cache)) : json_null());
     json_object_set_new(o, "litellm_version", json_string(LP_VERSION));
     json_object_set_new(o, "last_updated", json_string(now));
     s_answer_json(req, ready ? 200 : 503, o);
@@ -217,12 +221,20 @@ static long long s_deadline_ms(const gw_req_t *req, long long timeout_ms)
     return (long long)(per_try * (cfg->num_retries + 1)) + GW_DEADLINE_SLACK_MS;
 }
 
-/* The key's limits let the call go. */
-static void s_admit(gw_req_t *req)
+/* Not answered from the cache: the call goes upstream. */
+static void s_upstream(gw_req_t *req)
 {
     json_t *meta = req->aux;
     req->aux = NULL;
+    json_decref(req->json);
+    req->json = NULL;
     gw_forward(req, meta);
+}
+
+/* The key's limits let the call go: the cache may answer it. */
+static void s_admit(gw_req_t *req)
+{
+    gw_cache_check(req->srv->cache, req, req->json, s_upstream);
 }
 
 static void s_model_call(gw_req_t *req)
@@ -292,11 +304,13 @@ static void s_model_call(gw_req_t *req)
                                  lp_json_int(body, "max_tokens", GW_RESERVE_TOKENS));
         completion = LP_MAX(completion, 0);
     }
-    json_decref(body);
+    req->json = body;
     req->aux = meta;
+    /* A parallel slot outlives its request only if this gateway dies: a stream may run
+     * long (its deadline restarts with every chunk). */
+    long long slot_ms = req->stream ? GW_STREAM_SLOT_MS : s_deadline_ms(req, timeout);
     gw_limits_acquire(req->srv->limits, req, prompt + completion,
-                      s_cost_estimate(req, prompt, completion), s_deadline_ms(req, timeout),
-                      s_admit);
+                      s_cost_estimate(req, prompt, completion), slot_ms, s_admit);
 }
 
 static int s_on_deadline(lp_loop_t *loop, lp_timer_t *timer, void *arg)
@@ -446,7 +460,7 @@ static const gw_route_t s_routes[] = {
     {"GET", "/health/liveliness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/liveness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/readiness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_readiness},
-    {"GET", "/health", GW_ACCESS_KEY, GW_CALL_NONE, gw_health_start},
+    {"GET", "/health", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_health_start},
     {"GET", "/spend/logs", GW_ACCESS_ADMIN, GW_CALL_NONE, s_spend_logs},
     {"GET", "/metrics", GW_ACCESS_METRICS, GW_CALL_NONE, gw_metrics_serve},
     {"GET", "/models", GW_ACCESS_KEY, GW_CALL_NONE, s_models},

@@ -1,6 +1,7 @@
 #define LP_LOG_MODULE "gw_server"
 #include "gw_server.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,12 +12,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "gw_cache.h"
 #include "gw_health.h"
 #include "gw_http.h"
 #include "gw_keys.h"
 #include "gw_limits.h"
-#include "lp_price.h"
-#include "lp_redis.h"
 #include "gw_metrics.h"
 #include "gw_outbox.h"
 #include "gw_record.h"
@@ -26,6 +26,8 @@
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_msg.h"
+#include "lp_price.h"
+#include "lp_redis.h"
 #include "lp_time.h"
 #include "lp_zmq.h"
 
@@ -70,6 +72,11 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
     case LP_CMD_CHUNK:
         if (!req->streaming)
             return;
+        if (req->cache) {
+            size_t len = 0;
+            const void *bytes = lp_msg_body(*msg, &len);
+            gw_cache_stream_bytes(req, bytes, len);
+        }
         gw_stream_push(&req->out, msg);
         gw_arm_deadline(req);
         gw_req_resume(req);
@@ -83,6 +90,7 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         req->on_reply(req, msg);
     } else if (!req->streaming) {
         gw_req_answer_reply(req, msg);
+        gw_cache_answered(self->cache, req);
     } else {
         size_t len = 0;
         const void *body = lp_msg_body(*msg, &len);
@@ -90,6 +98,7 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
             /* The worker's last bytes (terminator or error event), shared, not copied. */
             lp_msg_t *bytes = lp_msg_new(LP_CMD_CHUNK, NULL);
             lp_msg_share_body(bytes, *msg);
+            gw_cache_stream_bytes(req, body, len);
             gw_stream_push(&req->out, &bytes);
         } else {
             gw_req_stream_error(req, body, len); /* the worker died mid-stream */
@@ -98,6 +107,7 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         req->reply = *msg;
         *msg = NULL;
         req->out.done = true;
+        gw_cache_answered(self->cache, req);
     }
     gw_req_resume(req);
 }
@@ -333,6 +343,45 @@ static void s_on_redis_state(void *arg, bool up, const char *why)
     }
 }
 
+/* Where the shared Redis is: REDIS_URL, else router_settings redis_host/port/password,
+ * else litellm_settings.cache_params host/port/password (as LiteLLM configs name it).
+ * NULL when none is set; the caller frees it. */
+static char *s_redis_url(const lp_cfg_t *cfg)
+{
+    if (cfg->redis_url)
+        return lp_strdup(cfg->redis_url);
+    const char *host = cfg->redis_host, *password = cfg->redis_password;
+    long long port = cfg->redis_port;
+    if (!host) {
+        host = lp_json_str(cfg->cache_params, "host");
+        password = lp_json_str(cfg->cache_params, "password");
+        const json_t *p = json_object_get(cfg->cache_params, "port");
+        port = json_is_integer(p)  ? json_integer_value(p)
+               : json_is_string(p) ? atoll(json_string_value(p))
+                                   : 0;
+    }
+    if (!host || !*host)
+        return NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%lld", port > 0 && port < 65536 ? port : 6379);
+    CURLU *u = curl_url();
+    char *url = NULL;
+    if (u && curl_url_set(u, CURLUPART_SCHEME, "redis", CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_PORT, portstr, 0) == CURLUE_OK &&
+        (!password || !*password ||
+         curl_url_set(u, CURLUPART_PASSWORD, password, CURLU_URLENCODE) == CURLUE_OK)) {
+        char *text = NULL;
+        if (curl_url_get(u, CURLUPART_URL, &text, 0) == CURLUE_OK) {
+            url = lp_strdup(text);
+            explicit_bzero(text, strlen(text));
+            curl_free(text);
+        }
+    }
+    curl_url_cleanup(u);
+    return url ? url : lp_strdup("redis://invalid-redis-host-setting");
+}
+
 gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, const char *router,
                            const char *logger, char *err)
 {
@@ -359,13 +408,19 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, const
         lp_err_set(err, "cannot create the ZeroMQ context or event loop");
         goto fail;
     }
-    if (self->cfg->redis_url) {
-        self->redis = lp_redis_new(self->loop, self->cfg->redis_url, GW_REDIS_TIMEOUT_MS,
-                                   s_on_redis_state, self, err);
+    char *redis_url = s_redis_url(self->cfg);
+    if (redis_url) {
+        self->redis =
+            lp_redis_new(self->loop, redis_url, GW_REDIS_TIMEOUT_MS, s_on_redis_state, self, err);
+        explicit_bzero(redis_url, strlen(redis_url));
+        free(redis_url);
         if (!self->redis)
             goto fail;
     }
     self->limits = gw_limits_new(self);
+    self->cache = gw_cache_new(self, err);
+    if (!self->cache && err[0])
+        goto fail;
     /* immediate: with no router connected a request fails at once instead of queueing. */
     self->router = lp_zmq_socket(self->zctx, ZMQ_DEALER, router, false, true, err);
     if (!self->router)
@@ -443,6 +498,7 @@ void gw_server_destroy(gw_server_t **self_p)
     gw_metrics_destroy(&self->metrics);
     gw_keys_destroy(&self->keys);
     gw_limits_destroy(&self->limits);
+    gw_cache_destroy(&self->cache);
     lp_prices_destroy(&self->prices);
     lp_zmq_close(&self->router);
     lp_zmq_close(&self->logger);

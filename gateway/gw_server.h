@@ -41,6 +41,7 @@ struct gw_server {
     struct gw_metrics *metrics; /* /metrics counters */
     struct gw_keys *keys;       /* virtual keys (cache and lookups) */
     struct gw_limits *limits;   /* key rate limits and budgets */
+    struct gw_cache *cache;     /* response cache, NULL when off */
     struct lp_redis *redis;     /* shared counters and key cache (REDIS_URL), or NULL */
     struct lp_prices *prices;   /* price table (estimates what a request may cost) */
     unsigned pings;             /* heartbeats sent to the router (every 4th asks for stats) */

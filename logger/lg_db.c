@@ -18,36 +18,37 @@
 
 /* A record field and the spend-log column it fills. */
 typedef struct {
-    const char *column; /* quoted in SQL */
-    const char *field;  /* key in the record JSON; NULL = built specially */
-    bool not_null;      /* NOT NULL text column: missing becomes '' */
+    const char *column;  /* quoted in SQL */
+    const char *field;   /* key in the record JSON; NULL = built specially */
+    const char *missing; /* the value of a NOT NULL column the record lacks ('' or 0) */
 } s_col_t;
 
 static const s_col_t s_cols[] = {
-    {"request_id", "request_id", true},
-    {"call_type", "call_type", true},
-    {"api_key", "api_key", true},
-    {"spend", "spend", false},
-    {"total_tokens", "total_tokens", false},
-    {"prompt_tokens", "prompt_tokens", false},
-    {"completion_tokens", "completion_tokens", false},
-    {"startTime", "startTime", true},
-    {"endTime", "endTime", true},
-    {"request_duration_ms", NULL, false},
-    {"completionStartTime", "completionStartTime", false},
-    {"model", "model", true},
-    {"model_id", "model_id", false},
-    {"model_group", "model_group", false},
-    {"custom_llm_provider", "custom_llm_provider", false},
-    {"api_base", "api_base", false},
-    {"user", "user", false},
-    {"metadata", NULL, false},
-    {"cache_hit", NULL, false},
-    {"status", "status", false},
-    {"attempts", "attempts", false},
-    {"ttft_ms", "ttft_ms", false},
-    {"error_type", "error_code", false},
-    {"http_status", "http_status", false},
+    {"request_id", "request_id", ""},
+    {"call_type", "call_type", ""},
+    {"api_key", "api_key", ""},
+    {"spend", "spend", "0"},
+    {"total_tokens", "total_tokens", "0"},
+    {"prompt_tokens", "prompt_tokens", "0"},
+    {"completion_tokens", "completion_tokens", "0"},
+    {"startTime", "startTime", ""},
+    {"endTime", "endTime", ""},
+    {"request_duration_ms", NULL, NULL},
+    {"completionStartTime", "completionStartTime", NULL},
+    {"model", "model", ""},
+    {"model_id", "model_id", NULL},
+    {"model_group", "model_group", NULL},
+    {"custom_llm_provider", "custom_llm_provider", NULL},
+    {"api_base", "api_base", NULL},
+    {"user", "user", NULL},
+    {"metadata", NULL, NULL},
+    {"cache_hit", NULL, NULL},
+    {"cache_key", "cache_key", NULL},
+    {"status", "status", NULL},
+    {"attempts", "attempts", NULL},
+    {"ttft_ms", "ttft_ms", NULL},
+    {"error_type", "error_code", NULL},
+    {"http_status", "http_status", NULL},
 };
 #define S_NCOLS (sizeof s_cols / sizeof s_cols[0])
 
@@ -101,7 +102,7 @@ static void s_kick(lg_db_t *self);
 
 /* ---- rows ---- */
 
-static char *s_field_text(const json_t *v, bool not_null)
+static char *s_field_text(const json_t *v, const char *missing)
 {
     if (json_is_string(v))
         return lp_strdup(json_string_value(v));
@@ -111,7 +112,7 @@ static char *s_field_text(const json_t *v, bool not_null)
         return lp_asprintf("%.17g", json_real_value(v));
     if (json_is_boolean(v))
         return lp_strdup(json_is_true(v) ? "true" : "false");
-    return not_null ? lp_strdup("") : NULL;
+    return missing ? lp_strdup(missing) : NULL;
 }
 
 static s_row_t *s_row_new(const json_t *rec)
@@ -120,7 +121,7 @@ static s_row_t *s_row_new(const json_t *rec)
     for (size_t i = 0; i < S_NCOLS; i++) {
         const s_col_t *c = &s_cols[i];
         if (c->field) {
-            row->v[i] = s_field_text(json_object_get(rec, c->field), c->not_null);
+            row->v[i] = s_field_text(json_object_get(rec, c->field), c->missing);
         } else if (strcmp(c->column, "request_duration_ms") == 0) {
             double ms = lp_json_num(rec, "duration_ms", -1);
             row->v[i] = ms >= 0 ? lp_asprintf("%lld", (long long)llround(ms)) : NULL;

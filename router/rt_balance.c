@@ -1,5 +1,6 @@
 #include "rt_balance.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,24 @@ static int s_choose(rt_balance_t *self, const int *cand, size_t n, int64_t now_n
     }
 }
 
+/* Keep only the candidates of the best `order` tier (1 first; deployments without an order
+ * come after every ordered one), as LiteLLM's order does. */
+static size_t s_best_tier(const lp_cfg_t *cfg, int *cand, size_t n)
+{
+    int best = INT_MAX;
+    for (size_t i = 0; i < n; i++) {
+        int o = cfg->deployments[cand[i]].order;
+        best = LP_MIN(best, o > 0 ? o : INT_MAX);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        int o = cfg->deployments[cand[i]].order;
+        if ((o > 0 ? o : INT_MAX) == best)
+            cand[kept++] = cand[i];
+    }
+    return kept;
+}
+
 int rt_balance_pick(rt_balance_t *self, const char *group, const int *tried, size_t ntried,
                     int64_t now_ns, rt_pick_t *why, int64_t *retry_ms)
 {
@@ -221,9 +240,9 @@ int rt_balance_pick(rt_balance_t *self, const char *group, const int *tried, siz
             fresh[nfresh++] = (int)i;
     }
     if (nfresh)
-        return s_choose(self, fresh, nfresh, now_ns);
+        return s_choose(self, fresh, s_best_tier(cfg, fresh, nfresh), now_ns);
     if (nusable)
-        return s_choose(self, usable, nusable, now_ns);
+        return s_choose(self, usable, s_best_tier(cfg, usable, nusable), now_ns);
     *why = ngroup == 0 ? RT_PICK_NO_GROUP : ncooling == ngroup ? RT_PICK_COOLING : RT_PICK_LIMITED;
     *retry_ms = ncooling ? (soonest + LP_NS_PER_MS - 1) / LP_NS_PER_MS : 0;
     if (*why == RT_PICK_LIMITED)

@@ -46,15 +46,30 @@ static void s_job_free(rt_server_t *self, rt_job_t *job)
     rt_job_destroy(&job);
 }
 
+/* Tell the worker running job to abort the provider call (it answers with the usage so
+ * far, and the job's credit comes back with that last word). */
+static void s_cancel_worker(rt_server_t *self, rt_job_t *job)
+{
+    if (!job->worker)
+        return;
+    lp_msg_t *cancel = lp_msg_new(LP_CMD_CANCEL, job->id);
+    lp_msg_set_identity(cancel, job->worker->identity, job->worker->idlen);
+    if (lp_msg_send(&cancel, self->backend) < 0)
+        lp_msg_destroy(&cancel);
+}
+
 /* Send a message to the gateway that owns job; a vanished gateway cancels the job's call. */
 static void s_to_gateway(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
 {
     lp_msg_set_identity(*msg, job->gw, job->gwlen);
     if (lp_msg_send(msg, self->frontend) == 0)
         return;
+    lp_cmd_t cmd = lp_msg_cmd(*msg);
     rlog_warn(job->idstr, "gateway unreachable (%s), dropping %s", zmq_strerror(errno),
-              lp_cmd_name(lp_msg_cmd(*msg)));
+              lp_cmd_name(cmd));
     lp_msg_destroy(msg);
+    if (!job->cancelled && cmd != LP_CMD_END && cmd != LP_CMD_ERROR)
+        s_cancel_worker(self, job);
     job->cancelled = true;
 }
 
@@ -350,10 +365,7 @@ static void s_on_cancel(rt_server_t *self, lp_msg_t *msg)
         return;
     }
     /* Keep the job until the worker's last word so its credit is counted back. */
-    lp_msg_t *cancel = lp_msg_new(LP_CMD_CANCEL, job->id);
-    lp_msg_set_identity(cancel, job->worker->identity, job->worker->idlen);
-    if (lp_msg_send(&cancel, self->backend) < 0)
-        lp_msg_destroy(&cancel);
+    s_cancel_worker(self, job);
 }
 
 /* The gateway consumed stream bytes: pass the credit to the worker running the job. */

@@ -14,7 +14,8 @@
 #define RT_QUEUE_MAX 10000
 /* Longest a job waits in that queue for a worker (a restarted worker rejoins well within). */
 #define RT_QUEUE_WAIT_MS 5000
-/* Back-off before retrying a rate-limited attempt when the provider named no retry-after. */
+/* Base of the back-off before a retry on a deployment already tried (doubling per retry),
+ * when the provider named no retry-after. */
 #define RT_BACKOFF_BASE_MS 100
 /* Longest back-off the router will sit through before a retry. */
 #define RT_BACKOFF_MAX_MS 10000
@@ -27,7 +28,7 @@ typedef struct rt_server rt_server_t;
 rt_server_t *rt_server_new(lp_cfg_t **cfg, const char *frontend, const char *backend, char *err);
 /* Stop and free; NULL-safe, nulls the pointer. */
 void rt_server_destroy(rt_server_t **self_p);
-/* Run until SIGINT/SIGTERM; 0 on a clean stop. SIGHUP reloads the config file at path. */
+/* Run until SIGINT/SIGTERM; 0 on a clean stop. */
 int rt_server_run(rt_server_t *self, const char *config_path);
 
 #endif

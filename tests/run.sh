@@ -34,6 +34,15 @@ for build in "$@"; do
         fi
     fi
 done
+# The fuzz targets replay their corpus and regressions and fuzz a few seconds each (clang).
+if [ "$unit_only" -eq 0 ] && [ -z "${LP_SKIP_FUZZ:-}" ]; then
+    echo "== fuzz (smoke)"
+    make --no-print-directory fuzz-smoke 2>&1 | grep -E '^(PASS|FAIL) ' | tee -a "$out"
+    if [ "${PIPESTATUS[0]}" -ne 0 ] && ! grep -q '^FAIL fuzz' "$out"; then
+        echo "FAIL fuzz: make fuzz-smoke failed (is clang installed? scripts/deps.sh test)" \
+            | tee -a "$out"
+    fi
+fi
 passed=$(grep -c '^PASS ' "$out")
 failed=$(grep -c '^FAIL ' "$out")
 echo "$passed passed, $failed failed"

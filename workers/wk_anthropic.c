@@ -953,13 +953,14 @@ static int s_stream_error(wk_job_t *job, const json_t *ev, wk_fail_t *fail)
     json_t *e = json_object_get(ev, "error");
     const char *etype = lp_json_str(e, "type");
     const char *msg = lp_json_str(e, "message");
-    char text[256];
+    char text[256], type[64];
     lp_strlcpy(text, msg ? msg : "error event", sizeof text);
+    lp_strlcpy(type, etype ? etype : "unknown", sizeof type);
     wk_scrub(text, job->d->api_key);
+    wk_scrub(type, job->d->api_key); /* provider text too, however unlikely a key is there */
     bool overloaded = etype && strcmp(etype, "overloaded_error") == 0;
     return wk_fail(fail, overloaded ? 503 : 502, "upstream_stream_error", overloaded,
-                   "%s stream error (%s): %s", job->d->provider->name, etype ? etype : "unknown",
-                   text);
+                   "%s stream error (%s): %s", job->d->provider->name, type, text);
 }
 
 /* One provider event, translated into zero or one OpenAI chunk. */

@@ -39,7 +39,7 @@ void wk_call_free(wk_job_t *job)
     free(job->group);
     lp_buf_free(&job->resp);
     lp_buf_free(&job->out);
-    wk_sse_free(&job->sse);
+    lp_sse_free(&job->sse);
     json_decref(job->req);
     free(job);
 }
@@ -270,17 +270,19 @@ static int s_on_event(const char *event, const char *data, size_t len, void *arg
 static size_t s_stream_body(wk_job_t *job, char *data, size_t n)
 {
     if (job->unacked >= WK_STREAM_WINDOW) {
+        /* The client is behind, not the provider: stream_timeout waits while paused. */
         job->paused = true;
+        lp_timer_stop(wk_server_loop(s_srv(job)), &job->stream_timer);
         return CURL_WRITEFUNC_PAUSE;
     }
     const wk_adapter_t *adapter = wk_adapter_for(job->d->provider->wire);
     wk_fail_t fail = {.retry_after_ms = -1};
     s_event_ctx_t ctx = {job, adapter, &fail};
-    if (wk_sse_feed(&job->sse, data, n, s_on_event, &ctx) < 0) {
+    if (lp_sse_feed(&job->sse, data, n, s_on_event, &ctx) < 0) {
         if (!fail.status)
             wk_fail(&fail, 502, "upstream_stream_too_large", false,
                     "%s sent a stream event larger than %d MiB", job->d->provider->name,
-                    WK_SSE_MAX_EVENT >> 20);
+                    LP_SSE_MAX_EVENT >> 20);
         s_flush(job);
         s_mark_failed(job, &fail);
         return 0; /* abort the transfer */
@@ -581,6 +583,7 @@ void wk_call_credit(wk_job_t *job, long long bytes)
     job->unacked = (size_t)bytes >= job->unacked ? 0 : job->unacked - (size_t)bytes;
     if (job->paused && job->unacked < WK_STREAM_WINDOW && job->easy) {
         job->paused = false;
+        s_stream_timer(job);
         wk_http_unpause(wk_server_http(s_srv(job)), job->easy);
     }
 }

@@ -13,7 +13,7 @@
 #include "lp_cfg.h"
 #include "lp_loop.h"
 #include "lp_msg.h"
-#include "wk_sse.h"
+#include "lp_sse.h"
 
 /* Largest provider answer buffered for one non-streaming call. */
 #define WK_MAX_RESPONSE (64 * 1024 * 1024)
@@ -56,7 +56,7 @@ struct wk_job {
     bool mocked; /* answered by mock_response, no provider call */
 
     /* streaming */
-    wk_sse_t sse;
+    lp_sse_t sse;
     lp_buf_t out;       /* client bytes not yet sent to the gateway */
     bool head_sent;     /* HEAD went: from here on no retry, errors become stream events */
     bool done;          /* the provider's terminator arrived */

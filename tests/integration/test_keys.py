@@ -141,7 +141,7 @@ def test_virtual_keys_cannot_manage_keys(ctx):
     key = ctx.new_key()
     for method, path, body in [("POST", "/key/generate", {}), ("GET", "/key/list", None),
                                ("POST", "/key/delete", {"keys": [key]}),
-                               ("GET", "/spend/logs", None)]:
+                               ("GET", "/spend/logs", None), ("GET", "/health", None)]:
         st, _, err = ctx.stack.http.json(method, path, body, {"Authorization": "Bearer " + key})
         check_error(st, err, 403)
     st, _, err = ctx.stack.http.json("POST", "/v1/chat/completions", {"model": "m"},
@@ -171,6 +171,9 @@ def test_bad_key_bodies(ctx):
         ({"budget_duration": "-1d"}, "budget_duration"),
         ({"key": "short"}, "key"),
         ({"colour": "red"}, "colour"),
+        ({"colour": None}, "colour"),
+        ({"metadata": None}, "metadata"),
+        ({"blocked": None}, "blocked"),
     ]
     for body, param in cases:
         st, _, err = ctx.admin("POST", "/key/generate", body)
@@ -269,6 +272,11 @@ def test_rpm_limit_exact(ctx):
     check_error(st, err, 429, "rate_limit_exceeded", "rate_limit_error")
     check(0 < int(h["retry-after"]) <= 60, "retry-after within the minute")
     check_eq(h.get("x-ratelimit-remaining-requests"), "0", "remaining on the 429")
+    # The refused request is accounted for too (no usage, no cost).
+    pg = ctx.env.pg
+    wait_for(lambda: pg.query('SELECT http_status, total_tokens, spend FROM "LiteLLM_SpendLogs" '
+                              'WHERE request_id = \'%s\'' % h["x-litellm-call-id"]) ==
+             [["429", "0", "0"]], 10, what="the 429's spend row")
 
 
 def test_tpm_limit_exact(ctx):

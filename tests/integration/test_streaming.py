@@ -28,6 +28,8 @@ def setup(env):
                    stream_timeout=0.4),
         deployment("drip", "openai/x", m + "/chunks/400/chunk-delay/20/v1", api_key=KEY),
         deployment("big", "openai/x", m + "/chunks/200000/v1", api_key=KEY),
+        deployment("bigidle", "openai/x", m + "/chunks/20000/v1", api_key=KEY,
+                   stream_timeout=0.5),
         deployment("mocked", "openai/m", mock_response="one two three"),
     ]
     return Stack(env, config(models, router={"num_retries": 1}), workers=1,
@@ -225,3 +227,24 @@ def test_slow_reader_bounded_memory(stack):
     s.close()
     check(b"[DONE]" in tail, "the whole stream arrived after the stall (%d bytes)" % total)
     check(total > 8 * 1024 * 1024, "a large stream went through: %d bytes" % total)
+
+
+def test_stalled_reader_is_not_a_stalled_provider(stack):
+    """A client that stops reading pauses the provider stream; stream_timeout (0.5 s here)
+    measures the provider's silence, not the client's, so the stream completes."""
+    body = {"model": "bigidle", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    s = http_raw(stack.port, "POST", "/v1/chat/completions", body,
+                 {"Authorization": "Bearer " + MASTER_KEY})
+    _read_until(s, b"data:")
+    time.sleep(1.5)
+    seen = b""
+    while True:
+        data = s.recv(1 << 20)
+        if not data:
+            break
+        seen = (seen + data)[-4096:]
+        if b"data: [DONE]" in seen:
+            break
+    s.close()
+    check(b"[DONE]" in seen and b"stream_timeout" not in seen,
+          "the stream ended normally after the client's pause")

@@ -828,12 +828,17 @@ static void test_anchors_and_merge(void)
                          "      <<: [*common, *more]\n"
                          "  - model_name: other\n"
                          "    litellm_params: &p3 {model: groq/a, weight: 4}\n"
+                         "  - model_name: merged-first\n"
+                         "    litellm_params:\n"
+                         "      <<: *common\n"
+                         "      rpm: 30\n"
+                         "      model: openai/x\n"
                          "  - model_name: other2\n"
                          "    litellm_params: *p3\n",
                          err);
     CHECK_STR(err, "");
     CHECK(cfg != NULL);
-    CHECK(cfg->ndeployments == 4);
+    CHECK(cfg->ndeployments == 5);
     /* merged keys, explicit keys win, the first merged map wins over later ones */
     CHECK_STR(cfg->deployments[0].model_name, "shared");
     CHECK(cfg->deployments[0].rpm == 10);
@@ -843,9 +848,12 @@ static void test_anchors_and_merge(void)
     CHECK(cfg->deployments[1].tpm == 99);
     CHECK(json_object_get(cfg->deployments[1].params, "temperature") != NULL);
     CHECK(json_object_get(cfg->deployments[1].params, "<<") == NULL);
-    CHECK(cfg->deployments[3].weight == 4);
-    CHECK_STR(cfg->deployments[3].model, "groq/a");
-    CHECK(cfg->ngroups == 3);
+    /* an explicit key after the merge wins too (no duplicate-key error) */
+    CHECK(cfg->deployments[3].rpm == 30);
+    CHECK(json_real_value(json_object_get(cfg->deployments[3].params, "temperature")) == 0.5);
+    CHECK(cfg->deployments[4].weight == 4);
+    CHECK_STR(cfg->deployments[4].model, "groq/a");
+    CHECK(cfg->ngroups == 4);
     /* the x- sections are unknown top-level keys: warnings */
     CHECK(has_warning(cfg, "x-common", 1));
     lp_cfg_destroy(&cfg);

@@ -197,6 +197,27 @@ static void test_select_tried_falls_back_basis(void)
     CHECK(share_near(c, 1, 50) && share_near(c, 2, 50));
 }
 
+static void test_select_order(void)
+{
+    /* order 1 before order 2 before no order; the next tier only once the first was tried */
+    lp_cfg_t *cfg = make_cfg(", order: 2", "", ", order: 1");
+    CHECK(cfg != NULL);
+    long c[3];
+    bool ok1 = draw(cfg, NULL, 0, 21, c);
+    bool first = c[2] == DRAWS;
+    int tried1[] = {G[2]};
+    bool ok2 = draw(cfg, tried1, 1, 22, c);
+    bool second = c[0] == DRAWS;
+    int tried2[] = {G[2], G[0]};
+    bool ok3 = draw(cfg, tried2, 2, 23, c);
+    bool last = c[1] == DRAWS;
+    lp_cfg_destroy(&cfg);
+    CHECK(ok1 && ok2 && ok3);
+    CHECK(first);
+    CHECK(second);
+    CHECK(last);
+}
+
 static void test_select_groups(void)
 {
     lp_cfg_t *cfg = make_cfg("", "", "");
@@ -567,6 +588,7 @@ int main(void)
     RUN(test_select_uniform);
     RUN(test_select_tried);
     RUN(test_select_tried_falls_back_basis);
+    RUN(test_select_order);
     RUN(test_select_groups);
     RUN(test_least_busy);
     RUN(test_latency_based);

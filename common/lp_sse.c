@@ -1,9 +1,9 @@
-#include "wk_sse.h"
+#include "lp_sse.h"
 
 #include <string.h>
 
 /* Process one complete line. */
-static int s_line(wk_sse_t *self, wk_sse_fn *fn, void *arg)
+static int s_line(lp_sse_t *self, lp_sse_fn *fn, void *arg)
 {
     const char *l = self->line.data ? self->line.data : "";
     size_t n = self->line.len;
@@ -28,7 +28,7 @@ static int s_line(wk_sse_t *self, wk_sse_fn *fn, void *arg)
         value++;
     size_t vlen = (size_t)(l + n - value);
     if (flen == 4 && memcmp(l, "data", 4) == 0) {
-        if (self->data.len + vlen + 1 > WK_SSE_MAX_EVENT)
+        if (self->data.len + vlen + 1 > LP_SSE_MAX_EVENT)
             return -1;
         if (self->has_data)
             lp_buf_append(&self->data, "\n", 1);
@@ -43,14 +43,19 @@ static int s_line(wk_sse_t *self, wk_sse_fn *fn, void *arg)
     return 0;
 }
 
-int wk_sse_feed(wk_sse_t *self, const char *data, size_t len, wk_sse_fn *fn, void *arg)
+int lp_sse_feed(lp_sse_t *self, const char *data, size_t len, lp_sse_fn *fn, void *arg)
 {
     size_t i = 0;
-    if (!self->started && len > 0) {
-        static const char bom[] = "\xEF\xBB\xBF";
-        if (len >= 3 && memcmp(data, bom, 3) == 0)
-            i = 3;
-        self->started = true;
+    /* An optional UTF-8 BOM opens the stream; it may arrive split too. */
+    static const char bom[] = "\xEF\xBB\xBF";
+    while (!self->started && i < len) {
+        if (data[i] == bom[self->bom_seen]) {
+            i++;
+            self->started = ++self->bom_seen == 3;
+            continue;
+        }
+        self->started = true; /* not a BOM: the bytes taken for one are text */
+        lp_buf_append(&self->line, bom, self->bom_seen);
     }
     while (i < len) {
         char c = data[i];
@@ -72,7 +77,7 @@ int wk_sse_feed(wk_sse_t *self, const char *data, size_t len, wk_sse_fn *fn, voi
         size_t j = i;
         while (j < len && data[j] != '\r' && data[j] != '\n')
             j++;
-        if (self->line.len + (j - i) > WK_SSE_MAX_EVENT)
+        if (self->line.len + (j - i) > LP_SSE_MAX_EVENT)
             return -1;
         lp_buf_append(&self->line, data + i, j - i);
         i = j;
@@ -80,12 +85,12 @@ int wk_sse_feed(wk_sse_t *self, const char *data, size_t len, wk_sse_fn *fn, voi
     return 0;
 }
 
-bool wk_sse_pending(const wk_sse_t *self)
+bool lp_sse_pending(const lp_sse_t *self)
 {
     return self->line.len > 0 || self->has_data;
 }
 
-void wk_sse_free(wk_sse_t *self)
+void lp_sse_free(lp_sse_t *self)
 {
     lp_buf_free(&self->line);
     lp_buf_free(&self->data);

@@ -1,0 +1,25 @@
+/* fuzz_anthropic_response: the input is an Anthropic Messages API body: respond() for a chat
+ * call that offered tools, error() for each error status. */
+#include "fuzz.h"
+
+static const fz_case_t s_cases[] = {
+    {FZ_DEP_ANTHROPIC, WK_CALL_CHAT, false,
+     "{\"model\":\"claude\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+     "{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],"
+     "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+     "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]}"},
+};
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fz_cfg();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_run_respond(&wk_anthropic_adapter, s_cases, sizeof s_cases / sizeof s_cases[0], data, size);
+    return 0;
+}

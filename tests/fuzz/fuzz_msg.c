@@ -1,0 +1,177 @@
+/* fuzz_msg: lp_msg_recv, the one decoder of protocol messages, on any multipart message.
+ *
+ * Input: byte 0 = flags, byte 1 = frame count (1..8), then each frame as a 2-byte
+ * little-endian length and that many bytes (a length of 0xFFFF stands for a frame of
+ * LP_META_MAX + 1 bytes; missing bytes make short or empty frames).
+ * flags bit 0: send from a DEALER to a ROUTER (the ROUTER adds the identity frame) and decode
+ *              with from_router = true; otherwise send over a PAIR and decode with
+ *              from_router = bit 2 (the first frame is then the identity);
+ * flags bit 1: change the meta before sending the decoded message back.
+ * Sockets are created once (inproc). Every message must be consumed whole; a decoded message
+ * must be valid (known command, 16-byte or no request id, meta an object), its accessors must
+ * work, and sending it back with lp_msg_send must decode to the same message. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "fuzz.h"
+#include "lp_json.h"
+#include "lp_msg.h"
+
+#define S_MAX_FRAMES 8
+#define S_WAIT_MS    2000
+
+static void *s_ctx, *s_pair_a, *s_pair_b, *s_dealer, *s_router;
+
+static void *s_socket(int type)
+{
+    void *s = zmq_socket(s_ctx, type);
+    FZ_CHECK(s != NULL, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    return s;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fz_setup();
+    s_ctx = zmq_ctx_new();
+    FZ_CHECK(s_ctx != NULL, "zmq_ctx_new");
+    s_pair_a = s_socket(ZMQ_PAIR);
+    s_pair_b = s_socket(ZMQ_PAIR);
+    s_router = s_socket(ZMQ_ROUTER);
+    s_dealer = s_socket(ZMQ_DEALER);
+    zmq_setsockopt(s_dealer, ZMQ_ROUTING_ID, "fuzz-dealer", 11);
+    FZ_CHECK(zmq_bind(s_pair_b, "inproc://fuzz-pair") == 0 &&
+                 zmq_connect(s_pair_a, "inproc://fuzz-pair") == 0 &&
+                 zmq_bind(s_router, "inproc://fuzz-router") == 0 &&
+                 zmq_connect(s_dealer, "inproc://fuzz-router") == 0,
+             "inproc set-up: %s", zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+static bool s_wait(void *socket, long ms)
+{
+    zmq_pollitem_t it = {socket, 0, ZMQ_POLLIN, 0};
+    return zmq_poll(&it, 1, ms) == 1 && (it.revents & ZMQ_POLLIN);
+}
+
+/* Receive one message that must be there. */
+static lp_msg_t *s_recv(void *socket, bool from_router, char *err)
+{
+    FZ_CHECK(s_wait(socket, S_WAIT_MS), "message did not arrive");
+    lp_msg_t *m = lp_msg_recv(socket, from_router, err);
+    FZ_CHECK(m || err[0], "lp_msg_recv: neither a message nor a reason");
+    FZ_CHECK(!s_wait(socket, 0), "frames left on the socket after lp_msg_recv");
+    return m;
+}
+
+/* What a decoded message must be, with every accessor exercised. */
+static void s_check(lp_msg_t *m, bool expect_identity)
+{
+    lp_cmd_t cmd = lp_msg_cmd(m);
+    FZ_CHECK(cmd >= 1 && cmd <= LP_CMD_MAX, "decoded command %d", (int)cmd);
+    FZ_CHECK(strcmp(lp_cmd_name((int)cmd), "?") != 0, "command %d has no name", (int)cmd);
+    char idstr[LP_REQ_ID_STR_LEN];
+    const char *s = lp_msg_req_id_str(m, idstr);
+    FZ_CHECK(strlen(s) == (lp_msg_req_id(m) ? 36u : 1u), "request id text '%s'", s);
+    FZ_CHECK(json_is_object(lp_msg_meta(m)), "meta is not an object");
+    (void)lp_msg_meta_str(m, "model");
+    (void)lp_msg_meta_int(m, "status", 0);
+    size_t len = 0;
+    const void *body = lp_msg_body(m, &len);
+    FZ_CHECK(len == 0 || body != NULL, "body of %zu bytes without data", len);
+    size_t ilen = 0;
+    const void *id = lp_msg_identity(m, &ilen);
+    FZ_CHECK(expect_identity ? id != NULL : id == NULL, "identity %s", id ? "present" : "missing");
+}
+
+/* Send m back the way it came and check it decodes to the same message. */
+static void s_round_trip(lp_msg_t *m, bool modify, void *send_on, void *recv_on,
+                         bool recv_from_router)
+{
+    if (modify)
+        json_object_set_new(lp_msg_meta_rw(m), "fuzz", json_integer(42));
+    lp_cmd_t cmd = lp_msg_cmd(m);
+    const uint8_t *rid = lp_msg_req_id(m);
+    uint8_t id[LP_REQ_ID_LEN];
+    if (rid)
+        memcpy(id, rid, sizeof id);
+    json_t *meta = json_deep_copy(lp_msg_meta(m));
+    size_t len = 0;
+    const void *b = lp_msg_body(m, &len);
+    void *body = malloc(len ? len : 1);
+    FZ_CHECK(body != NULL, "out of memory");
+    if (len)
+        memcpy(body, b, len);
+    FZ_CHECK(lp_msg_send(&m, send_on) == 0, "lp_msg_send: %s", zmq_strerror(zmq_errno()));
+    FZ_CHECK(m == NULL, "lp_msg_send kept the message");
+    char err[LP_ERR_LEN];
+    lp_msg_t *back = s_recv(recv_on, recv_from_router, err);
+    FZ_CHECK(back != NULL, "a message sent by lp_msg_send does not decode: %s", err);
+    FZ_CHECK(lp_msg_cmd(back) == cmd, "command changed");
+    FZ_CHECK(rid ? lp_msg_req_id(back) && memcmp(lp_msg_req_id(back), id, sizeof id) == 0
+                 : lp_msg_req_id(back) == NULL,
+             "request id changed");
+    FZ_CHECK(json_equal(lp_msg_meta(back), meta), "meta changed");
+    size_t blen = 0;
+    const void *bb = lp_msg_body(back, &blen);
+    FZ_CHECK(blen == len && (len == 0 || memcmp(bb, body, len) == 0), "body changed");
+    lp_msg_destroy(&back);
+    json_decref(meta);
+    free(body);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    uint8_t flags = data[0];
+    size_t nframes = 1 + data[1] % S_MAX_FRAMES;
+    bool via_router = flags & 1;
+    bool modify = flags & 2;
+    bool pair_identity = !via_router && (flags & 4);
+    void *out = via_router ? s_dealer : s_pair_a;
+    void *in = via_router ? s_router : s_pair_b;
+    size_t off = 2;
+    char *big = NULL;
+    for (size_t f = 0; f < nframes; f++) {
+        size_t len = 0;
+        const void *frame = "";
+        if (off + 2 <= size) {
+            len = (size_t)data[off] | (size_t)data[off + 1] << 8;
+            off += 2;
+        }
+        if (len == 0xFFFF) {
+            if (!big) {
+                big = malloc(LP_META_MAX + 1);
+                FZ_CHECK(big != NULL, "out of memory");
+                memset(big, '{', LP_META_MAX + 1);
+            }
+            frame = big;
+            len = LP_META_MAX + 1;
+        } else {
+            len = len < size - off ? len : size - off;
+            frame = data + off;
+            off += len;
+        }
+        int rc = zmq_send(out, frame, len, ZMQ_DONTWAIT | (f + 1 < nframes ? ZMQ_SNDMORE : 0));
+        FZ_CHECK(rc >= 0, "zmq_send: %s", zmq_strerror(zmq_errno()));
+    }
+    free(big);
+
+    char err[LP_ERR_LEN];
+    bool from_router = via_router || pair_identity;
+    lp_msg_t *m = s_recv(in, from_router, err);
+    if (!m)
+        return 0;
+    s_check(m, from_router);
+    if (via_router)
+        s_round_trip(m, modify, s_router, s_dealer, false);
+    else
+        s_round_trip(m, modify, s_pair_b, s_pair_a, pair_identity);
+    return 0;
+}

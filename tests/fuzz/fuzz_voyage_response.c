@@ -1,0 +1,24 @@
+/* fuzz_voyage_response: the input is a Voyage AI embeddings body: respond() for one input and
+ * for three inputs (indexes must cover 0..n-1), error() for each error status. Voyage does not
+ * stream, so it has no stream target. */
+#include "fuzz.h"
+
+static const fz_case_t s_cases[] = {
+    {FZ_DEP_VOYAGE, WK_CALL_EMBEDDING, false, "{\"model\":\"voyage-embed\",\"input\":\"hello\"}"},
+    {FZ_DEP_VOYAGE, WK_CALL_EMBEDDING, false,
+     "{\"model\":\"voyage-embed\",\"input\":[\"a\",\"b\",\"c\"],\"input_type\":\"query\"}"},
+};
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fz_cfg();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_run_respond(&wk_voyage_adapter, s_cases, sizeof s_cases / sizeof s_cases[0], data, size);
+    return 0;
+}
