@@ -123,7 +123,7 @@ static void s_lru_free(s_lru_t *l)
 
 /* ---- the cache ---- */
 
-enum { S_CHAT = 1, S_COMPLETION = 2, S_EMBEDDING = 4 };
+enum { S_CHAT = 1, S_COMPLETION = 2, S_EMBEDDING = 4, S_MESSAGES = 8 };
 
 struct gw_cache {
     gw_server_t *srv;
@@ -160,9 +160,17 @@ struct gw_cache_req {
     lp_timer_t timer; /* the Redis read's deadline */
 };
 
-static const char *s_call_types[][2] = {
-    {"acompletion", "c"},     {"completion", "c"}, {"atext_completion", "t"},
-    {"text_completion", "t"}, {"aembedding", "e"}, {"embedding", "e"},
+static const struct {
+    const char *name;
+    unsigned bit;
+} s_call_types[] = {
+    {"acompletion", S_CHAT},
+    {"completion", S_CHAT},
+    {"atext_completion", S_COMPLETION},
+    {"text_completion", S_COMPLETION},
+    {"aembedding", S_EMBEDDING},
+    {"embedding", S_EMBEDDING},
+    {"anthropic_messages", S_MESSAGES},
 };
 
 gw_cache_t *gw_cache_new(gw_server_t *srv, char *err)
@@ -213,14 +221,12 @@ gw_cache_t *gw_cache_new(gw_server_t *srv, char *err)
         json_array_foreach(types, i, t)
         {
             for (size_t k = 0; k < LP_ARRAY_LEN(s_call_types); k++) {
-                if (json_is_string(t) && !strcmp(json_string_value(t), s_call_types[k][0]))
-                    self->calls |= s_call_types[k][1][0] == 'c'   ? S_CHAT
-                                   : s_call_types[k][1][0] == 't' ? S_COMPLETION
-                                                                  : S_EMBEDDING;
+                if (json_is_string(t) && !strcmp(json_string_value(t), s_call_types[k].name))
+                    self->calls |= s_call_types[k].bit;
             }
         }
     } else {
-        self->calls = S_CHAT | S_COMPLETION | S_EMBEDDING;
+        self->calls = S_CHAT | S_COMPLETION | S_EMBEDDING | S_MESSAGES;
     }
     self->lru.map = lp_map_new();
     double mb = lp_json_num(p, "max_size_mb", GW_CACHE_LOCAL_MB);
@@ -322,7 +328,18 @@ static void s_key(const gw_cache_t *self, const gw_req_t *req, const json_t *bod
 
 static unsigned s_call_bit(gw_call_t call)
 {
-    return call == GW_CALL_CHAT ? S_CHAT : call == GW_CALL_COMPLETION ? S_COMPLETION : S_EMBEDDING;
+    switch (call) {
+    case GW_CALL_CHAT:
+        return S_CHAT;
+    case GW_CALL_COMPLETION:
+        return S_COMPLETION;
+    case GW_CALL_EMBEDDING:
+        return S_EMBEDDING;
+    case GW_CALL_MESSAGES:
+        return S_MESSAGES;
+    default:
+        return 0;
+    }
 }
 
 /* Cache-Control: no-cache, no-store, max-age=N / s-maxage=N. */
@@ -585,7 +602,9 @@ static size_t s_inputs(const json_t *input, const json_t **out, size_t max)
 void gw_cache_check(gw_cache_t *self, gw_req_t *req, const json_t *body,
                     void (*miss)(gw_req_t *req))
 {
-    if (!self || !(self->calls & s_call_bit(req->call))) {
+    /* Anthropic streams are not cached (the stored form is the JSON answer). */
+    if (!self || !(self->calls & s_call_bit(req->call)) ||
+        (req->call == GW_CALL_MESSAGES && req->stream)) {
         miss(req);
         return;
     }

@@ -21,6 +21,8 @@ static const char *s_call_type(gw_call_t call)
         return "atext_completion";
     case GW_CALL_EMBEDDING:
         return "aembedding";
+    case GW_CALL_MESSAGES:
+        return "anthropic_messages";
     default:
         return "acompletion";
     }

@@ -222,8 +222,27 @@ static void s_limit_headers(gw_req_t *self, struct MHD_Response *r)
         s_header_num(r, "retry-after", self->retry_after_s, true);
 }
 
+/* An error for a /v1/messages client: {"type":"error","error":{"type","message"}}. */
+static void s_anthropic_error(gw_req_t *self)
+{
+    size_t len = self->local_len;
+    const char *data = self->local;
+    if (self->reply && !self->local)
+        data = lp_msg_body(self->reply, &len);
+    json_t *body = json_loadb(data ? data : "", len, 0, NULL);
+    const char *msg = lp_json_str(json_object_get(body, "error"), "message");
+    size_t n = 0;
+    char *text = lp_anthropic_error_body(self->status, msg ? msg : "error", &n);
+    json_decref(body);
+    free(self->local);
+    self->local = text;
+    self->local_len = n;
+}
+
 enum MHD_Result gw_req_queue(gw_req_t *self)
 {
+    if (GW_ANTHROPIC(self->call) && self->status >= 400 && !self->streaming)
+        s_anthropic_error(self);
     struct MHD_Response *r = s_response(self);
     if (!r)
         return MHD_NO;
@@ -297,6 +316,19 @@ void gw_req_stream_begin(gw_req_t *self, lp_msg_t **head)
 
 void gw_req_stream_error(gw_req_t *self, const void *error_json, size_t len)
 {
+    if (GW_ANTHROPIC(self->call)) {
+        json_t *body = json_loadb(error_json, len, 0, NULL);
+        const char *msg = lp_json_str(json_object_get(body, "error"), "message");
+        size_t n = 0;
+        char *text = lp_anthropic_error_body(self->status >= 400 ? self->status : 502,
+                                             msg ? msg : "error", &n);
+        json_decref(body);
+        gw_stream_push_copy(&self->out, "event: error\ndata: ", 19);
+        gw_stream_push_copy(&self->out, text, n);
+        gw_stream_push_copy(&self->out, "\n\n", 2);
+        free(text);
+        return;
+    }
     gw_stream_push_copy(&self->out, "data: ", 6);
     gw_stream_push_copy(&self->out, error_json, len);
     gw_stream_push_copy(&self->out, "\n\n", 2);

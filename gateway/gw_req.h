@@ -20,7 +20,17 @@
 /* Bytes MHD asks the stream reader for at most per call. */
 #define GW_STREAM_BLOCK (32 * 1024)
 
-typedef enum { GW_CALL_NONE = 0, GW_CALL_CHAT, GW_CALL_COMPLETION, GW_CALL_EMBEDDING } gw_call_t;
+typedef enum {
+    GW_CALL_NONE = 0,
+    GW_CALL_CHAT,
+    GW_CALL_COMPLETION,
+    GW_CALL_EMBEDDING,
+    GW_CALL_MESSAGES,     /* Anthropic's /v1/messages */
+    GW_CALL_COUNT_TOKENS, /* /v1/messages/count_tokens */
+} gw_call_t;
+
+/* The request speaks Anthropic's dialect: its errors take Anthropic's shape. */
+#define GW_ANTHROPIC(call) ((call) == GW_CALL_MESSAGES || (call) == GW_CALL_COUNT_TOKENS)
 
 typedef enum {
     GW_REQ_READING,  /* headers seen, body arriving */

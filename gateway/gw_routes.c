@@ -150,6 +150,34 @@ static bool s_check_fields(gw_req_t *req, json_t *body)
         }
         return true;
     }
+    case GW_CALL_MESSAGES:
+    case GW_CALL_COUNT_TOKENS: {
+        json_t *msgs = json_object_get(body, "messages");
+        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+            gw_req_fail(req, 400, NULL, "messages",
+                        "messages: a non-empty list of {role, content} is required");
+            return false;
+        }
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m)
+        {
+            const char *role = lp_json_str(m, "role");
+            if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
+                gw_req_fail(req, 400, NULL, "messages",
+                            "messages.%zu.role: must be user or assistant", i);
+                return false;
+            }
+        }
+        json_t *max = json_object_get(body, "max_tokens");
+        if (req->call == GW_CALL_MESSAGES &&
+            (!json_is_integer(max) || json_integer_value(max) < 1)) {
+            gw_req_fail(req, 400, NULL, "max_tokens",
+                        "max_tokens: a whole number >= 1 is required");
+            return false;
+        }
+        return true;
+    }
     case GW_CALL_EMBEDDING: {
         json_t *in = json_object_get(body, "input");
         if (!json_is_string(in) && (!json_is_array(in) || json_array_size(in) == 0)) {
@@ -171,6 +199,10 @@ static const char *s_call_name(gw_call_t call)
         return "completion";
     case GW_CALL_EMBEDDING:
         return "embedding";
+    case GW_CALL_MESSAGES:
+        return "messages";
+    case GW_CALL_COUNT_TOKENS:
+        return "count_tokens";
     default:
         return "chat";
     }
@@ -285,7 +317,8 @@ static void s_model_call(gw_req_t *req)
         gw_req_fail(req, 400, NULL, "stream", "stream must be true or false");
         return;
     }
-    req->stream = json_is_true(stream) && req->call != GW_CALL_EMBEDDING;
+    req->stream =
+        json_is_true(stream) && req->call != GW_CALL_EMBEDDING && req->call != GW_CALL_COUNT_TOKENS;
     if (!s_check_fields(req, body) || !s_model_allowed(req)) {
         json_decref(body);
         return;
@@ -297,6 +330,22 @@ static void s_model_call(gw_req_t *req)
     long long timeout = s_client_timeout_ms(req);
     if (timeout > 0)
         json_object_set_new(meta, "timeout_ms", json_integer(timeout));
+    if (GW_ANTHROPIC(req->call)) {
+        /* For Anthropic deployments, which get the request as the client wrote it. */
+        static const char *hdrs[][2] = {{"anthropic-version", "anthropic_version"},
+                                        {"anthropic-beta", "anthropic_beta"}};
+        for (size_t i = 0; i < LP_ARRAY_LEN(hdrs); i++) {
+            const char *v = gw_req_header(req, hdrs[i][0]);
+            if (v && strlen(v) < 256)
+                json_object_set_new(meta, hdrs[i][1], lp_json_text(v));
+        }
+    }
+    if (req->call == GW_CALL_COUNT_TOKENS) {
+        /* Counting costs nothing: no limits, no cache. */
+        json_decref(body);
+        gw_forward(req, meta);
+        return;
+    }
     /* What the call may use at most, reserved against the key's limits until it settles. */
     long long prompt = (long long)(req->body.len / 4) + 1, completion = 0;
     if (req->call != GW_CALL_EMBEDDING) {
@@ -471,6 +520,8 @@ static const gw_route_t s_routes[] = {
     {"POST", "/v1/completions", GW_ACCESS_KEY, GW_CALL_COMPLETION, s_model_call},
     {"POST", "/embeddings", GW_ACCESS_KEY, GW_CALL_EMBEDDING, s_model_call},
     {"POST", "/v1/embeddings", GW_ACCESS_KEY, GW_CALL_EMBEDDING, s_model_call},
+    {"POST", "/v1/messages", GW_ACCESS_KEY, GW_CALL_MESSAGES, s_model_call},
+    {"POST", "/v1/messages/count_tokens", GW_ACCESS_KEY, GW_CALL_COUNT_TOKENS, s_model_call},
     {"POST", "/key/generate", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_generate},
     {"POST", "/key/update", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_update},
     {"POST", "/key/delete", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_key_delete},

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install, on Debian 12, the packages llm-proxy needs that are missing.
 #   scripts/deps.sh build   compilers and -dev libraries (make run)
-#   scripts/deps.sh test    the above plus PostgreSQL, Redis, Python and clang (make test)
+#   scripts/deps.sh test    the above plus PostgreSQL, Redis, Python, clang and Node (make test)
 set -euo pipefail
 
 build=(build-essential pkg-config libzmq3-dev libmicrohttpd-dev libcurl4-openssl-dev
@@ -16,6 +16,11 @@ for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
         || missing+=("$p")
 done
+# Node (for the official SDK clients in the tests) counts as present however it came
+# (Debian's nodejs + npm, or NodeSource's nodejs, which bundles npm and conflicts with them).
+if [ "${1:-build}" = test ] && ! { command -v node && command -v npm; } >/dev/null; then
+    missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "deps: installing ${missing[*]}"

@@ -611,6 +611,30 @@ fail:
     return NULL;
 }
 
+/* A /v1/messages request for this Anthropic deployment: the client's own body (proxy
+ * fields removed, the deployment's model and defaults in), or for count_tokens only the
+ * fields that endpoint takes. */
+static json_t *s_passthrough_body(wk_job_t *job)
+{
+    json_t *body = wk_upstream_body(job);
+    json_t *md = json_object_get(job->req, "metadata"); /* Anthropic's own, not the proxy's */
+    if (json_is_object(md) && !job->count_tokens)
+        json_object_set(body, "metadata", md);
+    if (job->count_tokens) {
+        static const char *keep[] = {"model",       "messages", "system",     "tools",
+                                     "tool_choice", "thinking", "mcp_servers"};
+        json_t *slim = json_object();
+        for (size_t i = 0; i < LP_ARRAY_LEN(keep); i++) {
+            json_t *v = json_object_get(body, keep[i]);
+            if (v)
+                json_object_set(slim, keep[i], v);
+        }
+        json_decref(body);
+        body = slim;
+    }
+    return body;
+}
+
 /* Build the Messages call: URL, headers and the translated body. */
 static int s_prepare(wk_job_t *job, wk_fail_t *fail)
 {
@@ -621,6 +645,8 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
                        "%s go to another provider",
                        job->call == WK_CALL_EMBEDDING ? "embeddings" : "text completions");
     const char *version = d->api_version && *d->api_version ? d->api_version : WK_ANTHROPIC_VERSION;
+    if (job->passthrough && job->anthropic_version && !strpbrk(job->anthropic_version, "\r\n"))
+        version = job->anthropic_version; /* the client's, as its request is shaped for it */
     if (!d->api_base)
         return wk_fail(fail, 500, NULL, false, "deployment %s has no api_base", d->id);
     if (strpbrk(version, "\r\n") || (d->api_key && strpbrk(d->api_key, "\r\n")))
@@ -629,17 +655,20 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
     if (job->stream)
         job->include_usage =
             lp_json_bool(json_object_get(job->req, "stream_options"), "include_usage", false);
-    json_t *body = s_body(job, fail);
+    json_t *body = job->passthrough ? s_passthrough_body(job) : s_body(job, fail);
     if (!body)
         return -1;
     size_t blen = strlen(d->api_base);
     bool has_v1 = blen >= 3 && strcmp(d->api_base + blen - 3, "/v1") == 0;
-    job->url = lp_asprintf("%s%s", d->api_base, has_v1 ? "/messages" : "/v1/messages");
+    job->url = lp_asprintf("%s%s%s", d->api_base, has_v1 ? "/messages" : "/v1/messages",
+                           job->count_tokens ? "/count_tokens" : "");
     job->body = lp_json_dump(body, &job->body_len);
     json_decref(body);
     if (d->api_key && *d->api_key)
         wk_header(&job->headers, "x-api-key", d->api_key);
     wk_header(&job->headers, "anthropic-version", version);
+    if (job->passthrough && job->anthropic_beta && !strpbrk(job->anthropic_beta, "\r\n"))
+        wk_header(&job->headers, "anthropic-beta", job->anthropic_beta);
     wk_header(&job->headers, "content-type", "application/json");
     wk_header(&job->headers, "accept", job->stream ? "text/event-stream" : "application/json");
     wk_extra_headers(job, &job->headers);
@@ -715,11 +744,27 @@ static json_t *s_usage(const json_t *usage, wk_result_t *out)
     return u;
 }
 
+/* A /v1/messages answer goes back as it came; only its usage is read (for the record). */
+static int s_passthrough_respond(wk_job_t *job, json_t *resp, wk_result_t *out, wk_fail_t *fail)
+{
+    if (!json_is_object(resp)) {
+        json_decref(resp);
+        return wk_fail(fail, 502, "invalid_upstream_response", true,
+                       "%s returned a response that is not a JSON object", job->d->provider->name);
+    }
+    if (!job->count_tokens)
+        json_decref(s_usage(json_object_get(resp, "usage"), out));
+    out->response = resp;
+    return 0;
+}
+
 /* A Messages answer as an OpenAI chat.completion. */
 static int s_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)
 {
     char err[LP_ERR_LEN];
     json_t *resp = lp_json_parse(job->resp.data ? job->resp.data : "", job->resp.len, err);
+    if (job->passthrough)
+        return s_passthrough_respond(job, resp, out, fail);
     const char *type = lp_json_str(resp, "type");
     json_t *content = json_object_get(resp, "content");
     if (!json_is_object(resp) || !json_is_array(content) || (type && strcmp(type, "message"))) {
@@ -963,6 +1008,27 @@ static int s_stream_error(wk_job_t *job, const json_t *ev, wk_fail_t *fail)
                    "%s stream error (%s): %s", job->d->provider->name, type, text);
 }
 
+/* /v1/messages to Anthropic: each event is relayed as it came; usage and the end are read
+ * on the way (an error event ends the stream as the proxy's own error event). */
+static int s_passthrough_event(wk_job_t *job, const json_t *ev, const char *type, const char *data,
+                               size_t len, lp_buf_t *out, wk_fail_t *fail)
+{
+    if (strcmp(type, "error") == 0)
+        return s_stream_error(job, ev, fail);
+    if (strcmp(type, "message_start") == 0)
+        s_take_usage(job, json_object_get(json_object_get(ev, "message"), "usage"));
+    else if (strcmp(type, "message_delta") == 0)
+        s_take_usage(job, json_object_get(ev, "usage"));
+    else if (strcmp(type, "message_stop") == 0)
+        job->done = true;
+    else if (strcmp(type, "content_block_delta") == 0)
+        job->content_bytes += len / 2; /* for an estimate, should usage never come */
+    lp_buf_printf(out, "event: %s\ndata: ", type);
+    lp_buf_append(out, data, len);
+    lp_buf_puts(out, "\n\n");
+    return 0;
+}
+
 /* One provider event, translated into zero or one OpenAI chunk. */
 static int s_stream_event(wk_job_t *job, const char *event, const char *data, size_t len,
                           lp_buf_t *out, wk_fail_t *fail)
@@ -981,6 +1047,11 @@ static int s_stream_event(wk_job_t *job, const char *event, const char *data, si
     if (!type)
         type = event ? event : "";
     int rc = 0;
+    if (job->passthrough) {
+        rc = s_passthrough_event(job, ev, type, data, len, out, fail);
+        json_decref(ev);
+        return rc;
+    }
     if (strcmp(type, "message_start") == 0) {
         s_message_start(job, ev, out);
     } else if (strcmp(type, "content_block_start") == 0) {
@@ -1009,6 +1080,8 @@ static int s_stream_end(wk_job_t *job, lp_buf_t *out, wk_fail_t *fail)
     if (!job->done)
         return wk_fail(fail, 502, "upstream_stream_truncated", false,
                        "%s ended the stream without message_stop", job->d->provider->name);
+    if (job->passthrough)
+        return 0; /* message_stop went out as it came */
     if (job->include_usage) {
         long long p, c, t;
         wk_stream_usage(job, &p, &c, &t);

@@ -10,10 +10,11 @@
 
 #include "lp_json.h"
 #include "lp_log.h"
+#include "lp_price.h"
 #include "lp_time.h"
 #include "wk_adapter.h"
+#include "wk_messages.h"
 #include "wk_mock.h"
-#include "lp_price.h"
 #include "wk_server.h"
 
 /* Connect timeout cap: a provider that does not accept within this is treated as down. */
@@ -40,6 +41,9 @@ void wk_call_free(wk_job_t *job)
     lp_buf_free(&job->resp);
     lp_buf_free(&job->out);
     lp_sse_free(&job->sse);
+    wk_messages_stream_destroy(&job->mstream);
+    free(job->anthropic_version);
+    free(job->anthropic_beta);
     json_decref(job->req);
     free(job);
 }
@@ -142,6 +146,11 @@ static void s_reply_fail(wk_job_t *job, const wk_fail_t *fail)
 
 static void s_reply_result(wk_job_t *job, wk_result_t *res)
 {
+    if (job->messages && !job->passthrough && !job->count_tokens) {
+        json_t *msg = wk_messages_from_chat(res->response);
+        json_decref(res->response);
+        res->response = msg;
+    }
     lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
     json_t *meta = lp_msg_meta_rw(m);
     json_object_set_new(meta, "status", json_integer(200));
@@ -179,9 +188,22 @@ static void s_stream_timer(wk_job_t *job)
                        s_on_stream_timeout, job);
 }
 
+/* A /v1/messages stream to a non-Anthropic provider: the chunks the adapter produced are
+ * re-told as Anthropic events. */
+static void s_translate(wk_job_t *job)
+{
+    if (!job->messages || job->passthrough || job->out.len == 0)
+        return;
+    lp_buf_t events = {0};
+    wk_messages_stream(&job->mstream, &job->out, &events);
+    lp_buf_free(&job->out);
+    job->out = events;
+}
+
 /* Send what the adapter produced as one CHUNK (after the HEAD, the first time). */
 static void s_flush(wk_job_t *job)
 {
+    s_translate(job);
     if (job->out.len == 0)
         return;
     if (!job->head_sent)
@@ -205,12 +227,17 @@ static void s_stream_fail(wk_job_t *job, const wk_fail_t *fail)
         return;
     }
     rlog_warn(job->idstr, "stream broke after the first byte: %d %s", fail->status, fail->message);
-    size_t elen = 0;
-    char *err = lp_error_body(fail->status, NULL, fail->code, NULL, fail->message, &elen);
-    lp_buf_puts(&job->out, "data: ");
-    lp_buf_append(&job->out, err, elen);
-    lp_buf_puts(&job->out, "\n\n");
-    free(err);
+    s_translate(job);
+    if (job->messages) {
+        wk_messages_error_event(&job->out, fail->status, fail->message);
+    } else {
+        size_t elen = 0;
+        char *err = lp_error_body(fail->status, NULL, fail->code, NULL, fail->message, &elen);
+        lp_buf_puts(&job->out, "data: ");
+        lp_buf_append(&job->out, err, elen);
+        lp_buf_puts(&job->out, "\n\n");
+        free(err);
+    }
     lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
     json_t *meta = lp_msg_meta_rw(m);
     json_object_set_new(meta, "status", json_integer(fail->status));
@@ -228,6 +255,7 @@ static void s_stream_fail(wk_job_t *job, const wk_fail_t *fail)
 
 static void s_stream_ok(wk_job_t *job)
 {
+    s_translate(job);
     if (!job->head_sent)
         s_send_head(job);
     lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
@@ -422,13 +450,39 @@ static int s_on_stream_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
 
 /* ---- start ---- */
 
-static wk_call_t s_call_type(const char *s)
+static wk_call_t s_call_type(wk_job_t *job, const char *s)
 {
     if (s && strcmp(s, "embedding") == 0)
         return WK_CALL_EMBEDDING;
     if (s && strcmp(s, "completion") == 0)
         return WK_CALL_COMPLETION;
+    job->count_tokens = s && strcmp(s, "count_tokens") == 0;
+    job->messages = job->count_tokens || (s && strcmp(s, "messages") == 0);
     return WK_CALL_CHAT;
+}
+
+/* /v1/messages: an Anthropic deployment gets the request as it is; any other gets it as a
+ * chat request (the answer is turned back on the way out). count_tokens is answered here
+ * with an estimate unless Anthropic can count. 1 when answered here, -1 on a bad request. */
+static int s_messages_start(wk_job_t *job, bool mocked, wk_fail_t *fail)
+{
+    job->passthrough = !mocked && job->d->provider->wire == LP_WIRE_ANTHROPIC;
+    if (job->count_tokens && !job->passthrough) {
+        wk_result_t res = {.response = json_object()};
+        json_object_set_new(res.response, "input_tokens",
+                            json_integer(wk_messages_estimate(job->req)));
+        job->mocked = mocked;
+        s_reply_result(job, &res);
+        return 1;
+    }
+    if (job->passthrough)
+        return 0;
+    json_t *chat = wk_messages_to_chat(job->req, fail);
+    if (!chat)
+        return -1;
+    json_decref(job->req);
+    job->req = chat;
+    return 0;
 }
 
 /* Streams read slowly when the client is slow: a small receive buffer keeps the bytes a
@@ -517,7 +571,11 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     wk_server_track(srv, job);
     const char *group = lp_msg_meta_str(msg, "model");
     job->group = lp_strdup(group ? group : "");
-    job->call = s_call_type(lp_msg_meta_str(msg, "call_type"));
+    job->call = s_call_type(job, lp_msg_meta_str(msg, "call_type"));
+    const char *av = lp_msg_meta_str(msg, "anthropic_version");
+    const char *ab = lp_msg_meta_str(msg, "anthropic_beta");
+    job->anthropic_version = av ? lp_strdup(av) : NULL;
+    job->anthropic_beta = ab ? lp_strdup(ab) : NULL;
     job->stream = lp_json_bool(lp_msg_meta(msg), "stream", false);
     job->drop_params = wk_server_cfg(srv)->drop_params;
     job->attempt = (int)lp_msg_meta_int(msg, "attempt", 1);
@@ -547,6 +605,16 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     if (json_is_boolean(json_object_get(job->d->params, "drop_params")))
         job->drop_params = json_is_true(json_object_get(job->d->params, "drop_params"));
     const char *mock = wk_mock_text(job);
+    if (job->messages) {
+        int rc = s_messages_start(job, mock != NULL, &fail);
+        if (rc < 0)
+            goto fail;
+        if (rc > 0) {
+            wk_call_free(job);
+            return;
+        }
+        mock = wk_mock_text(job); /* the request may have been replaced */
+    }
     if (mock) {
         if (s_mock(job, mock, &fail) < 0)
             goto fail;

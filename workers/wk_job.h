@@ -33,6 +33,11 @@ struct wk_job {
     char *group;              /* model group the client asked for */
     wk_call_t call;
     bool stream;
+    bool messages;           /* the client speaks Anthropic's Messages API (/v1/messages) */
+    bool passthrough;        /* ... to an Anthropic deployment: relayed as it is */
+    bool count_tokens;       /* /v1/messages/count_tokens */
+    char *anthropic_version; /* the client's anthropic-version and -beta headers, or NULL */
+    char *anthropic_beta;
     bool drop_params; /* litellm drop_params: unsupported parameters are dropped, not refused */
     int attempt;
     long long timeout_ms;
@@ -77,7 +82,8 @@ struct wk_job {
     char stream_fail_msg[512];
     int stream_fail_status;
     const char *stream_fail_code;
-    lp_timer_t stream_timer; /* time to first byte, then idle time between chunks */
+    lp_timer_t stream_timer;            /* time to first byte, then idle time between chunks */
+    struct wk_messages_stream *mstream; /* chunks re-told as Anthropic events (owned) */
 };
 
 #endif

@@ -37,6 +37,7 @@ DAEMONS = ("gateway", "router", "worker", "logger")
 STACK_CPU = 0
 LOAD_CPU = 1
 HOLD_STREAMS = 1000
+STARTS = 5
 HOLD_PATH = "/chunks/100000/chunk-delay/1000/v1"  # one event a second, for a day
 
 CHAT = {"model": "bench", "messages": [{"role": "user", "content": "hello"}]}
@@ -64,12 +65,15 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
+def mem_kb(pid):
+    """Rss, Pss (shared pages divided among their users) and Anonymous of pid, in kB."""
+    m = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            k, _, v = line.partition(":")
+            if k in ("Rss", "Pss", "Anonymous"):
+                m[k] = int(v.split()[0])
+    return m
 
 
 def http_status(port, path, timeout=1.0):
@@ -98,7 +102,8 @@ class Proc:
         self.out = open(stdout, "ab") if stdout else self.log
         e = dict(os.environ)
         e.update(env or {})
-        self.p = subprocess.Popen(argv, stdout=self.out, stderr=self.log, env=e,
+        # From the top of the tree, as `make run` starts them (configs/model_prices.json).
+        self.p = subprocess.Popen(argv, stdout=self.out, stderr=self.log, env=e, cwd=ROOT,
                                   preexec_fn=pinned(cpu, pin), start_new_session=True)
         self.pid = self.p.pid
 
@@ -193,8 +198,8 @@ class Stack:
     def cpu(self):
         return {n: cpu_ticks(pr.pid) for n, pr in self.procs.items()}
 
-    def rss(self):
-        return {n: rss_kb(pr.pid) for n, pr in self.procs.items()}
+    def mem(self):
+        return {n: mem_kb(pr.pid) for n, pr in self.procs.items()}
 
     def check_alive(self):
         for n, pr in self.procs.items():
@@ -326,6 +331,19 @@ def loadavg():
         return f.read().split()[0]
 
 
+def busy_s():
+    """CPU seconds spent by anything (all CPUs) since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:8]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK  # user nice system irq softirq
+
+
+def own_s():
+    """CPU seconds of this script and every child it has waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 # ---------------------------------------------------------------------------------------------
 # the run
 
@@ -356,25 +374,26 @@ def run(args):
     load_before = loadavg()
     root = tempfile.mkdtemp(prefix="llm-proxy-bench-")
     t_begin = time.monotonic()
+    busy_begin, own_begin = busy_s(), own_s()
     mock = Mock(bindir, root, pin)
     bench = Bench(bindir, root, pin)
     stacks = []
     try:
-        # 4. start-up to ready (three starts; the last one stays up for the rest).
+        # 4. start-up to ready (five starts; the last one stays up for the rest).
         config = os.path.join(HERE, "config.yaml")
         starts = []
-        for i in range(3):
+        for i in range(STARTS):
             st = Stack(bindir, root, config, mock, pin, "stack")
             stacks.append(st)
             starts.append(st.start())
-            if i < 2:
+            if i < STARTS - 1:
                 st.stop()
                 stacks.remove(st)
         stack = stacks[-1]
         log("start-up to ready: %s ms" % ", ".join("%.1f" % (s * 1e3) for s in starts))
         time.sleep(1.0)
-        idle = stack.rss()
-        log("idle RSS: %s" % idle)
+        idle = stack.mem()
+        log("idle memory: %s" % idle)
 
         auth = MASTER_KEY
         # 1. latency at concurrency 1, non-streaming.
@@ -415,7 +434,7 @@ def run(args):
         held_line = hp.stdout.readline()
         held = json.loads(held_line) if held_line.startswith("{") else {"held": 0}
         time.sleep(0.5)
-        loaded = stack.rss()
+        loaded = stack.mem()
         stack.check_alive()
         hp.send_signal(signal.SIGTERM)
         try:
@@ -423,7 +442,7 @@ def run(args):
         except subprocess.TimeoutExpired:
             hp.kill()
             hp.communicate()
-        log("held %s streams; RSS %s" % (held.get("held"), loaded))
+        log("held %s streams; memory %s" % (held.get("held"), loaded))
         time.sleep(0.5)
         stack.stop()
         stacks.remove(stack)
@@ -454,6 +473,7 @@ def run(args):
             st.stop()
         mock.proc.stop()
     elapsed = time.monotonic() - t_begin
+    others = (busy_s() - busy_begin) - (own_s() - own_begin)
 
     # The table.
     add50 = p1["lat_p50_us"] - d1["lat_p50_us"]
@@ -478,15 +498,17 @@ def run(args):
           "direct" % (p3b["events_per_s"], cr * 100, d3b["events_per_s"]), "-", "info")
     t.row("3. CPU per 20-chunk stream, all daemons", "%s (%s)" % (
         us(p3b["cpu_us_total"]), split(p3b)), "≤ 50 µs", p3b["cpu_us_total"] <= 50)
-    idle_total = sum(idle.values())
-    t.row("4. RSS idle, all daemons", "%s (%s)" % (mb(idle_total), rss_split(idle)),
-          "< 16 MB", idle_total < 16 * 1024)
-    added = sum(loaded.values()) - idle_total
+    total = lambda m, k: sum(v[k] for v in m.values())
+    idle_total = total(idle, "Rss")
+    t.row("4. RSS idle, all daemons", "%s (%s; PSS %s, anonymous %s)" % (
+        mb(idle_total), rss_split(idle), mb(total(idle, "Pss")), mb(total(idle, "Anonymous"))),
+        "< 16 MB", idle_total < 16 * 1024)
+    added = total(loaded, "Rss") - idle_total
     nheld = held.get("held", 0)
     per_1000 = added * 1000.0 / nheld if nheld else float("inf")
     t.row("4. RSS added by %d open streams" % nheld, "%s (%s)" % (
-        mb(added), rss_split({d: loaded[d] - idle[d] for d in idle})), "< 16 MB per 1,000",
-        nheld >= HOLD_STREAMS * 0.99 and per_1000 < 16 * 1024)
+        mb(added), rss_split({d: {"Rss": loaded[d]["Rss"] - idle[d]["Rss"]} for d in idle})),
+        "< 16 MB per 1,000", nheld >= HOLD_STREAMS * 0.99 and per_1000 < 16 * 1024)
     med = statistics.median(starts) * 1e3
     t.row("4. start-up to ready", "%.0f ms (median of %s ms)" % (
         med, ", ".join("%.0f" % (s * 1e3) for s in starts)), "< 100 ms", med < 100)
@@ -513,8 +535,10 @@ def run(args):
     t.notes.append("Held streams: %d of %d asked (mock path %s); the worker runs with "
                    "WORKER_MAX_CALLS=%d so each is a provider call." % (
                        nheld, HOLD_STREAMS, HOLD_PATH, HOLD_STREAMS + 100))
-    t.notes.append("Load average (1 min) %s at the start, %s at the end; the whole run took "
-                   "%.0f s." % (load_before, loadavg(), elapsed))
+    t.notes.append("Other processes on the machine used about %.0f%% of one CPU during the run "
+                   "(/proc/stat minus this run's processes; load average %s at the start); "
+                   "the whole run took %.0f s." % (max(others, 0) * 100 / elapsed, load_before,
+                                                   elapsed))
     errs = sum(r["errors"] for _, r in t.raw)
     if errs:
         t.notes.append("%d answers failed during the measured runs (see the raw table)." % errs)
@@ -547,7 +571,7 @@ def split(r):
 
 
 def rss_split(m):
-    return ", ".join("%s %.1f" % (d[0], m[d] / 1024.0) for d in DAEMONS if d in m)
+    return ", ".join("%s %.1f" % (d[0], m[d]["Rss"] / 1024.0) for d in DAEMONS if d in m)
 
 
 def raw_table(raw):
@@ -585,6 +609,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     ap.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
     args = ap.parse_args()
+    # A SIGTERM unwinds like an exception, so the daemons and the mock are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     t = run(args)
     print()
     print("machine: %s; commit %s" % (machine(), commit()))

@@ -17,7 +17,8 @@
  * floats per input (multiples of 1/1024 from FNV-1a of the input text, the same values on every
  * route for the same text; a requested dimension n gives the first n of the same series).
  *
- * Endpoints (POST unless noted; any prefix before them):
+ * Endpoints (POST unless noted; any prefix before them; .../v1/messages/count_tokens answers
+ * {"input_tokens": 1000 + bytes of the request body}):
  *   .../chat/completions   OpenAI chat: echo of the last user message; with tools (and
  *                          tool_choice not "none") a tool call {"arg":"value"} to the forced or
  *                          first function; "stream": true gives chat.completion.chunk SSE
@@ -191,6 +192,7 @@ enum endpoint {
     EP_EMBEDDINGS,
     EP_MODELS,
     EP_MESSAGES,
+    EP_COUNT_TOKENS,
     EP_GEMINI_GENERATE,
     EP_GEMINI_STREAM,
     EP_GEMINI_BATCH_EMBED,
@@ -456,9 +458,13 @@ static enum endpoint s_parse_path(const char *path, size_t len, struct mods *m)
         const char *suffix;
         enum endpoint ep;
     } k_endpoints[] = {
-        {"/chat/completions", EP_CHAT}, {"/completions", EP_COMPLETIONS},
-        {"/embeddings", EP_EMBEDDINGS}, {"/models", EP_MODELS},
-        {"/v1/messages", EP_MESSAGES},  {"/embed", EP_TEI_EMBED},
+        {"/chat/completions", EP_CHAT},
+        {"/completions", EP_COMPLETIONS},
+        {"/embeddings", EP_EMBEDDINGS},
+        {"/models", EP_MODELS},
+        {"/v1/messages", EP_MESSAGES},
+        {"/embed", EP_TEI_EMBED},
+        {"/v1/messages/count_tokens", EP_COUNT_TOKENS},
     };
 
     memset(m, 0, sizeof(*m));
@@ -2040,6 +2046,7 @@ static enum wire s_wire_of(enum endpoint ep, const struct mods *m)
 {
     switch (ep) {
     case EP_MESSAGES:
+    case EP_COUNT_TOKENS:
         return WIRE_ANTHROPIC;
     case EP_GEMINI_GENERATE:
     case EP_GEMINI_STREAM:
@@ -2098,6 +2105,11 @@ static enum MHD_Result s_handle_api(struct req_ctx *ctx, struct MHD_Connection *
         return s_handle_models(ctx, conn, &m);
     case EP_MESSAGES:
         return s_handle_messages(ctx, conn, &m);
+    case EP_COUNT_TOKENS: {
+        /* A count that cannot be mistaken for the proxy's estimate: 1000 + body bytes. */
+        json_t *body = json_pack("{s:I}", "input_tokens", (json_int_t)(1000 + ctx->body.len));
+        return s_send_json(ctx, conn, MHD_HTTP_OK, body, false);
+    }
     case EP_GEMINI_GENERATE:
         return s_handle_gemini(ctx, conn, &m, false);
     case EP_GEMINI_STREAM:
