@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,43 @@ static int s_fail(s_ctx_t *ctx, const lp_ynode_t *node, const char *fmt, ...)
                       node ? node->col : 0, msg);
 }
 
+/* Longest secret file read for NAME_FILE. */
+#define S_FILE_MAX (64 * 1024)
+
+/* The value of environment variable name, else the content of the file NAME_FILE names
+ * (Docker and Kubernetes secrets; trailing newlines dropped), else NULL. A file value is
+ * kept in cfg (zeroed when it is freed). -1 with err when NAME_FILE cannot be read. */
+static int s_env(s_ctx_t *ctx, const char *name, const char **out)
+{
+    *out = getenv(name);
+    if (*out)
+        return 0;
+    char var[256];
+    snprintf(var, sizeof var, "%s_FILE", name);
+    const char *path = getenv(var);
+    if (!path || !*path)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lp_err_set(ctx->err, "%s=%s: cannot read it: %s", var, path, strerror(errno));
+    char *buf = lp_calloc(1, S_FILE_MAX + 1);
+    size_t n = fread(buf, 1, S_FILE_MAX + 1, f);
+    bool bad = ferror(f) || n > S_FILE_MAX;
+    fclose(f);
+    if (bad) {
+        explicit_bzero(buf, S_FILE_MAX + 1);
+        free(buf);
+        return lp_err_set(ctx->err, "%s=%s: unreadable or larger than 64 KiB", var, path);
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    lp_cfg_t *cfg = ctx->cfg;
+    cfg->file_values = lp_realloc(cfg->file_values, (cfg->nfile_values + 1) * sizeof(char *));
+    cfg->file_values[cfg->nfile_values++] = buf;
+    *out = buf;
+    return 0;
+}
+
 /* The text of a scalar after `os.environ/NAME` resolution. *out is NULL when the variable is
  * unset or the scalar is a YAML null. Borrowed from the tree or the environment. */
 static int s_scalar(s_ctx_t *ctx, const lp_ynode_t *node, const char *key, const char **out)
@@ -159,7 +197,8 @@ static int s_scalar(s_ctx_t *ctx, const lp_ynode_t *node, const char *key, const
         const char *name = node->value + strlen(S_ENV_PREFIX);
         if (!*name)
             return s_fail(ctx, node, "%s: os.environ/ needs a variable name", key);
-        *out = getenv(name);
+        if (s_env(ctx, name, out) < 0)
+            return -1;
         /* Unset secrets are normal (a provider not in use, no database): the daemon that
          * needs one says so when it does. Anything else unset is worth a warning. */
         if (!*out && !strstr(key, "api_key") && !strstr(key, "database_url") &&
@@ -527,6 +566,7 @@ static int s_deployment(s_ctx_t *ctx, lp_deployment_t *d, const lp_ynode_t *entr
         return -1;
     if (mi && mi->type != LP_YAML_MAP && !lp_yaml_is_null(mi))
         return s_fail(ctx, mi, "model_list[%zu].model_info: expected a mapping", index);
+    const char *env = NULL;
     if (!d->api_base && d->provider->base_env && getenv(d->provider->base_env))
         d->api_base = lp_strdup(getenv(d->provider->base_env));
     if (!d->api_base && d->provider->default_base)
@@ -536,8 +576,11 @@ static int s_deployment(s_ctx_t *ctx, lp_deployment_t *d, const lp_ynode_t *entr
                       d->model_name, d->provider->name);
     if (d->api_base)
         s_trim_base(d->api_base);
-    if (!d->api_key && d->provider->key_env && getenv(d->provider->key_env))
-        d->api_key = lp_strdup(getenv(d->provider->key_env));
+    if (!d->api_key && d->provider->key_env) {
+        if (s_env(ctx, d->provider->key_env, &env) < 0)
+            return -1;
+        d->api_key = env ? lp_strdup(env) : NULL;
+    }
     if (!d->id) {
         /* Stable across daemons and restarts: the hash of the entry as written (environment
          * references unresolved, so no secret goes into it and every daemon agrees). */
@@ -622,7 +665,9 @@ static int s_master_key(s_ctx_t *ctx, const lp_ynode_t *root)
     const lp_ynode_t *where = lp_yaml_get(lp_yaml_get(root, "general_settings"), "master_key");
     if (!cfg->master_key || !*cfg->master_key) {
         free(cfg->master_key);
-        const char *env = getenv("LITELLM_MASTER_KEY");
+        const char *env = NULL;
+        if (s_env(ctx, "LITELLM_MASTER_KEY", &env) < 0)
+            return -1;
         cfg->master_key = env && *env ? lp_strdup(env) : NULL;
         where = NULL;
     }
@@ -658,6 +703,7 @@ static const char *s_log_level(const lp_ynode_t *litellm)
 static lp_cfg_t *s_load_tree(lp_ynode_t *root, const char *name, char *err)
 {
     lp_cfg_t *cfg = lp_calloc(1, sizeof *cfg);
+    cfg->refs = 1;
     cfg->path = lp_strdup(name);
     cfg->num_retries = -1;
     cfg->allowed_fails = 3;
@@ -720,10 +766,14 @@ static lp_cfg_t *s_load_tree(lp_ynode_t *root, const char *name, char *err)
         cfg->log_level = lp_strdup(lvl);
     if (!cfg->database_url || !*cfg->database_url) {
         free(cfg->database_url);
-        const char *env = getenv("DATABASE_URL");
+        const char *env = NULL;
+        if (s_env(&ctx, "DATABASE_URL", &env) < 0)
+            goto fail;
         cfg->database_url = env && *env ? lp_strdup(env) : NULL;
     }
-    const char *redis = getenv("REDIS_URL");
+    const char *redis = NULL;
+    if (s_env(&ctx, "REDIS_URL", &redis) < 0)
+        goto fail;
     cfg->redis_url = redis && *redis ? lp_strdup(redis) : NULL;
     return cfg;
 fail:
@@ -768,10 +818,19 @@ static void s_deployment_free(lp_deployment_t *d)
     json_decref(d->info);
 }
 
+lp_cfg_t *lp_cfg_ref(lp_cfg_t *self)
+{
+    self->refs++;
+    return self;
+}
+
 void lp_cfg_destroy(lp_cfg_t **self_p)
 {
     lp_cfg_t *self = *self_p;
     if (!self)
+        return;
+    *self_p = NULL;
+    if (--self->refs > 0)
         return;
     for (size_t i = 0; i < self->ndeployments; i++)
         s_deployment_free(&self->deployments[i]);
@@ -790,6 +849,11 @@ void lp_cfg_destroy(lp_cfg_t **self_p)
     }
     free(self->database_url);
     free(self->redis_url);
+    for (size_t i = 0; i < self->nfile_values; i++) {
+        explicit_bzero(self->file_values[i], strlen(self->file_values[i]));
+        free(self->file_values[i]);
+    }
+    free(self->file_values);
     free(self->redis_host);
     if (self->redis_password) {
         explicit_bzero(self->redis_password, strlen(self->redis_password));

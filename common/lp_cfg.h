@@ -1,11 +1,13 @@
 /* lp_cfg: LiteLLM's litellm-config.yaml, loaded once into typed settings.
  *
+ * Every os.environ/NAME (and LITELLM_MASTER_KEY, DATABASE_URL, REDIS_URL, provider keys)
+ * may come from the file NAME_FILE names instead (Docker and Kubernetes secrets).
  * Sections: model_list (deployments; entries sharing model_name form a model group),
  * router_settings, litellm_settings, general_settings, environment_variables. Any string
  * value `os.environ/NAME` is read from the environment. Keys LiteLLM has that llm-proxy
  * does not implement, and unknown keys, become warnings (lp_cfg_warnings) for the daemon to
  * log; wrong types and out-of-range values fail the load with "file:line:col: key: reason".
- * The loaded object is immutable and owned by whoever called lp_cfg_load. */
+ * The loaded object is immutable; lp_cfg_ref adds owners, the last lp_cfg_destroy frees it. */
 #ifndef LP_CFG_H
 #define LP_CFG_H
 
@@ -48,6 +50,7 @@ typedef struct {
 typedef struct lp_cfg lp_cfg_t;
 
 struct lp_cfg {
+    int refs; /* owners (lp_cfg_ref); the daemons are single-threaded */
     char *path;
     lp_deployment_t *deployments;
     size_t ndeployments;
@@ -86,6 +89,8 @@ struct lp_cfg {
     double key_cache_ttl_s;  /* user_api_key_cache_ttl */
     bool limits_fail_closed; /* Redis down: refuse keys with limits (else count in process) */
 
+    char **file_values; /* secrets read from NAME_FILE (borrowed by the fields above) */
+    size_t nfile_values;
     char **warnings; /* for the daemon to log once at start */
     size_t nwarnings;
 };
@@ -95,7 +100,10 @@ struct lp_cfg {
 lp_cfg_t *lp_cfg_load(const char *path, char *err);
 /* Same from a string (tests); name stands for the file name in messages. */
 lp_cfg_t *lp_cfg_load_string(const char *text, const char *name, char *err);
-/* Free a config; NULL-safe, nulls the pointer. */
+/* One more owner of the config (a reload swaps the daemon's config while calls begun under
+ * the old one still point into it). Returns self. */
+lp_cfg_t *lp_cfg_ref(lp_cfg_t *self);
+/* Drop an owner; the last one frees it. NULL-safe, nulls the pointer. */
 void lp_cfg_destroy(lp_cfg_t **self_p);
 
 /* Deployment by id; NULL if none. Borrowed. */

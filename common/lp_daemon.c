@@ -44,12 +44,12 @@ int lp_daemon_start(int argc, char **argv, const char *name, const char *summary
     return 0;
 }
 
-lp_cfg_t *lp_daemon_reload(const lp_opt_t *opts, size_t nopts)
+lp_cfg_t *lp_daemon_reload(const char *path)
 {
     char err[LP_ERR_LEN];
-    lp_cfg_t *cfg = lp_cfg_load(lp_opts_get(opts, nopts, "config"), err);
+    lp_cfg_t *cfg = lp_cfg_load(path, err);
     if (!cfg) {
-        log_error("reload rejected, keeping the running config: %s", err);
+        log_error("SIGHUP: reload rejected, the running config stays in force: %s", err);
         return NULL;
     }
     s_log_warnings(cfg);

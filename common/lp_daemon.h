@@ -20,8 +20,8 @@
  * Returns 0 to run, 1 to exit 0 (--help), -1 to exit with status 1 or 2 (already logged). */
 LP_MUSTCHECK int lp_daemon_start(int argc, char **argv, const char *name, const char *summary,
                                  lp_opt_t *opts, size_t nopts, lp_cfg_t **cfg_out);
-/* Reload the config named by the options for SIGHUP; NULL (logged) when the new file is bad,
- * so the caller keeps the old one. */
-lp_cfg_t *lp_daemon_reload(const lp_opt_t *opts, size_t nopts);
+/* Reload the config at path for SIGHUP; NULL (logged) when the new file is bad, so the
+ * caller keeps the old one. */
+lp_cfg_t *lp_daemon_reload(const char *path);
 
 #endif

@@ -22,6 +22,7 @@ typedef struct {
 struct gw_health {
     gw_server_t *srv;
     gw_req_t *req;
+    lp_cfg_t *cfg; /* the checks point into it (a reference: a reload may replace it) */
     s_check_t *checks;
     size_t n, done;
     lp_timer_t timer;
@@ -43,6 +44,7 @@ void gw_health_destroy(gw_health_t **self_p)
     for (size_t i = 0; i < self->n; i++)
         free(self->checks[i].error);
     free(self->checks);
+    lp_cfg_destroy(&self->cfg);
     free(self);
     *self_p = NULL;
 }
@@ -167,6 +169,7 @@ void gw_health_start(gw_req_t *req)
     gw_health_t *self = lp_calloc(1, sizeof *self);
     self->srv = srv;
     self->req = req;
+    self->cfg = lp_cfg_ref(srv->cfg);
     self->checks = lp_calloc(cfg->ndeployments ? cfg->ndeployments : 1, sizeof *self->checks);
     for (size_t i = 0; i < cfg->ndeployments; i++) {
         const lp_deployment_t *d = &cfg->deployments[i];

@@ -21,6 +21,7 @@ gw_req_t *gw_req_new(gw_server_t *srv, struct MHD_Connection *conn)
 {
     gw_req_t *self = lp_calloc(1, sizeof *self);
     self->srv = srv;
+    srv->live++;
     self->conn = conn;
     self->start_ns = lp_mono_ns();
     self->start_wall_ns = lp_wall_ns();
@@ -54,6 +55,7 @@ void gw_req_destroy(gw_req_t **self_p)
     gw_req_t *self = *self_p;
     if (!self)
         return;
+    self->srv->live--;
     lp_timer_stop(self->srv->loop, &self->deadline);
     s_unwatch(self);
     gw_stream_free(&self->out);

@@ -23,6 +23,7 @@
 #include "gw_req.h"
 #include "gw_routes.h"
 #include "lp_crypto.h"
+#include "lp_daemon.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_msg.h"
@@ -230,7 +231,7 @@ static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     }
     s_ping(self->router, self->pings++ % 4 == 0);
     s_ping(self->logger, false);
-    if (self->stopping && lp_map_size(self->inflight) == 0) {
+    if (self->stopping && lp_map_size(self->inflight) == 0 && self->live == 0) {
         log_info("drained: no request in flight");
         lp_loop_stop(loop);
         return 0;
@@ -289,17 +290,41 @@ static int s_on_drain_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
+/* SIGHUP: model_list (the groups served), router and per-request settings and the master
+ * key apply to new requests at once; requests in flight finish as they began. What was
+ * built at start (listener, Redis, response cache, key cache, links) needs a restart. */
+static void s_reload(gw_server_t *self)
+{
+    if (!self->config_path)
+        return;
+    lp_cfg_t *cfg = lp_daemon_reload(self->config_path);
+    if (!cfg)
+        return;
+    char hash[LP_SHA256_HEX_LEN];
+    lp_sha256_hex(cfg->master_key, strlen(cfg->master_key), hash);
+    free(self->master_hash);
+    self->master_hash = lp_strdup(hash);
+    bool cache_changed =
+        cfg->cache != self->cfg->cache ||
+        !json_equal(cfg->cache_params ? cfg->cache_params : json_null(),
+                    self->cfg->cache_params ? self->cfg->cache_params : json_null());
+    lp_cfg_destroy(&self->cfg);
+    self->cfg = cfg;
+    log_info("SIGHUP: config reloaded: %zu model group(s)", cfg->ngroups);
+    if (cache_changed)
+        log_warn("SIGHUP: cache settings changed; they apply after a restart of the gateway");
+}
+
 static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
 {
     gw_server_t *self = arg;
     if (signo == SIGHUP) {
-        log_warn("SIGHUP: config reload is not implemented yet; restart the gateway to apply "
-                 "changes");
+        s_reload(self);
         return 0;
     }
     if (signo != SIGINT && signo != SIGTERM)
         return 0;
-    if (self->stopping || lp_map_size(self->inflight) == 0) {
+    if (self->stopping || (lp_map_size(self->inflight) == 0 && self->live == 0)) {
         log_info("signal %d: stopping", signo);
         lp_loop_stop(loop);
         return 0;
@@ -309,7 +334,7 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
     MHD_socket listen_fd = MHD_quiesce_daemon(self->httpd);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
-    log_info("signal %d: draining %zu request(s)", signo, lp_map_size(self->inflight));
+    log_info("signal %d: draining %zu request(s)", signo, self->live);
     lp_timer_start(loop, &self->drain, GW_DRAIN_MS, s_on_drain_timeout, self);
     return 0;
 }
@@ -507,6 +532,7 @@ void gw_server_destroy(gw_server_t **self_p)
         zmq_ctx_term(self->zctx);
     lp_cfg_destroy(&self->cfg);
     free(self->master_hash);
+    free(self->config_path);
     free(self);
     *self_p = NULL;
 }
@@ -519,8 +545,10 @@ static int s_on_closing_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
-int gw_server_run(gw_server_t *self)
+int gw_server_run(gw_server_t *self, const char *config_path)
 {
+    free(self->config_path);
+    self->config_path = config_path ? lp_strdup(config_path) : NULL;
     log_info("listening on port %d: %zu model group(s)", gw_server_port(self), self->cfg->ngroups);
     int rc = lp_loop_run(self->loop);
     /* Answered requests' records must reach a logger before we go: keep the loop (not the

@@ -49,9 +49,11 @@ struct gw_server {
     struct MHD_Daemon *httpd;
     int httpd_fd;       /* MHD's epoll fd, watched by our loop */
     lp_map_t *inflight; /* request id -> gw_req_t waiting for the router */
+    size_t live;        /* requests not yet complete (a drain waits for them all) */
     lp_map_t *pending;  /* request id -> record waiting for a cancelled job's usage */
     lp_map_t *health;   /* health check id -> gw_health_t of the /health request */
     char *master_hash;  /* sha256 hex of the master key (spend rows name it so) */
+    char *config_path;  /* reread on SIGHUP */
     int64_t started_wall_ns;
     lp_timer_t heartbeat;
     lp_timer_t drain;
@@ -74,8 +76,9 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, struct lp_prices **prices, int port, 
                            const char *logger, char *err);
 /* Stop and free; suspended requests are answered 503 first. NULL-safe, nulls the pointer. */
 void gw_server_destroy(gw_server_t **self_p);
-/* Run until SIGINT/SIGTERM; 0 on a clean stop. */
-int gw_server_run(gw_server_t *self);
+/* Run until SIGINT/SIGTERM (which drain first); 0 on a clean stop. SIGHUP rereads
+ * config_path. */
+int gw_server_run(gw_server_t *self, const char *config_path);
 /* The TCP port the gateway listens on. */
 int gw_server_port(const gw_server_t *self);
 

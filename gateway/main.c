@@ -41,7 +41,7 @@ int main(int argc, char **argv)
         lp_cfg_destroy(&cfg);
         lp_die("cannot start: %s", err);
     }
-    rc = gw_server_run(srv);
+    rc = gw_server_run(srv, lp_opts_get(opts, n, "config"));
     gw_server_destroy(&srv);
     return rc == 0 ? 0 : 1;
 }

@@ -250,8 +250,26 @@ int rt_balance_pick(rt_balance_t *self, const char *group, const int *tried, siz
     return -1;
 }
 
+/* A deployment removed by a reload has no state any more. */
+static bool s_valid(const rt_balance_t *self, int idx)
+{
+    return idx >= 0 && (size_t)idx < self->cfg->ndeployments;
+}
+
+void rt_balance_adopt(rt_balance_t *self, const rt_balance_t *old)
+{
+    for (size_t i = 0; i < self->cfg->ndeployments; i++) {
+        const lp_deployment_t *d = lp_cfg_deployment(old->cfg, self->cfg->deployments[i].id);
+        if (d)
+            self->st[i] = old->st[d - old->cfg->deployments];
+    }
+    self->rng = old->rng;
+}
+
 void rt_balance_started(rt_balance_t *self, int idx, int64_t now_ns)
 {
+    if (!s_valid(self, idx))
+        return;
     s_state_t *s = s_state(self, idx, now_ns);
     s->inflight++;
     s->requests++;
@@ -259,7 +277,7 @@ void rt_balance_started(rt_balance_t *self, int idx, int64_t now_ns)
 
 void rt_balance_released(rt_balance_t *self, int idx)
 {
-    if (self->st[idx].inflight > 0)
+    if (s_valid(self, idx) && self->st[idx].inflight > 0)
         self->st[idx].inflight--;
 }
 
@@ -267,6 +285,8 @@ void rt_balance_succeeded(rt_balance_t *self, int idx, int64_t now_ns, long long
                           long long latency_us)
 {
     rt_balance_released(self, idx);
+    if (!s_valid(self, idx))
+        return;
     s_state_t *s = s_state(self, idx, now_ns);
     s->tokens += tokens > 0 ? tokens : 0;
     if (latency_us >= 0) {
@@ -287,7 +307,7 @@ void rt_balance_failed(rt_balance_t *self, int idx, int64_t now_ns, int status,
                        long long retry_after_ms)
 {
     rt_balance_released(self, idx);
-    if (!s_counts_as_failure(status))
+    if (!s_valid(self, idx) || !s_counts_as_failure(status))
         return;
     s_state_t *s = &self->st[idx];
     int64_t cooldown_ns = (int64_t)(self->cfg->cooldown_time_s * 1e9);
@@ -308,10 +328,10 @@ void rt_balance_failed(rt_balance_t *self, int idx, int64_t now_ns, int status,
 
 int rt_balance_inflight(const rt_balance_t *self, int idx)
 {
-    return self->st[idx].inflight;
+    return s_valid(self, idx) ? self->st[idx].inflight : 0;
 }
 
 bool rt_balance_cooling(const rt_balance_t *self, int idx, int64_t now_ns)
 {
-    return self->st[idx].cooldown_until_ns > now_ns;
+    return s_valid(self, idx) && self->st[idx].cooldown_until_ns > now_ns;
 }

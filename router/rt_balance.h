@@ -41,6 +41,10 @@ typedef struct rt_balance rt_balance_t;
 rt_balance_t *rt_balance_new(const lp_cfg_t *cfg, rt_strategy_t strategy, uint64_t seed);
 /* Free; NULL-safe, nulls the pointer. */
 void rt_balance_destroy(rt_balance_t **self_p);
+/* After a reload: take over old's state (calls in flight, latency, counters, cooldowns) for
+ * every deployment both configs have (same id). Indexes of deployments a reload removed are
+ * ignored by every call below. */
+void rt_balance_adopt(rt_balance_t *self, const rt_balance_t *old);
 /* The strategy for a routing_strategy name; false when the name is unknown. */
 bool rt_strategy_parse(const char *name, rt_strategy_t *out);
 

@@ -31,6 +31,7 @@ void rt_job_destroy(rt_job_t **self_p)
         return;
     lp_assert(!self->queued && !lp_timer_active(&self->timer));
     lp_msg_destroy(&self->request);
+    json_decref(self->fallback_list);
     free(self->gw);
     free(self);
     *self_p = NULL;

@@ -29,7 +29,8 @@ struct rt_job {
     const char *group;  /* the group being tried: asked, or a fallback (borrowed) */
     const char *pinned; /* deployment id the gateway pinned (health checks), or NULL */
     bool stream;
-    const json_t *fallback_list; /* groups to fall back to, once chosen (borrowed, cfg) */
+    json_t *fallback_list; /* groups to fall back to, once chosen (a reference: a reload may
+                            * free the config it came from) */
     size_t fallback_next;
     int fallbacks;       /* groups fallen back to (x-litellm-attempted-fallbacks) */
     rt_worker_t *worker; /* current worker; NULL while queued or backing off */

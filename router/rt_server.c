@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "lp_crypto.h"
+#include "lp_daemon.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_loop.h"
@@ -34,6 +35,7 @@ struct rt_server {
     rt_jobq_t queue;
     lp_timer_t heartbeat;
     rt_balance_t *balance;
+    char *config_path; /* reread on SIGHUP */
 };
 
 static void s_dispatch(rt_server_t *self, rt_job_t *job);
@@ -189,7 +191,8 @@ static bool s_next_fallback(rt_server_t *self, rt_job_t *job, int status, const 
     if (job->pinned || job->cancelled || job->started)
         return false;
     if (!job->fallback_list)
-        job->fallback_list = s_fallback_list(self, job, status, code, upstream);
+        job->fallback_list =
+            json_incref((json_t *)s_fallback_list(self, job, status, code, upstream));
     while (job->fallback_list && job->fallback_next < json_array_size(job->fallback_list) &&
            job->fallbacks < RT_MAX_FALLBACKS) {
         const char *g = json_string_value(json_array_get(job->fallback_list, job->fallback_next++));
@@ -668,12 +671,60 @@ static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
+/* Deployment index idx of old as an index of cfg (same id), or -1 when cfg dropped it. */
+static int s_remap(const lp_cfg_t *old, const lp_cfg_t *cfg, int idx)
+{
+    if (idx < 0 || (size_t)idx >= old->ndeployments)
+        return -1;
+    const lp_deployment_t *d = lp_cfg_deployment(cfg, old->deployments[idx].id);
+    return d ? (int)(d - cfg->deployments) : -1;
+}
+
+typedef struct {
+    const lp_cfg_t *old, *cfg;
+} s_reload_t;
+
+static bool s_remap_job(const void *k, size_t l, void *v, void *a)
+{
+    LP_UNUSED(k);
+    LP_UNUSED(l);
+    const s_reload_t *r = a;
+    rt_job_t *job = v;
+    job->deployment = s_remap(r->old, r->cfg, job->deployment);
+    for (size_t i = 0; i < job->ntried; i++)
+        job->tried[i] = s_remap(r->old, r->cfg, job->tried[i]);
+    return true;
+}
+
+/* SIGHUP: the new model_list and router_settings apply to new attempts at once; jobs in
+ * flight keep going (their deployments are found again by id, state carries over). A bad
+ * file changes nothing. */
+static void s_reload(rt_server_t *self)
+{
+    if (!self->config_path)
+        return;
+    lp_cfg_t *cfg = lp_daemon_reload(self->config_path);
+    if (!cfg)
+        return;
+    rt_strategy_t strategy = RT_SHUFFLE;
+    (void)rt_strategy_parse(cfg->routing_strategy, &strategy); /* validated by the load */
+    rt_balance_t *balance = rt_balance_new(cfg, strategy, 0);
+    rt_balance_adopt(balance, self->balance);
+    s_reload_t r = {self->cfg, cfg};
+    lp_map_each(self->jobs, s_remap_job, &r);
+    rt_balance_destroy(&self->balance);
+    self->balance = balance;
+    lp_cfg_destroy(&self->cfg);
+    self->cfg = cfg;
+    log_info("SIGHUP: config reloaded: %zu model group(s) over %zu deployment(s), %s", cfg->ngroups,
+             cfg->ndeployments, cfg->routing_strategy);
+}
+
 static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
 {
-    LP_UNUSED(arg);
+    rt_server_t *self = arg;
     if (signo == SIGHUP) {
-        log_warn("SIGHUP: config reload is not implemented yet; restart the router to apply "
-                 "changes");
+        s_reload(self);
         return 0;
     }
     if (signo == SIGUSR1 || signo == SIGUSR2)
@@ -751,13 +802,15 @@ void rt_server_destroy(rt_server_t **self_p)
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     lp_cfg_destroy(&self->cfg);
+    free(self->config_path);
     free(self);
     *self_p = NULL;
 }
 
 int rt_server_run(rt_server_t *self, const char *config_path)
 {
-    LP_UNUSED(config_path);
+    free(self->config_path);
+    self->config_path = config_path ? lp_strdup(config_path) : NULL;
     log_info("routing %zu model group(s) over %zu deployment(s)", self->cfg->ngroups,
              self->cfg->ndeployments);
     return lp_loop_run(self->loop);

@@ -28,7 +28,8 @@ typedef struct rt_server rt_server_t;
 rt_server_t *rt_server_new(lp_cfg_t **cfg, const char *frontend, const char *backend, char *err);
 /* Stop and free; NULL-safe, nulls the pointer. */
 void rt_server_destroy(rt_server_t **self_p);
-/* Run until SIGINT/SIGTERM; 0 on a clean stop. */
+/* Run until SIGINT/SIGTERM; 0 on a clean stop. SIGHUP rereads config_path (model_list and
+ * router_settings) without dropping the jobs in flight; a bad file is refused and logged. */
 int rt_server_run(rt_server_t *self, const char *config_path);
 
 #endif

@@ -46,7 +46,7 @@ int main(int argc, char **argv)
         lp_cfg_destroy(&cfg);
         lp_die("cannot start: %s", err);
     }
-    rc = wk_server_run(srv);
+    rc = wk_server_run(srv, lp_opts_get(opts, n, "config"));
     wk_server_destroy(&srv);
     curl_global_cleanup();
     return rc == 0 ? 0 : 1;

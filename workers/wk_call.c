@@ -45,6 +45,7 @@ void wk_call_free(wk_job_t *job)
     free(job->anthropic_version);
     free(job->anthropic_beta);
     json_decref(job->req);
+    lp_cfg_destroy(&job->cfg);
     free(job);
 }
 
@@ -577,7 +578,8 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     job->anthropic_version = av ? lp_strdup(av) : NULL;
     job->anthropic_beta = ab ? lp_strdup(ab) : NULL;
     job->stream = lp_json_bool(lp_msg_meta(msg), "stream", false);
-    job->drop_params = wk_server_cfg(srv)->drop_params;
+    job->cfg = lp_cfg_ref(wk_server_cfg(srv));
+    job->drop_params = job->cfg->drop_params;
     job->attempt = (int)lp_msg_meta_int(msg, "attempt", 1);
     job->timeout_ms = lp_msg_meta_int(msg, "timeout_ms", 600000);
     job->stream_timeout_ms = lp_msg_meta_int(msg, "stream_timeout_ms", 0);
@@ -585,7 +587,7 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
         job->timeout_ms = 600000;
     wk_fail_t fail = {.retry_after_ms = -1};
     const char *dep = lp_msg_meta_str(msg, "deployment");
-    job->d = dep ? lp_cfg_deployment(wk_server_cfg(srv), dep) : NULL;
+    job->d = dep ? lp_cfg_deployment(job->cfg, dep) : NULL;
     if (!job->d) {
         /* The router's config names a deployment this worker's config lacks. */
         wk_fail(&fail, 503, "unknown_deployment", true,

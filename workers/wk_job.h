@@ -29,7 +29,8 @@ typedef struct wk_job wk_job_t;
 struct wk_job {
     uint8_t id[LP_REQ_ID_LEN];
     char idstr[LP_REQ_ID_STR_LEN];
-    const lp_deployment_t *d; /* borrowed from the worker's config */
+    lp_cfg_t *cfg;            /* the config the call began with (a reference) */
+    const lp_deployment_t *d; /* borrowed from cfg */
     char *group;              /* model group the client asked for */
     wk_call_t call;
     bool stream;

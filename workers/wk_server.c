@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "lp_buf.h"
+#include "lp_daemon.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_map.h"
@@ -21,7 +22,8 @@
 #define WK_BATCH 256
 
 struct wk_server {
-    lp_cfg_t *cfg;
+    lp_cfg_t *cfg;     /* for new calls; a call holds a reference to the one it began with */
+    char *config_path; /* reread on SIGHUP */
     lp_prices_t *prices;
     void *zctx;
     void *router; /* DEALER to the router's backend */
@@ -70,7 +72,7 @@ wk_http_t *wk_server_http(wk_server_t *self)
     return self->http;
 }
 
-const lp_cfg_t *wk_server_cfg(const wk_server_t *self)
+lp_cfg_t *wk_server_cfg(const wk_server_t *self)
 {
     return self->cfg;
 }
@@ -197,11 +199,34 @@ static int s_on_drain_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
+/* One line naming the deployments that cannot be called for want of a key. */
+static void s_log_missing_keys(const lp_cfg_t *cfg)
+{
+    lp_buf_t names = {0};
+    for (size_t i = 0; i < cfg->ndeployments; i++) {
+        const lp_deployment_t *d = &cfg->deployments[i];
+        if (d->provider->key_required && !d->api_key && !d->mock_response)
+            lp_buf_printf(&names, "%s%s (%s)", names.len ? ", " : "", d->model_name,
+                          d->provider->key_env);
+    }
+    if (names.len)
+        log_info("no API key yet for: %s", names.data);
+    lp_buf_free(&names);
+}
+
 static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
 {
     wk_server_t *self = arg;
     if (signo == SIGHUP) {
-        log_warn("SIGHUP: config reload is not implemented yet; restart workers to apply it");
+        /* New calls use the new deployments at once; calls in flight hold the config they
+         * started with (lp_cfg_ref) until they end. */
+        lp_cfg_t *cfg = self->config_path ? lp_daemon_reload(self->config_path) : NULL;
+        if (cfg) {
+            lp_cfg_destroy(&self->cfg);
+            self->cfg = cfg;
+            log_info("SIGHUP: config reloaded: %zu deployment(s)", cfg->ndeployments);
+            s_log_missing_keys(cfg);
+        }
         return 0;
     }
     if (signo != SIGINT && signo != SIGTERM)
@@ -292,28 +317,16 @@ void wk_server_destroy(wk_server_t **self_p)
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     lp_cfg_destroy(&self->cfg);
+    free(self->config_path);
     lp_prices_destroy(&self->prices);
     free(self);
     *self_p = NULL;
 }
 
-/* One line naming the deployments that cannot be called for want of a key. */
-static void s_log_missing_keys(const lp_cfg_t *cfg)
+int wk_server_run(wk_server_t *self, const char *config_path)
 {
-    lp_buf_t names = {0};
-    for (size_t i = 0; i < cfg->ndeployments; i++) {
-        const lp_deployment_t *d = &cfg->deployments[i];
-        if (d->provider->key_required && !d->api_key && !d->mock_response)
-            lp_buf_printf(&names, "%s%s (%s)", names.len ? ", " : "", d->model_name,
-                          d->provider->key_env);
-    }
-    if (names.len)
-        log_info("no API key yet for: %s", names.data);
-    lp_buf_free(&names);
-}
-
-int wk_server_run(wk_server_t *self)
-{
+    free(self->config_path);
+    self->config_path = config_path ? lp_strdup(config_path) : NULL;
     log_info("worker %s ready: up to %d calls at once", self->name, self->capacity);
     s_log_missing_keys(self->cfg);
     int rc = lp_loop_run(self->loop);

@@ -29,7 +29,7 @@ wk_server_t *wk_server_new(lp_cfg_t **cfg, lp_prices_t **prices, const char *rou
 /* Free; in-flight calls are aborted. NULL-safe, nulls the pointer. */
 void wk_server_destroy(wk_server_t **self_p);
 /* Run until stopped; 0 on a clean stop. */
-int wk_server_run(wk_server_t *self);
+int wk_server_run(wk_server_t *self, const char *config_path);
 
 /* ---- services for wk_call (the job module), not for other callers ---- */
 
@@ -40,7 +40,7 @@ void wk_server_track(wk_server_t *self, wk_job_t *job);
 void wk_server_untrack(wk_server_t *self, wk_job_t *job);
 lp_loop_t *wk_server_loop(wk_server_t *self);
 wk_http_t *wk_server_http(wk_server_t *self);
-const lp_cfg_t *wk_server_cfg(const wk_server_t *self);
+lp_cfg_t *wk_server_cfg(const wk_server_t *self);
 const char *wk_server_name(const wk_server_t *self);
 lp_prices_t *wk_server_prices(wk_server_t *self);
 

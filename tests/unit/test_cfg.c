@@ -2,6 +2,7 @@
  * strings. Every test starts from a known environment (env_reset). */
 #include <ctype.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "harness.h"
@@ -1122,6 +1123,60 @@ static void test_yaml_tree(void)
     CHECK(err[0] != '\0');
 }
 
+/* NAME_FILE stands in for NAME (Docker and Kubernetes secrets). */
+static void test_env_files(void)
+{
+    env_reset();
+    char dir[] = "/tmp/lp-cfg-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char kpath[300], mpath[300];
+    snprintf(kpath, sizeof kpath, "%s/openai", dir);
+    snprintf(mpath, sizeof mpath, "%s/master", dir);
+    FILE *f = fopen(kpath, "w");
+    CHECK(f != NULL);
+    fputs("sk-from-a-file-0123456789\n", f);
+    fclose(f);
+    f = fopen(mpath, "w");
+    CHECK(f != NULL);
+    fputs(GOOD_KEY "\r\n", f);
+    fclose(f);
+    unsetenv("LITELLM_MASTER_KEY");
+    setenv("LITELLM_MASTER_KEY_FILE", mpath, 1);
+    setenv("TEST_UPSTREAM_KEY_FILE", kpath, 1);
+    setenv("OPENAI_API_KEY_FILE", kpath, 1);
+    char err[LP_ERR_LEN];
+    lp_cfg_t *cfg =
+        load("model_list:\n"
+             "  - model_name: a\n"
+             "    litellm_params: {model: openai/x, api_key: os.environ/TEST_UPSTREAM_KEY}\n"
+             "  - model_name: b\n"
+             "    litellm_params: {model: openai/y}\n",
+             err);
+    CHECK_STR(err, "");
+    CHECK(cfg != NULL);
+    if (cfg) {
+        CHECK_STR(cfg->master_key, GOOD_KEY);
+        CHECK_STR(cfg->deployments[0].api_key, "sk-from-a-file-0123456789");
+        CHECK_STR(cfg->deployments[1].api_key, "sk-from-a-file-0123456789");
+    }
+    lp_cfg_destroy(&cfg);
+    /* An unreadable file is an error naming the variable, never a silent empty key. */
+    setenv("TEST_UPSTREAM_KEY_FILE", "/nonexistent/secret", 1);
+    cfg = load("model_list:\n"
+               "  - model_name: a\n"
+               "    litellm_params: {model: openai/x, api_key: os.environ/TEST_UPSTREAM_KEY}\n",
+               err);
+    CHECK(cfg == NULL);
+    CHECK(strstr(err, "TEST_UPSTREAM_KEY_FILE=/nonexistent/secret") != NULL);
+    unsetenv("TEST_UPSTREAM_KEY_FILE");
+    unsetenv("OPENAI_API_KEY_FILE");
+    unsetenv("LITELLM_MASTER_KEY_FILE");
+    unlink(kpath);
+    unlink(mpath);
+    rmdir(dir);
+    env_reset();
+}
+
 int main(void)
 {
     RUN(test_full_config);
@@ -1148,6 +1203,7 @@ int main(void)
     RUN(test_yaml_tree);
     /* last: under ASan a use-after-free aborts the process */
     RUN(test_anchor_on_merge_value);
+    RUN(test_env_files);
     unsetenv("TEST_CFG_EV_KEY");
     return th_report();
 }
