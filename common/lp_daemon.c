@@ -1,10 +1,14 @@
 #define LP_LOG_MODULE "daemon"
 #include "lp_daemon.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "lp_log.h"
+
+/* The level chosen at start (SIGUSR2 returns to it). */
+static lp_log_level_t s_start_level = LP_LOG_INFO;
 
 static void s_log_warnings(const lp_cfg_t *cfg)
 {
@@ -39,9 +43,25 @@ int lp_daemon_start(int argc, char **argv, const char *name, const char *summary
     }
     if (!level && cfg->log_level && lp_log_parse_level(cfg->log_level, &lvl) == 0)
         lp_log_set_level(lvl);
+    s_start_level = lp_log_level;
     s_log_warnings(cfg);
     *cfg_out = cfg;
     return 0;
+}
+
+bool lp_daemon_log_signal(int signo)
+{
+    if (signo == SIGUSR1) {
+        lp_log_set_level(LP_LOG_DEBUG);
+        log_info("SIGUSR1: log level debug (SIGUSR2 returns to the start level)");
+        return true;
+    }
+    if (signo == SIGUSR2) {
+        log_info("SIGUSR2: log level back to the start level");
+        lp_log_set_level(s_start_level);
+        return true;
+    }
+    return false;
 }
 
 lp_cfg_t *lp_daemon_reload(const char *path)

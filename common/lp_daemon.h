@@ -3,6 +3,8 @@
 #ifndef LP_DAEMON_H
 #define LP_DAEMON_H
 
+#include <stdbool.h>
+
 #include "lp_cfg.h"
 #include "lp_opts.h"
 
@@ -23,5 +25,9 @@ LP_MUSTCHECK int lp_daemon_start(int argc, char **argv, const char *name, const 
 /* Reload the config at path for SIGHUP; NULL (logged) when the new file is bad, so the
  * caller keeps the old one. */
 lp_cfg_t *lp_daemon_reload(const char *path);
+/* Run-time log level: SIGUSR1 switches to debug (every request's path through the daemons
+ * can then be followed by its req= id), SIGUSR2 back to the level set at start. True when
+ * signo was one of them. */
+bool lp_daemon_log_signal(int signo);
 
 #endif

@@ -225,6 +225,13 @@ static void s_query(gw_req_t *req, json_t *meta, void (*on_reply)(gw_req_t *, lp
                     "virtual keys need a database: set DATABASE_URL");
         return;
     }
+    /* Who acts, for the audit log: a name and the sha256 of the key used, never the key. */
+    const char *alias = lp_json_str(req->key, "key_alias");
+    json_object_set_new(meta, "changed_by",
+                        json_string(req->is_master ? "master_key"
+                                    : alias        ? alias
+                                                   : "virtual_key"));
+    json_object_set_new(meta, "changed_by_api_key", json_string(req->key_hash));
     req->on_reply = on_reply;
     gw_send_job(req, LP_CMD_QUERY, meta, req->srv->logger, GW_QUERY_TIMEOUT_MS);
 }
@@ -364,7 +371,7 @@ static void s_on_updated(gw_req_t *req, lp_msg_t **reply)
     s_answer(req, 200, row);
 }
 
-static void s_update(gw_req_t *req, json_t *body, json_t *fields)
+static void s_update(gw_req_t *req, json_t *body, json_t *fields, const char *action)
 {
     char token[LP_SHA256_HEX_LEN];
     if (!s_token_of(req, lp_json_str(body, "key"), token))
@@ -379,6 +386,7 @@ static void s_update(gw_req_t *req, json_t *body, json_t *fields)
     json_object_set_new(req->aux, "reset_spend", json_boolean(reset));
     json_t *meta = json_object();
     json_object_set_new(meta, "kind", json_string("key_update"));
+    json_object_set_new(meta, "action", json_string(action));
     json_object_set_new(meta, "token", json_string(token));
     json_object_set(meta, "fields", fields);
     s_query(req, meta, s_on_updated);
@@ -391,7 +399,7 @@ void gw_key_update(gw_req_t *req)
         return;
     json_t *fields = json_object();
     if (s_fields(req, body, fields, true) == 0)
-        s_update(req, body, fields);
+        s_update(req, body, fields, "updated");
     json_decref(body);
     json_decref(fields);
 }
@@ -403,7 +411,7 @@ static void s_set_blocked(gw_req_t *req, bool blocked)
         return;
     json_t *fields = json_object();
     json_object_set_new(fields, "blocked", json_boolean(blocked));
-    s_update(req, body, fields);
+    s_update(req, body, fields, blocked ? "blocked" : "unblocked");
     json_decref(body);
     json_decref(fields);
 }

@@ -67,6 +67,11 @@ void gw_record_apply(json_t *rec, const json_t *meta)
                         upstream_us >= 0 ? json_real((double)upstream_us / 1e3) : json_null());
     json_object_set_new(rec, "ttft_ms",
                         ttfb_us >= 0 ? json_real((double)ttfb_us / 1e3) : json_null());
+    static const char *hops[][2] = {{"router_us", "router_ms"}, {"worker_us", "worker_ms"}};
+    for (size_t i = 0; i < LP_ARRAY_LEN(hops); i++) {
+        long long us = lp_json_int(meta, hops[i][0], -1);
+        json_object_set_new(rec, hops[i][1], us >= 0 ? json_real((double)us / 1e3) : json_null());
+    }
 }
 
 json_t *gw_record_build(const gw_req_t *req, bool delivered)
@@ -118,6 +123,11 @@ json_t *gw_record_build(const gw_req_t *req, bool delivered)
         json_decref(body);
     }
     json_object_set_new(rec, "duration_ms", json_real((double)duration_ns / 1e6));
+    /* The gateway's own share: from the first byte until the request left for the router. */
+    if (req->sent_ns && req->answer_ns >= req->sent_ns) {
+        int64_t own = (req->sent_ns - req->start_ns);
+        json_object_set_new(rec, "gateway_ms", json_real((double)own / 1e6));
+    }
     bool hit = gw_cache_hit(req);
     json_object_set_new(rec, "cache_hit", json_boolean(hit));
     if (hit) {

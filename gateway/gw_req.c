@@ -136,6 +136,37 @@ static void s_header_num(struct MHD_Response *r, const char *name, double v, boo
     s_header(r, name, buf);
 }
 
+/* Server-Timing: where the time went, hop by hop (ms). gateway is the time spent here (total
+ * less the round trip through the router), router the wait before the answering attempt was
+ * dispatched, worker the worker's own time, upstream-ttfb and upstream the provider's (for
+ * a stream, until its first bytes). gateway + router + worker + upstream <= total. */
+static void s_server_timing(gw_req_t *self, struct MHD_Response *r, const json_t *meta,
+                            double total_ms)
+{
+    char buf[256];
+    size_t n = 0;
+    if (self->sent_ns && self->answer_ns >= self->sent_ns) {
+        double trip_ms = (double)(self->answer_ns - self->sent_ns) / 1e6;
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "gateway;dur=%.3f, ",
+                              LP_MAX(total_ms - trip_ms, 0.0));
+    }
+    static const struct {
+        const char *name, *key;
+    } parts[] = {{"router", "router_us"},
+                 {"worker", "worker_us"},
+                 {"upstream-ttfb", "ttfb_us"},
+                 {"upstream", "upstream_us"}};
+    for (size_t i = 0; i < LP_ARRAY_LEN(parts) && n < sizeof buf; i++) {
+        long long us = lp_json_int(meta, parts[i].key, -1);
+        if (us >= 0)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s;dur=%.3f, ", parts[i].name,
+                                  (double)us / 1000.0);
+    }
+    if (n < sizeof buf)
+        snprintf(buf + n, sizeof buf - n, "total;dur=%.3f", total_ms);
+    s_header(r, "server-timing", buf);
+}
+
 /* The x-litellm-* headers LiteLLM clients read: where the call went, what it cost, and
  * how much of the time was the proxy's own (for a stream: until its first byte). */
 static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total_ms)
@@ -163,6 +194,7 @@ static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total
         double overhead = total_ms - (double)upstream_us / 1000.0;
         s_header_num(r, "x-litellm-overhead-duration-ms", overhead > 0 ? overhead : 0, false);
     }
+    s_server_timing(self, r, meta, total_ms);
     long long retry_ms = lp_json_int(meta, "retry_after_ms", -1);
     if (retry_ms >= 0 && (self->status == 429 || self->status == 503))
         s_header_num(r, "retry-after", (double)((retry_ms + 999) / 1000), true);

@@ -505,12 +505,104 @@ static void s_spend_logs(gw_req_t *req)
     gw_send_job(req, LP_CMD_QUERY, meta, srv->logger, GW_QUERY_TIMEOUT_MS);
 }
 
+/* The test call's answer: {"status": "success", "result": <the provider's answer>}; a
+ * failure is the proxy's error as it came. */
+static void s_on_tested(gw_req_t *req, lp_msg_t **reply)
+{
+    if (lp_msg_cmd(*reply) != LP_CMD_END) {
+        gw_req_answer_reply(req, reply);
+        return;
+    }
+    size_t len = 0;
+    const char *body = lp_msg_body(*reply, &len);
+    json_t *result = json_loadb(body, len, 0, NULL);
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string("success"));
+    json_object_set_new(o, "result", result ? result : json_null());
+    lp_msg_destroy(reply);
+    s_answer_json(req, 200, o);
+}
+
+/* POST /health/test_connection: one cheap call with litellm_params as a model_list entry
+ * would have them, before they go into the config. The params live only for that call. */
+static void s_test_connection(gw_req_t *req)
+{
+    char err[LP_ERR_LEN];
+    json_t *body = lp_json_parse(req->body.data ? req->body.data : "", req->body.len, err);
+    const json_t *params = json_object_get(body, "litellm_params");
+    const char *mode = lp_json_str(body, "mode");
+    if (!json_is_object(params) || !lp_json_str(params, "model")) {
+        json_decref(body);
+        gw_req_fail(req, 400, NULL, "litellm_params",
+                    "litellm_params is required: an object with at least model, as in "
+                    "model_list");
+        return;
+    }
+    if (mode && strcmp(mode, "chat") && strcmp(mode, "completion") && strcmp(mode, "embedding")) {
+        json_decref(body);
+        gw_req_fail(req, 400, NULL, "mode", "mode must be chat, completion or embedding");
+        return;
+    }
+    json_t *meta = json_object();
+    json_object_set_new(meta, "model", json_string("test-connection"));
+    json_object_set_new(meta, "call_type", json_string(mode ? mode : "chat"));
+    json_object_set_new(meta, "test", json_true());
+    json_object_set_new(meta, "stream", json_false());
+    json_decref(body);
+    req->group = lp_strdup("test-connection");
+    req->on_reply = s_on_tested;
+    gw_forward(req, meta);
+}
+
+/* GET /audit/logs: admin actions, newest first (LiteLLM_AuditLog, through the logger). */
+static void s_audit_logs(gw_req_t *req)
+{
+    gw_server_t *srv = req->srv;
+    if (!srv->cfg->database_url) {
+        gw_req_fail(req, 400, "database_not_configured", NULL,
+                    "the audit log needs a database: set DATABASE_URL");
+        return;
+    }
+    json_t *meta = json_object();
+    json_object_set_new(meta, "kind", json_string("audit_list"));
+    static const char *filters[] = {"object_id",  "action",     "table_name",
+                                    "changed_by", "start_date", "end_date"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(filters); i++) {
+        const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, filters[i]);
+        if (!v || !*v)
+            continue;
+        long long y, mo, d;
+        char rest;
+        if (strstr(filters[i], "date") &&
+            (sscanf(v, "%4lld-%2lld-%2lld%c", &y, &mo, &d, &rest) != 3 || mo < 1 || mo > 12 ||
+             d < 1 || d > 31)) {
+            json_decref(meta);
+            gw_req_fail(req, 400, NULL, filters[i], "%s must be a date YYYY-MM-DD", filters[i]);
+            return;
+        }
+        json_object_set_new(meta, filters[i], lp_json_text(v));
+    }
+    long long page = 1, size = 100;
+    const char *p = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "page");
+    const char *z = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "page_size");
+    if ((p && lp_parse_ll(p, 1, 1000000, &page) < 0) || (z && lp_parse_ll(z, 1, 1000, &size) < 0)) {
+        json_decref(meta);
+        gw_req_fail(req, 400, NULL, NULL, "page must be >= 1 and page_size from 1 to 1000");
+        return;
+    }
+    json_object_set_new(meta, "limit", json_integer(size));
+    json_object_set_new(meta, "offset", json_integer((page - 1) * size));
+    gw_send_job(req, LP_CMD_QUERY, meta, srv->logger, GW_QUERY_TIMEOUT_MS);
+}
+
 static const gw_route_t s_routes[] = {
     {"GET", "/health/liveliness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/liveness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_liveliness},
     {"GET", "/health/readiness", GW_ACCESS_PUBLIC, GW_CALL_NONE, s_readiness},
     {"GET", "/health", GW_ACCESS_ADMIN, GW_CALL_NONE, gw_health_start},
+    {"POST", "/health/test_connection", GW_ACCESS_ADMIN, GW_CALL_NONE, s_test_connection},
     {"GET", "/spend/logs", GW_ACCESS_ADMIN, GW_CALL_NONE, s_spend_logs},
+    {"GET", "/audit/logs", GW_ACCESS_ADMIN, GW_CALL_NONE, s_audit_logs},
     {"GET", "/metrics", GW_ACCESS_METRICS, GW_CALL_NONE, gw_metrics_serve},
     {"GET", "/models", GW_ACCESS_KEY, GW_CALL_NONE, s_models},
     {"GET", "/v1/models", GW_ACCESS_KEY, GW_CALL_NONE, s_models},

@@ -290,6 +290,32 @@ static int s_on_drain_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
+/* A reload is an admin action: it goes to the audit log (when there is a database). */
+static void s_audit_reload(gw_server_t *self)
+{
+    uint8_t id[LP_REQ_ID_LEN];
+    if (!self->cfg->database_url || lp_random_bytes(id, sizeof id) < 0)
+        return;
+    lp_msg_t *m = lp_msg_new(LP_CMD_QUERY, id);
+    json_t *meta = lp_msg_meta_rw(m);
+    json_object_set_new(meta, "kind", json_string("audit"));
+    json_object_set_new(meta, "action", json_string("config_reloaded"));
+    json_object_set_new(meta, "table_name", json_string("config"));
+    json_object_set_new(meta, "object_id", lp_json_text(self->config_path));
+    json_object_set_new(meta, "changed_by", json_string("SIGHUP"));
+    json_t *groups = json_array();
+    for (size_t i = 0; i < self->cfg->ngroups; i++)
+        json_array_append_new(groups, lp_json_text(self->cfg->groups[i]));
+    json_t *after = json_object();
+    json_object_set_new(after, "model_groups", groups);
+    json_object_set_new(after, "deployments", json_integer((json_int_t)self->cfg->ndeployments));
+    json_object_set_new(meta, "updated_values", after);
+    if (lp_msg_send(&m, self->logger) < 0) {
+        lp_msg_destroy(&m);
+        log_warn("the config reload could not be written to the audit log (no logger)");
+    }
+}
+
 /* SIGHUP: model_list (the groups served), router and per-request settings and the master
  * key apply to new requests at once; requests in flight finish as they began. What was
  * built at start (listener, Redis, response cache, key cache, links) needs a restart. */
@@ -311,6 +337,7 @@ static void s_reload(gw_server_t *self)
     lp_cfg_destroy(&self->cfg);
     self->cfg = cfg;
     log_info("SIGHUP: config reloaded: %zu model group(s)", cfg->ngroups);
+    s_audit_reload(self);
     if (cache_changed)
         log_warn("SIGHUP: cache settings changed; they apply after a restart of the gateway");
 }
@@ -322,7 +349,7 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
         s_reload(self);
         return 0;
     }
-    if (signo != SIGINT && signo != SIGTERM)
+    if (lp_daemon_log_signal(signo) || (signo != SIGINT && signo != SIGTERM))
         return 0;
     if (self->stopping || (lp_map_size(self->inflight) == 0 && self->live == 0)) {
         log_info("signal %d: stopping", signo);

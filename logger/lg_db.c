@@ -132,8 +132,8 @@ static s_row_t *s_row_new(const json_t *rec)
             json_object_set_new(
                 md, "user_api_key",
                 json_string(lp_json_str(rec, "api_key") ? lp_json_str(rec, "api_key") : ""));
-            static const char *keys[] = {"retries", "duration_ms", "upstream_ms", "client_gone",
-                                         "worker"};
+            static const char *keys[] = {"retries",   "duration_ms", "upstream_ms", "gateway_ms",
+                                         "router_ms", "worker_ms",   "client_gone", "worker"};
             for (size_t k = 0; k < LP_ARRAY_LEN(keys); k++) {
                 json_t *v = json_object_get(rec, keys[k]);
                 if (v)

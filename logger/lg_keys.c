@@ -60,11 +60,6 @@ static bool s_hex_token(const char *t)
     return true;
 }
 
-static void s_param(lg_keys_query_t *q, const char *v)
-{
-    q->params[q->nparams++] = v ? lp_strdup(v) : NULL;
-}
-
 /* "c1", "c2" ... of the writable columns present in fields; -1 if one is not writable. */
 static int s_column_list(const json_t *fields, lp_buf_t *out, const char *prefix, char *err)
 {
@@ -82,7 +77,22 @@ static int s_column_list(const json_t *fields, lp_buf_t *out, const char *prefix
     return first ? lp_err_set(err, "nothing to write") : 0;
 }
 
-static int s_create(const json_t *meta, lg_keys_query_t *q, char *err)
+/* Every change to a key writes its audit row in the same statement. Parameters $n and $m
+ * say who made it (a name and the sha256 of the key used, never a key). */
+#define S_AUDIT_INSERT                                                                             \
+    "INSERT INTO \"LiteLLM_AuditLog\" (\"id\", \"changed_by\", \"changed_by_api_key\", "           \
+    "\"table_name\", \"action\", \"object_id\", \"before_value\", \"updated_values\")"
+#define S_AUDIT_WHO_AT(n, m)                                                                       \
+    "gen_random_uuid()::text, coalesce($" #n ", ''), coalesce($" #m                                \
+    ", ''), 'LiteLLM_VerificationToken'"
+
+static void s_who(lg_query_t *q, const json_t *meta)
+{
+    lg_query_param(q, lp_json_str(meta, "changed_by"));
+    lg_query_param(q, lp_json_str(meta, "changed_by_api_key"));
+}
+
+static int s_create(const json_t *meta, lg_query_t *q, char *err)
 {
     const json_t *fields = json_object_get(meta, "fields");
     if (!json_is_object(fields) || !s_hex_token(lp_json_str(fields, "token")))
@@ -95,18 +105,22 @@ static int s_create(const json_t *meta, lg_keys_query_t *q, char *err)
     }
     lp_buf_printf(&q->sql,
                   "WITH i AS (INSERT INTO " S_TABLE " AS t (%s) SELECT %s FROM "
-                  "json_populate_record(NULL::" S_TABLE ", $1::json) r RETURNING t.*) "
-                  "SELECT coalesce((SELECT row_to_json(i.*) FROM i), 'null'::json)",
+                  "json_populate_record(NULL::" S_TABLE ", $1::json) r RETURNING t.*), "
+                  "a AS (" S_AUDIT_INSERT " SELECT " S_AUDIT_WHO_AT(
+                      2, 3) ", 'created', i.\"token\", "
+                            "NULL, to_jsonb(i.*) FROM i) "
+                            "SELECT coalesce((SELECT row_to_json(i.*) FROM i), 'null'::json)",
                   cols.data, sel.data);
     lp_buf_free(&cols);
     lp_buf_free(&sel);
     char *text = lp_json_dump(fields, NULL);
-    s_param(q, text);
+    lg_query_param(q, text);
     free(text);
+    s_who(q, meta);
     return 0;
 }
 
-static int s_update(const json_t *meta, lg_keys_query_t *q, char *err)
+static int s_update(const json_t *meta, lg_query_t *q, char *err)
 {
     const char *token = lp_json_str(meta, "token");
     const json_t *fields = json_object_get(meta, "fields");
@@ -128,20 +142,28 @@ static int s_update(const json_t *meta, lg_keys_query_t *q, char *err)
     }
     if (!set.len)
         return lp_err_set(err, "nothing to update");
+    /* o is the row before the change (every part of a statement sees the same snapshot). */
     lp_buf_printf(&q->sql,
-                  "WITH u AS (UPDATE " S_TABLE " AS t SET %s FROM "
+                  "WITH o AS (SELECT * FROM " S_TABLE " WHERE \"token\" = $1), "
+                  "u AS (UPDATE " S_TABLE " AS t SET %s FROM "
                   "json_populate_record(NULL::" S_TABLE ", $2::json) r WHERE t.\"token\" = $1 "
-                  "RETURNING t.*) SELECT coalesce((SELECT row_to_json(u.*) FROM u), 'null'::json)",
+                  "RETURNING t.*), "
+                  "a AS (" S_AUDIT_INSERT " SELECT " S_AUDIT_WHO_AT(
+                      3, 4) ", coalesce($5, 'updated'), $1, "
+                            "(SELECT to_jsonb(o.*) FROM o), $2::jsonb FROM u) "
+                            "SELECT coalesce((SELECT row_to_json(u.*) FROM u), 'null'::json)",
                   set.data);
     lp_buf_free(&set);
-    s_param(q, token);
+    lg_query_param(q, token);
     char *text = lp_json_dump(fields, NULL);
-    s_param(q, text);
+    lg_query_param(q, text);
     free(text);
+    s_who(q, meta);
+    lg_query_param(q, lp_json_str(meta, "action"));
     return 0;
 }
 
-static int s_delete(const json_t *meta, lg_keys_query_t *q, char *err)
+static int s_delete(const json_t *meta, lg_query_t *q, char *err)
 {
     const json_t *tokens = json_object_get(meta, "tokens");
     size_t i;
@@ -154,15 +176,19 @@ static int s_delete(const json_t *meta, lg_keys_query_t *q, char *err)
             return lp_err_set(err, "key_delete: tokens must be sha256 hex");
     }
     lp_buf_puts(&q->sql, "WITH d AS (DELETE FROM " S_TABLE " t WHERE t.\"token\" IN "
-                         "(SELECT json_array_elements_text($1::json)) RETURNING t.\"token\") "
-                         "SELECT coalesce(json_agg(d.\"token\"), '[]'::json) FROM d");
+                         "(SELECT json_array_elements_text($1::json)) RETURNING t.*), "
+                         "a AS (" S_AUDIT_INSERT " SELECT " S_AUDIT_WHO_AT(
+                             2, 3) ", 'deleted', d.\"token\", "
+                                   "to_jsonb(d.*), NULL FROM d) "
+                                   "SELECT coalesce(json_agg(d.\"token\"), '[]'::json) FROM d");
     char *text = lp_json_dump(tokens, NULL);
-    s_param(q, text);
+    lg_query_param(q, text);
     free(text);
+    s_who(q, meta);
     return 0;
 }
 
-static int s_list(const json_t *meta, lg_keys_query_t *q, char *err)
+static int s_list(const json_t *meta, lg_query_t *q, char *err)
 {
     LP_UNUSED(err);
     char limit[24], offset[24];
@@ -177,14 +203,14 @@ static int s_list(const json_t *meta, lg_keys_query_t *q, char *err)
                 "\"tpm_limit\", \"created_at\" FROM " S_TABLE " k WHERE ($1::text IS NULL OR "
                 "k.\"user_id\" = $1) AND ($2::text IS NULL OR k.\"team_id\" = $2) ORDER BY "
                 "\"created_at\" DESC NULLS LAST, \"token\" LIMIT $3::int OFFSET $4::int) x");
-    s_param(q, lp_json_str(meta, "user_id"));
-    s_param(q, lp_json_str(meta, "team_id"));
-    s_param(q, limit);
-    s_param(q, offset);
+    lg_query_param(q, lp_json_str(meta, "user_id"));
+    lg_query_param(q, lp_json_str(meta, "team_id"));
+    lg_query_param(q, limit);
+    lg_query_param(q, offset);
     return 0;
 }
 
-int lg_keys_build(const json_t *meta, lg_keys_query_t *q, char *err)
+int lg_keys_build(const json_t *meta, lg_query_t *q, char *err)
 {
     memset(q, 0, sizeof *q);
     const char *kind = lp_json_str(meta, "kind");
@@ -196,7 +222,7 @@ int lg_keys_build(const json_t *meta, lg_keys_query_t *q, char *err)
             return lp_err_set(err, "key_get needs a sha256 token");
         lp_buf_puts(&q->sql, "SELECT coalesce((SELECT row_to_json(t.*) FROM " S_TABLE
                              " t WHERE t.\"token\" = $1), 'null'::json)");
-        s_param(q, token);
+        lg_query_param(q, token);
         return 0;
     }
     if (strcmp(kind, "key_create") == 0)
@@ -208,14 +234,6 @@ int lg_keys_build(const json_t *meta, lg_keys_query_t *q, char *err)
     if (strcmp(kind, "key_list") == 0)
         return s_list(meta, q, err);
     return lp_err_set(err, "unknown query '%.40s'", kind);
-}
-
-void lg_keys_query_free(lg_keys_query_t *q)
-{
-    lp_buf_free(&q->sql);
-    for (int i = 0; i < q->nparams; i++)
-        free(q->params[i]);
-    q->nparams = 0;
 }
 
 const char *lg_keys_reset_sql(void)

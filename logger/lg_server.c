@@ -11,12 +11,15 @@
 #include <zmq.h>
 
 #include "lg_db.h"
+#include "lg_audit.h"
 #include "lg_keys.h"
 #include "lg_spool.h"
 #include "lg_summary.h"
 #include "lp_buf.h"
+#include "lp_daemon.h"
 #include "lp_json.h"
 #include "lp_log.h"
+#include "lp_time.h"
 #include "lp_loop.h"
 #include "lp_msg.h"
 #include "lp_zmq.h"
@@ -149,7 +152,38 @@ typedef struct {
     unsigned char identity[256];
     size_t idlen;
     uint8_t id[LP_REQ_ID_LEN];
+    char audit[256]; /* the audit line to print when the change succeeds, or "" */
 } s_reply_to_t;
+
+/* Admin actions are printed for operators too (who, what, which object; never a secret). */
+static void s_audit_note(s_reply_to_t *to, const json_t *meta)
+{
+    const char *kind = lp_json_str(meta, "kind");
+    const char *action = lp_json_str(meta, "action");
+    const char *what = NULL, *object = NULL;
+    char phrase[64];
+    if (!strcmp(kind, "key_create")) {
+        what = "key created";
+        object = lp_json_str(json_object_get(meta, "fields"), "token");
+    } else if (!strcmp(kind, "key_update")) {
+        snprintf(phrase, sizeof phrase, "key %.40s", action ? action : "updated");
+        what = phrase;
+        object = lp_json_str(meta, "token");
+    } else if (!strcmp(kind, "key_delete")) {
+        what = "key deleted";
+        object = json_string_value(json_array_get(json_object_get(meta, "tokens"), 0));
+    } else if (!strcmp(kind, "audit")) {
+        what = action;
+        object = lp_json_str(meta, "object_id");
+    }
+    if (!what)
+        return;
+    char stamp[LP_ISO_LEN];
+    lp_iso8601(lp_wall_ns(), stamp, sizeof stamp);
+    const char *who = lp_json_str(meta, "changed_by");
+    snprintf(to->audit, sizeof to->audit, "%s audit %.64s %.64s by %.40s\n", stamp, what,
+             object ? object : "-", who ? who : "-");
+}
 
 static void s_reply(lg_server_t *self, const unsigned char *identity, size_t idlen, lp_msg_t **m)
 {
@@ -173,6 +207,11 @@ static void s_on_query_result(void *arg, const struct pg_result *rows, const cha
         json_object_set_new(lp_msg_meta_rw(m), "status", json_integer(200));
         const char *text = PQntuples(rows) ? PQgetvalue(rows, 0, 0) : "[]";
         lp_msg_set_body(m, text, strlen(text));
+        /* A change that found nothing (no such key) answers null or [] and is no action. */
+        if (to->audit[0] && strcmp(text, "null") != 0 && strcmp(text, "[]") != 0) {
+            lp_buf_puts(&to->srv->out, to->audit);
+            s_write_out(to->srv);
+        }
     }
     s_reply(to->srv, to->identity, to->idlen, &m);
     free(to);
@@ -194,17 +233,21 @@ static const char s_spend_sql[] =
     "AND ($6::date IS NULL OR \"startTime\" < $6::date + 1) "
     "ORDER BY \"startTime\" DESC LIMIT $7::int) r";
 
-/* Virtual keys: the statement comes from lg_keys (fixed text, values as parameters). */
-static void s_on_key_query(lg_server_t *self, lp_msg_t *msg, const void *identity, size_t idlen,
-                           const uint8_t *id)
+/* Virtual keys and the audit log: the statement comes from lg_keys or lg_audit (fixed text,
+ * values as parameters). A change that succeeds also gets an audit line on stdout. */
+static void s_on_built_query(lg_server_t *self, lp_msg_t *msg, const void *identity, size_t idlen,
+                             const uint8_t *id)
 {
     lp_msg_t *err = NULL;
     char why[LP_ERR_LEN];
-    lg_keys_query_t q;
+    lg_query_t q;
+    const json_t *meta = lp_msg_meta(msg);
+    const char *kind = lp_json_str(meta, "kind");
+    bool keys = lp_str_prefix(kind, "key_");
     if (!self->db) {
         err = lp_msg_error(id, 400, "database_not_configured",
-                           "virtual keys need a database: set DATABASE_URL");
-    } else if (lg_keys_build(lp_msg_meta(msg), &q, why) < 0) {
+                           "virtual keys and the audit log need a database: set DATABASE_URL");
+    } else if ((keys ? lg_keys_build(meta, &q, why) : lg_audit_build(meta, &q, why)) < 0) {
         err = lp_msg_error(id, 400, NULL, why);
     } else {
         s_reply_to_t *to = lp_calloc(1, sizeof *to);
@@ -212,9 +255,10 @@ static void s_on_key_query(lg_server_t *self, lp_msg_t *msg, const void *identit
         memcpy(to->identity, identity, idlen);
         to->idlen = idlen;
         memcpy(to->id, id, LP_REQ_ID_LEN);
+        s_audit_note(to, meta);
         int rc = lg_db_query(self->db, q.sql.data, (const char *const *)q.params, q.nparams,
                              s_on_query_result, to);
-        lg_keys_query_free(&q);
+        lg_query_free(&q);
         if (rc == 0)
             return;
         free(to);
@@ -233,8 +277,8 @@ static void s_on_query(lg_server_t *self, lp_msg_t *msg)
         return;
     const char *kind = lp_msg_meta_str(msg, "kind");
     lp_msg_t *err = NULL;
-    if (kind && lp_str_prefix(kind, "key_")) {
-        s_on_key_query(self, msg, identity, idlen, id);
+    if (kind && (lp_str_prefix(kind, "key_") || lp_str_prefix(kind, "audit"))) {
+        s_on_built_query(self, msg, identity, idlen, id);
         return;
     }
     if (!kind || strcmp(kind, "spend_logs") != 0) {
@@ -330,6 +374,8 @@ static int s_on_socket(lp_loop_t *loop, void *socket, void *arg)
 static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
 {
     LP_UNUSED(arg);
+    if (lp_daemon_log_signal(signo))
+        return 0;
     if (signo == SIGINT || signo == SIGTERM) {
         log_info("signal %d: stopping", signo);
         lp_loop_stop(loop);

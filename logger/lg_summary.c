@@ -13,6 +13,9 @@ typedef struct {
     unsigned long long requests, errors, seen, ttft_seen;
     unsigned long long prompt, completion;
     double spend;
+    /* The proxy's own time (gateway + router + worker) and the provider's, summed in ms. */
+    double proxy_ms, upstream_ms;
+    unsigned long long timed;
     double *lat;  /* ms, reservoir of LG_SUMMARY_SAMPLES */
     double *ttft; /* ms */
     size_t nlat, nttft;
@@ -95,6 +98,12 @@ void lg_summary_add(lg_summary_t *self, const json_t *rec)
     g->spend += lp_json_num(rec, "spend", 0);
     g->seen++;
     s_sample(self, g->lat, &g->nlat, g->seen, lp_json_num(rec, "duration_ms", 0));
+    if (json_is_number(json_object_get(rec, "upstream_ms"))) {
+        g->timed++;
+        g->upstream_ms += lp_json_num(rec, "upstream_ms", 0);
+        g->proxy_ms += lp_json_num(rec, "gateway_ms", 0) + lp_json_num(rec, "router_ms", 0) +
+                       lp_json_num(rec, "worker_ms", 0);
+    }
     json_t *ttft = json_object_get(rec, "ttft_ms");
     if (lp_json_bool(rec, "stream", false) && json_is_number(ttft)) {
         g->ttft_seen++;
@@ -146,6 +155,10 @@ static bool s_write(const void *k, size_t l, void *v, void *a)
         json_object_set_new(o, "p99_ms", json_real(p99));
         if (g->nttft)
             json_object_set_new(o, "ttft_p50_ms", json_real(t50));
+        if (g->timed) {
+            json_object_set_new(o, "proxy_avg_ms", json_real(g->proxy_ms / (double)g->timed));
+            json_object_set_new(o, "upstream_avg_ms", json_real(g->upstream_ms / (double)g->timed));
+        }
         json_object_set_new(o, "prompt_tokens", json_integer((json_int_t)g->prompt));
         json_object_set_new(o, "completion_tokens", json_integer((json_int_t)g->completion));
         json_object_set_new(o, "spend", json_real(g->spend));
@@ -164,6 +177,9 @@ static bool s_write(const void *k, size_t l, void *v, void *a)
                       g->errors, p50, p99);
         if (g->nttft)
             lp_buf_printf(w->out, " ttft_p50=%.1fms", t50);
+        if (g->timed)
+            lp_buf_printf(w->out, " proxy_avg=%.3fms upstream_avg=%.1fms",
+                          g->proxy_ms / (double)g->timed, g->upstream_ms / (double)g->timed);
         lp_buf_printf(w->out, " in=%llu out=%llu $%.6f\n", g->prompt, g->completion, g->spend);
     }
     return true;

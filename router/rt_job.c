@@ -1,5 +1,7 @@
 #include "rt_job.h"
 
+#include "lp_time.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +21,10 @@ rt_job_t *rt_job_new(lp_msg_t **request, const void *gw, size_t gwlen, void *own
     self->group = self->asked;
     self->pinned = lp_msg_meta_str(self->request, "deployment");
     self->stream = lp_json_bool(lp_msg_meta(self->request), "stream", false);
+    self->test = lp_json_bool(lp_msg_meta(self->request), "test", false);
     self->deployment = -1;
     self->owner = owner;
+    self->received_ns = lp_mono_ns();
     return self;
 }
 

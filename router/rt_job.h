@@ -28,6 +28,7 @@ struct rt_job {
     const char *asked;  /* the group the client asked for (borrowed from request meta) */
     const char *group;  /* the group being tried: asked, or a fallback (borrowed) */
     const char *pinned; /* deployment id the gateway pinned (health checks), or NULL */
+    bool test;          /* /health/test_connection: the worker builds the deployment itself */
     bool stream;
     json_t *fallback_list; /* groups to fall back to, once chosen (a reference: a reload may
                             * free the config it came from) */
@@ -37,13 +38,15 @@ struct rt_job {
     int deployment;      /* index of the current attempt's deployment, -1 before the first */
     int tried[RT_MAX_TRIES];
     size_t ntried;
-    int attempts;      /* attempts sent to a worker */
-    int retries;       /* attempts after failures (x-litellm-attempted-retries) */
-    int group_retries; /* retries within the current group (num_retries applies per group) */
-    int worker_losses; /* attempts lost with a dead worker */
-    bool started;      /* bytes reached the gateway: never retried from here on */
-    bool cancelled;    /* the client is gone: replies are dropped */
-    lp_timer_t timer;  /* queue deadline or retry backoff */
+    int attempts;          /* attempts sent to a worker */
+    int retries;           /* attempts after failures (x-litellm-attempted-retries) */
+    int group_retries;     /* retries within the current group (num_retries applies per group) */
+    int worker_losses;     /* attempts lost with a dead worker */
+    bool started;          /* bytes reached the gateway: never retried from here on */
+    bool cancelled;        /* the client is gone: replies are dropped */
+    lp_timer_t timer;      /* queue deadline or retry backoff */
+    int64_t received_ns;   /* when the REQUEST arrived */
+    int64_t dispatched_ns; /* when the current attempt left for a worker */
     rt_job_t *qprev, *qnext;
     bool queued;
     void *owner; /* the server */

@@ -75,6 +75,15 @@ static void s_to_gateway(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
     job->cancelled = true;
 }
 
+/* The router's share of a request's time: from its arrival to the dispatch of the attempt
+ * that answered (queueing, back-offs and earlier attempts), for Server-Timing. */
+static void s_timing_meta(const rt_job_t *job, json_t *meta)
+{
+    if (job->dispatched_ns)
+        json_object_set_new(meta, "router_us",
+                            json_integer((job->dispatched_ns - job->received_ns) / 1000));
+}
+
 /* Relay the job's last word (END or ERROR) with what the router did, and free the job. A
  * cancelled job's last word goes too: it carries the usage the gateway records. */
 static void s_finish(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
@@ -84,6 +93,7 @@ static void s_finish(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
     json_object_set_new(meta, "retries", json_integer(job->retries));
     json_object_set_new(meta, "fallbacks", json_integer(job->fallbacks));
     json_object_set_new(meta, "group", json_string(job->group));
+    s_timing_meta(job, meta);
     s_to_gateway(self, job, msg);
     lp_msg_destroy(msg);
     s_job_free(self, job);
@@ -188,7 +198,7 @@ static const json_t *s_fallback_list(rt_server_t *self, rt_job_t *job, int statu
 static bool s_next_fallback(rt_server_t *self, rt_job_t *job, int status, const char *code,
                             bool upstream)
 {
-    if (job->pinned || job->cancelled || job->started)
+    if (job->pinned || job->test || job->cancelled || job->started)
         return false;
     if (!job->fallback_list)
         job->fallback_list =
@@ -245,10 +255,46 @@ static void s_unavailable(rt_server_t *self, rt_job_t *job, rt_pick_t why, int64
 }
 
 /* Send the job's next attempt to a worker, or queue it until one has credit. */
+/* A /health/test_connection job: to any worker, no deployment (its params are in the body,
+ * which the router never reads). */
+static void s_dispatch_test(rt_server_t *self, rt_job_t *job)
+{
+    for (;;) {
+        rt_worker_t *w = rt_pool_pick(self->pool);
+        if (!w) {
+            s_enqueue(self, job);
+            return;
+        }
+        lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, job->id);
+        json_t *meta = lp_msg_meta_rw(m);
+        json_object_update(meta, (json_t *)lp_msg_meta(job->request));
+        long long client = lp_json_int(meta, "timeout_ms", 0);
+        long long timeout = s_ms(self->cfg->timeout_s);
+        json_object_set_new(meta, "timeout_ms",
+                            json_integer(client > 0 && client < timeout ? client : timeout));
+        lp_msg_share_body(m, job->request);
+        lp_msg_set_identity(m, w->identity, w->idlen);
+        if (lp_msg_send(&m, self->backend) < 0) {
+            lp_msg_destroy(&m);
+            rt_pool_remove(self->pool, w);
+            continue;
+        }
+        job->worker = w;
+        w->inflight++;
+        job->attempts++;
+        job->dispatched_ns = lp_mono_ns();
+        return;
+    }
+}
+
 static void s_dispatch(rt_server_t *self, rt_job_t *job)
 {
     if (job->cancelled) {
         s_job_free(self, job);
+        return;
+    }
+    if (job->test) {
+        s_dispatch_test(self, job);
         return;
     }
     int idx = -1;
@@ -289,6 +335,7 @@ static void s_dispatch(rt_server_t *self, rt_job_t *job)
         job->worker = w;
         w->inflight++;
         job->deployment = idx;
+        job->dispatched_ns = lp_mono_ns();
         rt_balance_started(self->balance, idx, now);
         if (job->ntried < RT_MAX_TRIES)
             job->tried[job->ntried++] = idx;
@@ -453,7 +500,7 @@ static void s_release(rt_server_t *self, rt_job_t *job)
 
 static bool s_should_retry(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
 {
-    if (job->cancelled || job->started || job->pinned)
+    if (job->cancelled || job->started || job->pinned || job->test)
         return false;
     if (!lp_json_bool(lp_msg_meta(msg), "retryable", false))
         return false;
@@ -520,6 +567,15 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
     }
     if (cmd == LP_CMD_HEAD || cmd == LP_CMD_CHUNK) {
         job->started = true;
+        if (cmd == LP_CMD_HEAD) {
+            /* The stream's headers go now: say what the router did so far. */
+            json_t *meta = lp_msg_meta_rw(*msg);
+            json_object_set_new(meta, "attempts", json_integer(job->attempts));
+            json_object_set_new(meta, "retries", json_integer(job->retries));
+            json_object_set_new(meta, "fallbacks", json_integer(job->fallbacks));
+            json_object_set_new(meta, "group", json_string(job->group));
+            s_timing_meta(job, meta);
+        }
         if (!job->cancelled)
             s_to_gateway(self, job, msg);
         return;
@@ -727,7 +783,7 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
         s_reload(self);
         return 0;
     }
-    if (signo == SIGUSR1 || signo == SIGUSR2)
+    if (lp_daemon_log_signal(signo))
         return 0;
     log_info("signal %d: stopping", signo);
     lp_loop_stop(loop);

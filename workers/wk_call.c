@@ -88,13 +88,18 @@ static void s_describe(wk_job_t *job, json_t *meta)
         json_object_set_new(meta, "api_base", lp_json_text(base));
         free(base);
     }
+    int64_t now = lp_mono_ns();
+    int64_t upstream_us = job->start_ns ? (now - job->start_ns) / 1000 : 0;
     if (job->start_ns) {
-        int64_t now = lp_mono_ns();
-        json_object_set_new(meta, "upstream_us", json_integer((now - job->start_ns) / 1000));
+        json_object_set_new(meta, "upstream_us", json_integer(upstream_us));
         if (job->first_byte_ns)
             json_object_set_new(meta, "ttfb_us",
                                 json_integer((job->first_byte_ns - job->start_ns) / 1000));
     }
+    /* The worker's own share: the job's time here less the provider's. */
+    if (job->recv_ns)
+        json_object_set_new(meta, "worker_us",
+                            json_integer(LP_MAX((now - job->recv_ns) / 1000 - upstream_us, 0)));
 }
 
 static void s_usage_meta(json_t *meta, long long p, long long c, long long t)
@@ -560,10 +565,68 @@ static int s_mock(wk_job_t *job, const char *text, wk_fail_t *fail)
     return 0;
 }
 
+/* /health/test_connection: the deployment is the body's litellm_params, loaded as a one-entry
+ * config that lives only as long as this call; the request is the cheapest of its mode. */
+static int s_test_start(wk_job_t *job, lp_msg_t *msg, wk_fail_t *fail)
+{
+    size_t len = 0;
+    const char *body = lp_msg_body(msg, &len);
+    char err[LP_ERR_LEN];
+    json_t *req = lp_json_parse(body, len, err);
+    const json_t *params = json_object_get(req, "litellm_params");
+    const char *mode = lp_json_str(req, "mode");
+    mode = mode ? mode : "chat";
+    json_t *entry = json_object();
+    json_object_set_new(entry, "model_name", json_string("test-connection"));
+    json_object_set(entry, "litellm_params", params ? (json_t *)params : json_null());
+    json_t *info = json_object();
+    json_object_set_new(info, "mode", lp_json_text(mode));
+    json_object_set_new(entry, "model_info", info);
+    json_t *list = json_array();
+    json_array_append_new(list, entry);
+    json_t *general = json_object();
+    json_object_set_new(general, "master_key", json_string(job->cfg->master_key));
+    json_t *doc = json_object();
+    json_object_set_new(doc, "model_list", list);
+    json_object_set_new(doc, "general_settings", general);
+    char *text = lp_json_dump(doc, NULL);
+    json_decref(doc);
+    json_decref(req);
+    lp_cfg_t *cfg = lp_cfg_load_string(text, "litellm_params", err);
+    explicit_bzero(text, strlen(text)); /* it held the keys */
+    free(text);
+    if (!cfg)
+        return wk_fail(fail, 400, "invalid_litellm_params", false, "%s", err);
+    lp_cfg_destroy(&job->cfg);
+    job->cfg = cfg;
+    job->d = &cfg->deployments[0];
+    free(job->group);
+    job->group = lp_strdup("test-connection");
+    job->req = json_object();
+    json_object_set_new(job->req, "model", json_string("test-connection"));
+    if (cfg->deployments[0].mode == LP_MODE_EMBEDDING) {
+        job->call = WK_CALL_EMBEDDING;
+        json_object_set_new(job->req, "input", json_string("ping"));
+    } else if (job->call == WK_CALL_COMPLETION) {
+        json_object_set_new(job->req, "prompt", json_string("ping"));
+        json_object_set_new(job->req, "max_tokens", json_integer(1));
+    } else {
+        json_t *m = json_object();
+        json_object_set_new(m, "role", json_string("user"));
+        json_object_set_new(m, "content", json_string("ping"));
+        json_t *msgs = json_array();
+        json_array_append_new(msgs, m);
+        json_object_set_new(job->req, "messages", msgs);
+        json_object_set_new(job->req, "max_tokens", json_integer(1));
+    }
+    return 0;
+}
+
 void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
 {
     const uint8_t *id = lp_msg_req_id(msg);
     wk_job_t *job = lp_calloc(1, sizeof *job);
+    job->recv_ns = lp_mono_ns();
     job->owner = srv;
     memcpy(job->id, id, LP_REQ_ID_LEN);
     lp_req_id_format(id, job->idstr);
@@ -586,8 +649,13 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     if (job->timeout_ms <= 0)
         job->timeout_ms = 600000;
     wk_fail_t fail = {.retry_after_ms = -1};
+    if (lp_json_bool(lp_msg_meta(msg), "test", false)) {
+        if (s_test_start(job, msg, &fail) < 0)
+            goto fail;
+    }
     const char *dep = lp_msg_meta_str(msg, "deployment");
-    job->d = dep ? lp_cfg_deployment(job->cfg, dep) : NULL;
+    if (!job->d)
+        job->d = dep ? lp_cfg_deployment(job->cfg, dep) : NULL;
     if (!job->d) {
         /* The router's config names a deployment this worker's config lacks. */
         wk_fail(&fail, 503, "unknown_deployment", true,
@@ -599,7 +667,8 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     size_t len = 0;
     const char *body = lp_msg_body(msg, &len);
     char err[LP_ERR_LEN];
-    job->req = lp_json_parse(body, len, err);
+    if (!job->req)
+        job->req = lp_json_parse(body, len, err);
     if (!json_is_object(job->req)) {
         wk_fail(&fail, 400, NULL, false, "request body is not a JSON object");
         goto fail;

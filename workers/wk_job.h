@@ -56,6 +56,7 @@ struct wk_job {
     long long retry_after_ms; /* from a retry-after header, -1 if none */
     bool too_big;
 
+    int64_t recv_ns; /* when the worker got the job */
     int64_t start_ns;
     int64_t first_byte_ns;
     void *owner; /* the worker server */

@@ -229,7 +229,7 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
         }
         return 0;
     }
-    if (signo != SIGINT && signo != SIGTERM)
+    if (lp_daemon_log_signal(signo) || (signo != SIGINT && signo != SIGTERM))
         return 0;
     if (self->draining || lp_map_size(self->jobs) == 0) {
         log_info("signal %d: stopping", signo);
