@@ -530,6 +530,18 @@ static void s_send_rest(gw_cache_req_t *c, const json_t *body)
     c->miss(req);
 }
 
+/* The inputs' entries were looked up: answer from them alone, or send the rest upstream. */
+static void s_items_found(gw_cache_req_t *c, const json_t *body)
+{
+    bool all = true;
+    for (size_t i = 0; i < c->nitems; i++)
+        all &= c->items[i].cached != NULL;
+    if (all)
+        s_serve_items(c);
+    else
+        s_send_rest(c, body);
+}
+
 /* ---- lookups ---- */
 
 static void s_finish_lookup(gw_cache_req_t *c, const redisReply *reply);
@@ -567,19 +579,14 @@ static void s_finish_lookup(gw_cache_req_t *c, const redisReply *reply)
     gw_req_t *req = c->req;
     const json_t *body = req->json;
     if (c->items) {
-        bool all = true;
         for (size_t i = 0; i < c->nitems; i++) {
             const redisReply *r = reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements
                                       ? reply->element[i]
                                       : NULL;
             if (r && r->type == REDIS_REPLY_STRING)
                 c->items[i].cached = s_item_value(c, r->str, r->len);
-            all &= c->items[i].cached != NULL;
         }
-        if (all)
-            s_serve_items(c);
-        else
-            s_send_rest(c, body);
+        s_items_found(c, body);
     } else if (!(reply && reply->type == REDIS_REPLY_STRING && s_take(c, reply->str, reply->len))) {
         c->miss(req);
     }
@@ -657,17 +664,12 @@ void gw_cache_check(gw_cache_t *self, gw_req_t *req, const json_t *body,
     }
     if (!self->redis) {
         if (c->items) {
-            bool all = true;
             for (size_t i = 0; i < n; i++) {
                 const s_node_t *e = s_lru_get(&self->lru, c->items[i].name);
                 if (e)
                     c->items[i].cached = s_item_value(c, e->value, e->len);
-                all &= c->items[i].cached != NULL;
             }
-            if (all)
-                s_serve_items(c);
-            else
-                s_send_rest(c, body);
+            s_items_found(c, body);
             return;
         }
         const s_node_t *e = s_lru_get(&self->lru, c->name);

@@ -353,16 +353,23 @@ done:
 
 /* ---- update, block, unblock ---- */
 
-static void s_on_updated(gw_req_t *req, lp_msg_t **reply)
+/* The key row of a reply, or NULL with req answered (an error, or 404 for no such key). */
+static json_t *s_reply_row(gw_req_t *req, lp_msg_t **reply)
 {
     json_t *row = s_reply_json(req, reply);
-    if (!row)
-        return;
-    if (!json_is_object(row)) {
+    if (row && !json_is_object(row)) {
         json_decref(row);
         gw_req_fail(req, 404, "key_not_found", "key", "no such key");
-        return;
+        return NULL;
     }
+    return row;
+}
+
+static void s_on_updated(gw_req_t *req, lp_msg_t **reply)
+{
+    json_t *row = s_reply_row(req, reply);
+    if (!row)
+        return;
     gw_keys_evict(req->srv->keys, lp_json_str(row, "token"));
     if (lp_json_bool(req->aux, "reset_spend", false))
         gw_limits_reset_spend(req->srv->limits, lp_json_str(row, "token"));
@@ -502,14 +509,9 @@ void gw_key_delete(gw_req_t *req)
 
 static void s_on_info(gw_req_t *req, lp_msg_t **reply)
 {
-    json_t *row = s_reply_json(req, reply);
+    json_t *row = s_reply_row(req, reply);
     if (!row)
         return;
-    if (!json_is_object(row)) {
-        json_decref(row);
-        gw_req_fail(req, 404, "key_not_found", "key", "no such key");
-        return;
-    }
     json_t *o = json_object();
     json_object_set(o, "key", json_object_get(req->aux, "key"));
     json_object_set_new(o, "info", row);

@@ -34,6 +34,9 @@
 
 /* Messages taken from a link per loop turn. */
 #define GW_BATCH 256
+/* Start-up: ask for the router and logger this often, this many times at most. */
+#define GW_HELLO_MS  10
+#define GW_HELLO_MAX 500
 /* Longest a stopping gateway waits for requests in flight. */
 #define GW_DRAIN_MS 30000
 /* MHD_run passes per loop turn while MHD reports work pending. */
@@ -212,6 +215,22 @@ static void s_ping(void *socket, bool stats)
         json_object_set_new(lp_msg_meta_rw(hb), "stats", json_true());
     if (lp_msg_send(&hb, socket) < 0)
         lp_msg_destroy(&hb);
+}
+
+/* At start, ask the router and the logger every GW_HELLO_MS until both answered (and the
+ * router has workers), so the gateway is ready within milliseconds, not a heartbeat. */
+static int s_on_hello(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    gw_server_t *self = arg;
+    bool router_ready = self->router_alive && self->workers > 0;
+    if ((router_ready && self->logger_alive) || ++self->hellos > GW_HELLO_MAX)
+        return 0;
+    if (!router_ready)
+        s_ping(self->router, true);
+    if (!self->logger_alive)
+        s_ping(self->logger, false);
+    lp_timer_start(loop, timer, GW_HELLO_MS, s_on_hello, self);
+    return 0;
 }
 
 static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
@@ -511,6 +530,7 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, const
     s_ping(self->router, true);
     s_ping(self->logger, false);
     lp_timer_start(self->loop, &self->heartbeat, LP_HEARTBEAT_MS, s_on_heartbeat, self);
+    lp_timer_start(self->loop, &self->hello, GW_HELLO_MS, s_on_hello, self);
     return self;
 fail:
     gw_server_destroy(&self);
@@ -535,6 +555,7 @@ void gw_server_destroy(gw_server_t **self_p)
     }
     if (self->loop) {
         lp_timer_stop(self->loop, &self->heartbeat);
+        lp_timer_stop(self->loop, &self->hello);
         lp_timer_stop(self->loop, &self->drain);
         lp_timer_stop(self->loop, &self->httpd_timer);
     }

@@ -56,6 +56,8 @@ struct gw_server {
     char *config_path;  /* reread on SIGHUP */
     int64_t started_wall_ns;
     lp_timer_t heartbeat;
+    lp_timer_t hello; /* fast pings at start */
+    unsigned hellos;
     lp_timer_t drain;
     lp_timer_t httpd_timer; /* MHD_get_timeout: MHD needs a run by then */
     int64_t router_expiry_ns;
