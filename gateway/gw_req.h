@@ -18,7 +18,7 @@
 #include "lp_msg.h"
 
 /* Bytes MHD asks the stream reader for at most per call. */
-#define GW_STREAM_BLOCK (32 * 1024)
+#define GW_STREAM_BLOCK (8 * 1024)
 
 typedef enum {
     GW_CALL_NONE = 0,

@@ -532,8 +532,12 @@ static int s_start_transfer(wk_job_t *job, const wk_adapter_t *adapter, wk_fail_
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, job);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, job);
-    if (job->stream)
+    if (job->stream) {
         curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, s_stream_sockopt);
+        /* Stream events are small: a smaller read buffer than curl's 16 KiB keeps the memory
+         * of thousands of open streams down. */
+        curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)WK_STREAM_BUFFER);
+    }
     job->start_ns = lp_mono_ns();
     if (wk_http_add(wk_server_http(s_srv(job)), easy) < 0) {
         curl_easy_cleanup(easy);

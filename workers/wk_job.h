@@ -20,6 +20,8 @@
 /* Stream bytes a worker may send ahead of the client: past this it stops reading from the
  * provider until the gateway acknowledges (CREDIT). Bounds every daemon's memory. */
 #define WK_STREAM_WINDOW (256 * 1024)
+/* libcurl's read buffer for a streaming call (CURLOPT_BUFFERSIZE). */
+#define WK_STREAM_BUFFER (8 * 1024)
 /* Kernel receive buffer of a streaming call's socket (SO_RCVBUF). */
 #define WK_STREAM_RCVBUF (128 * 1024)
 
