@@ -156,8 +156,9 @@ static int s_fail(s_ctx_t *ctx, const lp_ynode_t *node, const char *fmt, ...)
 static int s_env(s_ctx_t *ctx, const char *name, const char **out)
 {
     *out = getenv(name);
-    if (*out)
+    if (*out && **out)
         return 0;
+    *out = NULL; /* empty counts as unset: NAME_FILE may still give it */
     char var[256];
     snprintf(var, sizeof var, "%s_FILE", name);
     const char *path = getenv(var);

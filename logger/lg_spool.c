@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +44,13 @@ lg_spool_t *lg_spool_open(const char *path, char *err)
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         lp_err_set(err, "%s: cannot open the spool: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* One logger per spool: two writers would interleave their records. */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        lp_err_set(err, "%s: the spool is in use by another logger (give each its own --spool)",
+                   path);
+        close(fd);
         return NULL;
     }
     struct stat st;

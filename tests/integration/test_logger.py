@@ -329,6 +329,9 @@ def test_two_loggers_share_the_records(env):
         stack.start("logger2", ["llm-logger", "--bind", ep2, "--spool",
                                 os.path.join(stack.dir, "logger2.spool")],
                     stdout=os.path.join(stack.dir, "logger2.out"))
+        # The gateway must find both listening, or its first records all go to one.
+        wait_for(lambda: "writing usage" in stack.procs["logger2"].text(), 10,
+                 what="the second logger to start")
         gw = stack.procs["gateway"]
         gw.stop()
         stack.start("gateway", ["llm-gateway", "--port", str(stack.port), "--router",
@@ -336,6 +339,7 @@ def test_two_loggers_share_the_records(env):
         stack.http.close()
         stack.wait_ready()
         ids = []
+        time.sleep(0.3)  # ZeroMQ connects to both endpoints in the background
         for _ in range(40):
             st, h, _ = stack.chat("m", "two", {"user": "two"})
             check_eq(st, 200, "status")
