@@ -77,8 +77,8 @@ def _token(key):
 
 
 def _calm_minute():
-    """Wait until a minute window has at least 15 s left, so counts cannot straddle two."""
-    while time.time() % 60 > 45:
+    """Wait until a minute window has at least 6 s left, so counts cannot straddle two."""
+    while time.time() % 60 > 54:
         time.sleep(0.5)
 
 

@@ -109,7 +109,7 @@ def test_usage_based_respects_tpm(env):
     ], router={"routing_strategy": "usage-based-routing-v2"})
     stack = Stack(env, cfg)
     try:
-        while time.time() % 60 > 45:  # the counts must not straddle two minute windows
+        while time.time() % 60 > 54:  # the counts must not straddle two minute windows
             time.sleep(0.5)
         counts = _ids(_parallel(stack, 30, 1))
         # Each mock answer uses 3 tokens: 'small' reaches its 20 tpm after 7 calls at most,
