@@ -305,6 +305,9 @@ static void s_key(const gw_cache_t *self, const gw_req_t *req, const json_t *bod
     }
     if (item)
         json_object_set(material, "input", (json_t *)item);
+    /* An Anthropic stream is stored as the events it was: apart from the JSON answers. */
+    if (req->call == GW_CALL_MESSAGES && req->stream)
+        json_object_set_new(material, "stream", json_true());
     char tenant[128] = "";
     if (!self->global) {
         const char *team = lp_json_str(req->key, "team_id");
@@ -442,6 +445,16 @@ static void s_serve(gw_cache_req_t *c, const json_t *resp)
     rlog_debug(req->idstr, "cache hit %s", c->key);
 }
 
+/* A stored Anthropic event stream replayed as it was. */
+static void s_serve_events(gw_cache_req_t *c, const json_t *events)
+{
+    c->hit = true;
+    size_t len = json_string_length(events);
+    char *body = lp_strndup(json_string_value(events), len);
+    c->req->content_type = "text/event-stream";
+    gw_req_answer(c->req, 200, body, len);
+}
+
 /* The stored entry as found: answer req when it is usable (fresh enough). */
 static bool s_take(gw_cache_req_t *c, const char *text, size_t len)
 {
@@ -449,9 +462,12 @@ static bool s_take(gw_cache_req_t *c, const char *text, size_t len)
     json_t *entry = lp_json_parse(text, len, err);
     double created = lp_json_num(entry, "created", 0);
     const json_t *resp = json_object_get(entry, "response");
-    bool ok = json_is_object(resp) &&
-              (c->max_age_s < 0 || (double)lp_wall_ns() / 1e9 - created <= c->max_age_s);
-    if (ok)
+    const json_t *events = json_object_get(entry, "events");
+    bool fresh = c->max_age_s < 0 || (double)lp_wall_ns() / 1e9 - created <= c->max_age_s;
+    bool ok = fresh && (json_is_object(resp) || json_is_string(events));
+    if (ok && json_is_string(events))
+        s_serve_events(c, events);
+    else if (ok)
         s_serve(c, resp);
     json_decref(entry);
     return ok;
@@ -609,9 +625,7 @@ static size_t s_inputs(const json_t *input, const json_t **out, size_t max)
 void gw_cache_check(gw_cache_t *self, gw_req_t *req, const json_t *body,
                     void (*miss)(gw_req_t *req))
 {
-    /* Anthropic streams are not cached (the stored form is the JSON answer). */
-    if (!self || !(self->calls & s_call_bit(req->call)) ||
-        (req->call == GW_CALL_MESSAGES && req->stream)) {
+    if (!self || !(self->calls & s_call_bit(req->call))) {
         miss(req);
         return;
     }
@@ -928,6 +942,24 @@ static void s_store_stream(gw_cache_req_t *c, const json_t *usage)
     s_asm_free(&a);
 }
 
+/* An Anthropic stream is kept as the events the client got, when it ended with message_stop
+ * and had no error event. */
+static void s_store_events(gw_cache_req_t *c)
+{
+    const char *data = c->sse.data ? c->sse.data : "";
+    if (!memmem(data, c->sse.len, "event: message_stop", 19) ||
+        memmem(data, c->sse.len, "event: error", 12))
+        return;
+    json_t *entry = json_object();
+    json_object_set_new(entry, "created", json_real((double)lp_wall_ns() / 1e9));
+    json_object_set_new(entry, "events", json_stringn(data, c->sse.len));
+    size_t len = 0;
+    char *text = lp_json_dump(entry, &len);
+    json_decref(entry);
+    s_put(c->owner, c->name, text, len, c->ttl_s);
+    free(text);
+}
+
 /* Store the fresh embeddings one by one and answer with every input, in order. */
 static void s_merge_items(gw_cache_req_t *c)
 {
@@ -1020,6 +1052,11 @@ void gw_cache_answered(gw_cache_t *self, gw_req_t *req)
     }
     if (c->no_store)
         return;
+    if (req->streaming && req->call == GW_CALL_MESSAGES) {
+        if (!c->sse_overflow)
+            s_store_events(c);
+        return;
+    }
     if (req->streaming) {
         if (!c->sse_overflow)
             s_store_stream(c, json_object_get(lp_msg_meta(req->reply), "usage"));

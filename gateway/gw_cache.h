@@ -9,8 +9,10 @@
  * Chat and text completions are stored as one JSON response: a streamed answer is
  * assembled from the chunks the client saw (content, reasoning, tool calls, finish reason,
  * usage) and stored only when it ended cleanly; a hit is served as JSON, or as an SSE stream
- * to a streaming request. Embeddings are stored per input, so a batch sends upstream only
- * the inputs not cached and the answer is merged back in order.
+ * to a streaming request. A streamed /v1/messages answer is kept as the Anthropic
+ * events it was (only when it ended with message_stop) and replayed as they were. Embeddings are
+ * stored per input, so a batch sends upstream only the inputs not cached and the answer is merged
+ * back in order.
  *
  * Per request: body "cache": {"no-cache", "no-store", "ttl", "s-maxage", "namespace"} and
  * the Cache-Control header (no-cache, no-store, max-age/s-maxage). A Redis read waits at

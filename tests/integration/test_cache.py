@@ -277,3 +277,22 @@ def test_redis_cache_shared_and_outage(ctx):
     finally:
         env.redis.start()
         stack.stop()
+
+
+def test_anthropic_messages_cached(ctx):
+    """/v1/messages answers are cached too: JSON as JSON, streams as the events they were."""
+    h = ctx.stack.auth()
+    h["anthropic-version"] = "2023-06-01"
+    for stream in (False, True):
+        text = _marker("msg-stream" if stream else "msg")
+        body = {"model": "c", "max_tokens": 20, "stream": stream,
+                "messages": [{"role": "user", "content": text}]}
+        st, h1, first = ctx.stack.http.request("POST", "/v1/messages", body, h)
+        st2, h2, second = ctx.stack.http.request("POST", "/v1/messages", body, h)
+        check_eq((st, st2), (200, 200), "statuses")
+        check_eq(second, first, "the same answer, byte for byte (stream=%s)" % stream)
+        check("x-litellm-cache-key" in h2, "a hit")
+        check_eq(ctx.upstream(text), 1, "one upstream call (stream=%s)" % stream)
+        if stream:
+            check(h2["content-type"].startswith("text/event-stream"), "replayed as SSE")
+            check(b"event: message_stop" in second, "whole event stream")
