@@ -112,6 +112,20 @@ $(BENCH_BIN): tests/bench/lp_bench.c
 bench: all $(BENCH_BIN)
 	@python3 tests/bench/bench.py --build $(BUILD)
 
+# Issue 11 (tests/reliability/): the integration suite on the ASan+UBSan build; the long fault
+# scenarios and valgrind, written to docs/RELIABILITY.md; a soak of minutes (SOAK_SECONDS).
+.PHONY: test-asan reliability soak
+test-asan:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory SANITIZE=1 all
+	@tests/run.sh build-asan
+reliability: all
+	@command -v valgrind >/dev/null || { s=; [ "$$(id -u)" -eq 0 ] || s=sudo; \
+	    $$s apt-get update -qq && $$s apt-get install -y -qq --no-install-recommends valgrind; }
+	@python3 tests/reliability/reliability.py --build $(BUILD)
+soak: all
+	@python3 tests/reliability/soak.py --build $(BUILD)
+
 clean:
 	rm -rf build build-asan
 

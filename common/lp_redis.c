@@ -251,6 +251,10 @@ static void s_on_connect(const redisAsyncContext *ac, int status)
         const char *argv[2] = {"SELECT", db};
         sent |= s_send(self, NULL, NULL, 2, argv, NULL) == 0;
     }
+    /* A connect only proves the kernel answered: up once Redis itself has (a frozen Redis
+     * still accepts connections, and must not flap between up and down). */
+    const char *ping[1] = {"PING"};
+    sent |= s_send(self, NULL, NULL, 1, ping, NULL) == 0;
     if (!sent)
         s_up(self);
 }

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gw_auth.h"
 #include "gw_record.h"
@@ -16,9 +17,85 @@ static size_t s_max_body(const gw_req_t *req)
     return (size_t)req->srv->cfg->max_request_size_mb * 1024 * 1024;
 }
 
+/* 413, and the connection closed: what follows a refused body is not to be read. */
+static void s_too_large(gw_req_t *req)
+{
+    req->close = true;
+    gw_req_fail(req, 413, "request_too_large", NULL,
+                "request body larger than general_settings.max_request_size_mb (%d MB)",
+                req->srv->cfg->max_request_size_mb);
+}
+
+typedef struct {
+    int content_lengths;
+    char content_length[32];
+    bool differing, transfer_encoding, unknown_encoding, nul;
+} s_framing_t;
+
+static enum MHD_Result s_on_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    LP_UNUSED(kind);
+    s_framing_t *f = cls;
+    if (strlen(key) != key_size || (value && strlen(value) != value_size))
+        f->nul = true;
+    if (!value)
+        return MHD_YES;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->content_lengths++ && strcmp(f->content_length, value) != 0)
+            f->differing = true;
+        lp_strlcpy(f->content_length, value, sizeof f->content_length);
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encoding = true;
+        f->unknown_encoding |= strcasecmp(value, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/* MHD hands over the path without its query: add the arguments back ("&k=v"). */
+static enum MHD_Result s_on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    LP_UNUSED(kind);
+    LP_UNUSED(key);
+    *(size_t *)cls += key_size + (value ? value_size + 1 : 0) + 1;
+    return MHD_YES;
+}
+
+/* A request whose length two HTTP parsers could read differently (RFC 9112 6.3: differing
+ * Content-Lengths, Content-Length with Transfer-Encoding, a coding other than chunked) or
+ * with a NUL in a header is refused and its connection closed: behind another proxy it
+ * could smuggle a second request past the first one's checks. */
+static bool s_framing_ok(gw_req_t *req, const char *url)
+{
+    size_t url_len = strlen(url);
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, s_on_arg, &url_len);
+    if (url_len > GW_URL_MAX) {
+        req->close = true;
+        gw_req_fail(req, 414, "uri_too_long", NULL, "the request URL is longer than %d bytes",
+                    GW_URL_MAX);
+        return false;
+    }
+    s_framing_t f = {0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, s_on_header, &f);
+    const char *why = f.nul                                      ? "a header holds a NUL byte"
+                      : f.differing                              ? "Content-Length is given twice"
+                      : f.transfer_encoding && f.content_lengths ? "Content-Length is given with "
+                                                                   "Transfer-Encoding"
+                      : f.unknown_encoding ? "Transfer-Encoding other than chunked"
+                                           : NULL;
+    if (!why)
+        return true;
+    req->close = true;
+    gw_req_fail(req, 400, "bad_request_framing", NULL, "malformed request: %s", why);
+    return false;
+}
+
 /* First call for a request: route it, authorise it, refuse an oversize declared body. */
 static void s_begin(gw_req_t *req, const char *url, const char *method)
 {
+    if (!s_framing_ok(req, url))
+        return;
     bool known = false;
     req->route = gw_route_find(method, url, &known);
     if (!req->route) {
@@ -40,9 +117,7 @@ static void s_begin(gw_req_t *req, const char *url, const char *method)
     const char *cl = gw_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     long long declared = 0;
     if (cl && lp_parse_ll(cl, 0, LLONG_MAX, &declared) == 0 && (size_t)declared > s_max_body(req))
-        gw_req_fail(req, 413, "request_too_large", NULL,
-                    "request body larger than general_settings.max_request_size_mb (%d MB)",
-                    req->srv->cfg->max_request_size_mb);
+        s_too_large(req);
 }
 
 enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -63,6 +138,9 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
     if (*upload_data_size) {
         if (req->state == GW_REQ_READING && !req->too_big) {
             if (req->body.len + *upload_data_size > s_max_body(req)) {
+                /* The rest is dropped as it comes and the 413 goes out when the body ends:
+                 * libmicrohttpd 0.9.75 takes no response while a body is being received
+                 * (one that never ends meets the connection timeout). */
                 req->too_big = true;
                 lp_buf_free(&req->body);
             } else {
@@ -74,6 +152,10 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
     }
     switch (req->state) {
     case GW_REQ_READING:
+        if (req->too_big) {
+            s_too_large(req);
+            return gw_req_queue(req);
+        }
         if (req->key_pending) {
             gw_req_suspend(req); /* resumed (or answered) when the key is known */
             return MHD_YES;

@@ -12,6 +12,7 @@
 #include "gw_outbox.h"
 #include "lp_json.h"
 #include "lp_log.h"
+#include "lp_price.h"
 #include "lp_time.h"
 
 static const char *s_call_type(gw_call_t call)
@@ -42,14 +43,18 @@ static void s_copy(json_t *rec, const char *key, const json_t *meta, const char 
     json_object_set_new(rec, key, v ? lp_json_text(v) : json_null());
 }
 
+/* Record fields that name the deployment, and where the worker's meta has them. */
+static const char *s_deployment_fields[][2] = {{"model", "provider_model"},
+                                               {"model_id", "deployment"},
+                                               {"custom_llm_provider", "provider"},
+                                               {"api_base", "api_base"},
+                                               {"worker", "worker"}};
+
 void gw_record_apply(json_t *rec, const json_t *meta)
 {
     /* meta NULL (answered by the gateway itself): zeros and nulls, never missing fields. */
-    s_copy(rec, "model", meta, "provider_model");
-    s_copy(rec, "model_id", meta, "deployment");
-    s_copy(rec, "custom_llm_provider", meta, "provider");
-    s_copy(rec, "api_base", meta, "api_base");
-    s_copy(rec, "worker", meta, "worker");
+    for (size_t i = 0; i < LP_ARRAY_LEN(s_deployment_fields); i++)
+        s_copy(rec, s_deployment_fields[i][0], meta, s_deployment_fields[i][1]);
     const json_t *usage = json_object_get(meta, "usage");
     json_object_set_new(rec, "prompt_tokens", json_integer(lp_json_int(usage, "prompt_tokens", 0)));
     json_object_set_new(rec, "completion_tokens",
@@ -74,6 +79,30 @@ void gw_record_apply(json_t *rec, const json_t *meta)
     }
 }
 
+/* A stream whose worker died never got its usage: bill what the client saw, a token per
+ * relayed event and the prompt as reserved, at the deployment's price, marked estimated. */
+static void s_estimate_cut_stream(const gw_req_t *req, json_t *rec, const json_t *meta)
+{
+    if (!req->streaming || !req->out.events || json_object_get(meta, "usage"))
+        return;
+    long long prompt = req->prompt_guess, completion = (long long)req->out.events;
+    json_object_set_new(rec, "prompt_tokens", json_integer(prompt));
+    json_object_set_new(rec, "completion_tokens", json_integer(completion));
+    json_object_set_new(rec, "total_tokens", json_integer(prompt + completion));
+    json_object_set_new(rec, "usage_estimated", json_true());
+    /* The router's error knows no deployment; the worker's HEAD named it. */
+    const json_t *head = req->head ? lp_msg_meta(req->head) : NULL;
+    for (size_t i = 0; i < LP_ARRAY_LEN(s_deployment_fields); i++)
+        if (json_is_null(json_object_get(rec, s_deployment_fields[i][0])))
+            s_copy(rec, s_deployment_fields[i][0], head, s_deployment_fields[i][1]);
+    const char *id = lp_json_str(head, "deployment");
+    const lp_deployment_t *d = id ? lp_cfg_deployment(req->srv->cfg, id) : NULL;
+    bool known = false, first = false;
+    if (d)
+        json_object_set_new(rec, "spend", json_real(lp_price_cost(req->srv->prices, d, prompt,
+                                                                  completion, &known, &first)));
+}
+
 json_t *gw_record_build(const gw_req_t *req, bool delivered)
 {
     json_t *rec = json_object();
@@ -96,6 +125,7 @@ json_t *gw_record_build(const gw_req_t *req, bool delivered)
     json_object_set_new(rec, "user", req->user ? lp_json_text(req->user) : json_null());
     json_object_set_new(rec, "stream", json_boolean(req->stream));
     gw_record_apply(rec, meta);
+    s_estimate_cut_stream(req, rec, meta);
     s_time(rec, "startTime", req->start_wall_ns);
     s_time(rec, "endTime", req->start_wall_ns + duration_ns);
     long long ttfb_us = lp_json_int(meta, "ttfb_us", -1);

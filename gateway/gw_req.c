@@ -296,6 +296,11 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
         s_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         s_header(r, "x-accel-buffering", "no");
     }
+    if (self->close)
+        s_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* A 503 says when to come back, if nothing more precise did. */
+    if (self->status == 503 && !MHD_get_response_header(r, "retry-after"))
+        s_header(r, "retry-after", "1");
     enum MHD_Result ok = MHD_queue_response(self->conn, (unsigned)self->status, r);
     MHD_destroy_response(r);
     self->state = GW_REQ_QUEUED;

@@ -17,6 +17,8 @@
 #include "lp_loop.h"
 #include "lp_msg.h"
 
+/* Longest request URL accepted (414 past it). */
+#define GW_URL_MAX 8192
 /* Bytes MHD asks the stream reader for at most per call. */
 #define GW_STREAM_BLOCK (8 * 1024)
 
@@ -51,6 +53,7 @@ struct gw_req {
     gw_req_state_t state;
     lp_buf_t body;
     bool too_big;
+    bool close; /* answer with Connection: close (a malformed or oversize request) */
     uint8_t id[LP_REQ_ID_LEN];
     char idstr[LP_REQ_ID_STR_LEN];
     int64_t start_ns, start_wall_ns;
@@ -82,7 +85,8 @@ struct gw_req {
     size_t local_len;
     const char *content_type;
     lp_timer_t deadline;
-    long long attempt_ms; /* per-attempt timeout, the idle limit of a stream */
+    long long attempt_ms;   /* per-attempt timeout, the idle limit of a stream */
+    long long prompt_guess; /* prompt tokens as reserved: body bytes / 4 */
 
     /* streams and suspension */
     bool streaming;           /* a HEAD came: the SSE response is queued with MHD */

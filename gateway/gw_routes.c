@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "gw_cache.h"
+#include "gw_check.h"
 #include "gw_health.h"
 #include "gw_keyadm.h"
 #include "gw_limits.h"
@@ -115,81 +116,17 @@ static bool s_is_json_type(const char *ct)
     static const char json_type[] = "application/json";
     if (strncasecmp(ct, json_type, sizeof json_type - 1) != 0)
         return false;
-    char next = ct[sizeof json_type - 1];
-    return next == '\0' || next == ';' || next == ' ';
-}
-
-/* The field each call type cannot do without. */
-static bool s_check_fields(gw_req_t *req, json_t *body)
-{
-    switch (req->call) {
-    case GW_CALL_CHAT: {
-        json_t *msgs = json_object_get(body, "messages");
-        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-            gw_req_fail(req, 400, NULL, "messages",
-                        "messages is required: a non-empty array of {role, content}");
-            return false;
-        }
-        size_t i;
-        json_t *m;
-        json_array_foreach(msgs, i, m)
-        {
-            if (!json_is_object(m) || !json_is_string(json_object_get(m, "role"))) {
-                gw_req_fail(req, 400, NULL, "messages",
-                            "messages[%zu] must be an object with a string role", i);
-                return false;
-            }
-        }
+    const char *rest = ct + sizeof json_type - 1;
+    if (*rest != '\0' && *rest != ';' && *rest != ' ')
+        return false;
+    /* JSON is UTF-8 (RFC 8259): another charset is not JSON we can read. */
+    const char *cs = strcasestr(rest, "charset=");
+    if (!cs)
         return true;
-    }
-    case GW_CALL_COMPLETION: {
-        json_t *p = json_object_get(body, "prompt");
-        if (!json_is_string(p) && !json_is_array(p)) {
-            gw_req_fail(req, 400, NULL, "prompt", "prompt is required: a string or an array");
-            return false;
-        }
-        return true;
-    }
-    case GW_CALL_MESSAGES:
-    case GW_CALL_COUNT_TOKENS: {
-        json_t *msgs = json_object_get(body, "messages");
-        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-            gw_req_fail(req, 400, NULL, "messages",
-                        "messages: a non-empty list of {role, content} is required");
-            return false;
-        }
-        size_t i;
-        json_t *m;
-        json_array_foreach(msgs, i, m)
-        {
-            const char *role = lp_json_str(m, "role");
-            if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
-                gw_req_fail(req, 400, NULL, "messages",
-                            "messages.%zu.role: must be user or assistant", i);
-                return false;
-            }
-        }
-        json_t *max = json_object_get(body, "max_tokens");
-        if (req->call == GW_CALL_MESSAGES &&
-            (!json_is_integer(max) || json_integer_value(max) < 1)) {
-            gw_req_fail(req, 400, NULL, "max_tokens",
-                        "max_tokens: a whole number >= 1 is required");
-            return false;
-        }
-        return true;
-    }
-    case GW_CALL_EMBEDDING: {
-        json_t *in = json_object_get(body, "input");
-        if (!json_is_string(in) && (!json_is_array(in) || json_array_size(in) == 0)) {
-            gw_req_fail(req, 400, NULL, "input",
-                        "input is required: a string or a non-empty array");
-            return false;
-        }
-        return true;
-    }
-    default:
-        return true;
-    }
+    cs += 8;
+    if (*cs == '"')
+        cs++;
+    return strncasecmp(cs, "utf-8", 5) == 0 || strncasecmp(cs, "utf8", 4) == 0;
 }
 
 static const char *s_call_name(gw_call_t call)
@@ -271,12 +208,6 @@ static void s_admit(gw_req_t *req)
 
 static void s_model_call(gw_req_t *req)
 {
-    if (req->too_big) {
-        gw_req_fail(req, 413, "request_too_large", NULL,
-                    "request body larger than general_settings.max_request_size_mb (%d MB)",
-                    req->srv->cfg->max_request_size_mb);
-        return;
-    }
     if (!s_is_json_type(gw_req_header(req, "Content-Type"))) {
         gw_req_fail(req, 415, "unsupported_media_type", NULL,
                     "send the request body as JSON with 'Content-Type: application/json'");
@@ -319,7 +250,7 @@ static void s_model_call(gw_req_t *req)
     }
     req->stream =
         json_is_true(stream) && req->call != GW_CALL_EMBEDDING && req->call != GW_CALL_COUNT_TOKENS;
-    if (!s_check_fields(req, body) || !s_model_allowed(req)) {
+    if (!gw_check_body(req, body) || !s_model_allowed(req)) {
         json_decref(body);
         return;
     }
@@ -353,6 +284,7 @@ static void s_model_call(gw_req_t *req)
                                  lp_json_int(body, "max_tokens", GW_RESERVE_TOKENS));
         completion = LP_MAX(completion, 0);
     }
+    req->prompt_guess = prompt;
     req->json = body;
     req->aux = meta;
     /* A parallel slot outlives its request only if this gateway dies: a stream may run

@@ -73,18 +73,19 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         gw_arm_deadline(req);
         gw_req_resume(req);
         return;
-    case LP_CMD_CHUNK:
+    case LP_CMD_CHUNK: {
         if (!req->streaming)
             return;
-        if (req->cache) {
-            size_t len = 0;
-            const void *bytes = lp_msg_body(*msg, &len);
+        size_t len = 0;
+        const char *bytes = lp_msg_body(*msg, &len);
+        if (req->cache)
             gw_cache_stream_bytes(req, bytes, len);
-        }
+        gw_stream_count(&req->out, bytes, len);
         gw_stream_push(&req->out, msg);
         gw_arm_deadline(req);
         gw_req_resume(req);
         return;
+    }
     default:
         break;
     }

@@ -60,6 +60,18 @@ size_t gw_stream_read(gw_stream_t *self, char *buf, size_t max)
     return n;
 }
 
+void gw_stream_count(gw_stream_t *self, const char *bytes, size_t len)
+{
+    static const char tag[] = "data: ", done[] = "data: [DONE]";
+    const char *p = bytes, *end = bytes + len;
+    while ((p = memmem(p, (size_t)(end - p), tag, sizeof tag - 1)) != NULL) {
+        if ((p == bytes || p[-1] == '\n') &&
+            !((size_t)(end - p) >= sizeof done - 1 && memcmp(p, done, sizeof done - 1) == 0))
+            self->events++;
+        p += sizeof tag - 1;
+    }
+}
+
 void gw_stream_free(gw_stream_t *self)
 {
     while (self->head) {

@@ -22,6 +22,7 @@ typedef struct {
     size_t queued;  /* bytes waiting */
     size_t unacked; /* bytes read since the last CREDIT */
     size_t total;   /* bytes read in all */
+    size_t events;  /* data events relayed from the worker ([DONE] aside) */
     bool done;      /* nothing more will be queued */
 } gw_stream_t;
 
@@ -31,6 +32,9 @@ void gw_stream_push(gw_stream_t *self, lp_msg_t **msg);
 void gw_stream_push_copy(gw_stream_t *self, const void *data, size_t len);
 /* Copy up to max queued bytes into buf; returns how many. */
 size_t gw_stream_read(gw_stream_t *self, char *buf, size_t max);
+/* Count the data events in bytes relayed from the worker: a token each, roughly, which is
+ * what a stream cut before its usage arrived is billed (gw_record). */
+void gw_stream_count(gw_stream_t *self, const char *bytes, size_t len);
 /* Drop everything queued (the struct is embedded by its owner). */
 void gw_stream_free(gw_stream_t *self);
 

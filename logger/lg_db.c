@@ -95,6 +95,8 @@ struct lg_db {
     int64_t backoff_ms;
     lp_timer_t retry;
     lp_timer_t flush;
+    lp_timer_t watchdog; /* a server that stops answering is declared down */
+    int64_t busy_since;  /* when the connect or the statement in flight began */
     lg_db_stats_t stats;
 };
 
@@ -275,6 +277,7 @@ static void s_connect(lg_db_t *self)
         return;
     }
     self->state = S_CONNECTING;
+    self->busy_since = lp_mono_ns();
     s_watch(self, EPOLLOUT);
 }
 
@@ -289,6 +292,7 @@ static int s_on_retry(lp_loop_t *loop, lp_timer_t *timer, void *arg)
 /* After a query was sent: push the bytes out, then wait for the answer. */
 static void s_after_send(lg_db_t *self)
 {
+    self->busy_since = lp_mono_ns();
     int rc = PQflush(self->conn);
     if (rc < 0) {
         char err[256];
@@ -575,6 +579,26 @@ static int s_on_flush(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
+/* A frozen server keeps its TCP connection (the kernel answers), so neither the server's
+ * statement_timeout nor TCP timeouts fire: our own deadline does. */
+static int s_on_watchdog(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    lg_db_t *self = arg;
+    bool busy = self->state == S_CONNECTING || self->state == S_MIGRATING ||
+                self->state == S_INSERTING || self->state == S_READING;
+    /* A migration may build an index on a big table: it gets minutes. */
+    int64_t limit = (self->state == S_CONNECTING  ? LG_DB_CONNECT_MS
+                     : self->state == S_MIGRATING ? LG_DB_MIGRATE_MS
+                                                  : LG_DB_STATEMENT_MS) *
+                    LP_NS_PER_MS;
+    if (busy && lp_mono_ns() - self->busy_since > limit)
+        s_drop_connection(self, self->state == S_CONNECTING
+                                    ? "no answer to the connection within its deadline"
+                                    : "no answer to a statement within its deadline");
+    lp_timer_start(loop, timer, LG_DB_WATCHDOG_MS, s_on_watchdog, self);
+    return 0;
+}
+
 lg_db_t *lg_db_new(lp_loop_t *loop, const char *url, int64_t flush_ms, lg_spool_t *spool)
 {
     lg_db_t *self = lp_calloc(1, sizeof *self);
@@ -587,6 +611,7 @@ lg_db_t *lg_db_new(lp_loop_t *loop, const char *url, int64_t flush_ms, lg_spool_
     /* Records left from a previous run go first, without waiting for the timer. */
     self->unread = lg_spool_pending(spool) ? LG_DB_BATCH_MAX : 0;
     s_connect(self);
+    lp_timer_start(loop, &self->watchdog, LG_DB_WATCHDOG_MS, s_on_watchdog, self);
     return self;
 }
 
@@ -597,6 +622,7 @@ void lg_db_destroy(lg_db_t **self_p)
         return;
     lp_timer_stop(self->loop, &self->retry);
     lp_timer_stop(self->loop, &self->flush);
+    lp_timer_stop(self->loop, &self->watchdog);
     s_unwatch(self);
     if (self->conn)
         PQfinish(self->conn);

@@ -31,7 +31,8 @@ struct rt_server {
     void *backend;  /* ROUTER, workers connect */
     lp_loop_t *loop;
     rt_pool_t *pool;
-    lp_map_t *jobs; /* request id -> rt_job_t (owned) */
+    lp_map_t *jobs;     /* request id -> rt_job_t (owned) */
+    lp_map_t *gateways; /* gateway identity -> int64_t last seen (owned) */
     rt_jobq_t queue;
     lp_timer_t heartbeat;
     rt_balance_t *balance;
@@ -219,6 +220,7 @@ static bool s_next_fallback(rt_server_t *self, rt_job_t *job, int status, const 
 }
 
 static void s_dispatch(rt_server_t *self, rt_job_t *job);
+static void s_worker_lost(rt_server_t *self, rt_worker_t *w);
 
 /* No deployment of the group can take the job now: fall back, or say why. */
 static void s_unavailable(rt_server_t *self, rt_job_t *job, rt_pick_t why, int64_t retry_ms)
@@ -276,7 +278,7 @@ static void s_dispatch_test(rt_server_t *self, rt_job_t *job)
         lp_msg_set_identity(m, w->identity, w->idlen);
         if (lp_msg_send(&m, self->backend) < 0) {
             lp_msg_destroy(&m);
-            rt_pool_remove(self->pool, w);
+            s_worker_lost(self, w); /* its other jobs go elsewhere or fail */
             continue;
         }
         job->worker = w;
@@ -329,7 +331,7 @@ static void s_dispatch(rt_server_t *self, rt_job_t *job)
             /* The worker's connection is gone; forget it and pick again. */
             log_warn("worker %s unreachable (%s); removing it", w->name, zmq_strerror(errno));
             lp_msg_destroy(&m);
-            rt_pool_remove(self->pool, w);
+            s_worker_lost(self, w); /* its other jobs go elsewhere or fail */
             continue;
         }
         job->worker = w;
@@ -402,13 +404,10 @@ static void s_on_request(rt_server_t *self, lp_msg_t **msg)
     s_dispatch(self, job);
 }
 
-static void s_on_cancel(rt_server_t *self, lp_msg_t *msg)
+/* Stop a job: a queued or waiting one goes at once, a running one when its worker has
+ * answered the CANCEL (so its credit is counted back). */
+static void s_cancel_job(rt_server_t *self, rt_job_t *job)
 {
-    const uint8_t *id = lp_msg_req_id(msg);
-    rt_job_t *job = id ? lp_map_get(self->jobs, id, LP_REQ_ID_LEN) : NULL;
-    if (!job)
-        return;
-    rlog_debug(job->idstr, "cancelled by the gateway");
     job->cancelled = true;
     if (!job->worker) {
         s_job_free(self, job);
@@ -416,6 +415,88 @@ static void s_on_cancel(rt_server_t *self, lp_msg_t *msg)
     }
     /* Keep the job until the worker's last word so its credit is counted back. */
     s_cancel_worker(self, job);
+}
+
+static void s_on_cancel(rt_server_t *self, lp_msg_t *msg)
+{
+    const uint8_t *id = lp_msg_req_id(msg);
+    rt_job_t *job = id ? lp_map_get(self->jobs, id, LP_REQ_ID_LEN) : NULL;
+    if (!job)
+        return;
+    rlog_debug(job->idstr, "cancelled by the gateway");
+    s_cancel_job(self, job);
+}
+
+/* Every message from a gateway says it is alive. */
+static void s_gateway_seen(rt_server_t *self, lp_msg_t *msg)
+{
+    size_t idlen;
+    const void *identity = lp_msg_identity(msg, &idlen);
+    if (!identity)
+        return;
+    int64_t *seen = lp_map_get(self->gateways, identity, idlen);
+    if (!seen) {
+        seen = lp_calloc(1, sizeof *seen);
+        lp_map_put(self->gateways, identity, idlen, seen);
+    }
+    *seen = lp_mono_ns();
+}
+
+typedef struct {
+    rt_server_t *self;
+    int64_t cutoff;
+    rt_job_t **jobs;
+    size_t n;
+    void **dead; /* copies of the identities of gateways silent for long (forgotten) */
+    size_t *deadlen, ndead;
+} s_orphans_t;
+
+static bool s_find_orphan(const void *k, size_t l, void *v, void *a)
+{
+    LP_UNUSED(k);
+    LP_UNUSED(l);
+    s_orphans_t *o = a;
+    rt_job_t *job = v;
+    const int64_t *seen = lp_map_get(o->self->gateways, job->gw, job->gwlen);
+    if (!job->cancelled && seen && *seen < o->cutoff) {
+        o->jobs = lp_realloc(o->jobs, (o->n + 1) * sizeof *o->jobs);
+        o->jobs[o->n++] = job;
+    }
+    return true;
+}
+
+static bool s_find_dead_gateway(const void *k, size_t l, void *v, void *a)
+{
+    s_orphans_t *o = a;
+    if (*(int64_t *)v < o->cutoff - 60 * LP_NS_PER_S) {
+        o->dead = lp_realloc(o->dead, (o->ndead + 1) * sizeof *o->dead);
+        o->deadlen = lp_realloc(o->deadlen, (o->ndead + 1) * sizeof *o->deadlen);
+        o->dead[o->ndead] = lp_malloc(l);
+        memcpy(o->dead[o->ndead], k, l);
+        o->deadlen[o->ndead++] = l;
+    }
+    return true;
+}
+
+/* A gateway that went silent (killed, not stopped) cannot take its answers: stop its jobs so
+ * no provider call runs on for nobody, and no retry starts. */
+static void s_reap_orphans(rt_server_t *self, int64_t now)
+{
+    s_orphans_t o = {self, now - (int64_t)LP_HEARTBEAT_MS * LP_HEARTBEAT_LIVENESS * LP_NS_PER_MS,
+                     NULL, 0, NULL, NULL, 0};
+    lp_map_each(self->jobs, s_find_orphan, &o);
+    for (size_t i = 0; i < o.n; i++) {
+        rlog_warn(o.jobs[i]->idstr, "its gateway went silent: cancelling the call");
+        s_cancel_job(self, o.jobs[i]);
+    }
+    free(o.jobs);
+    lp_map_each(self->gateways, s_find_dead_gateway, &o);
+    for (size_t i = 0; i < o.ndead; i++) {
+        free(lp_map_remove(self->gateways, o.dead[i], o.deadlen[i]));
+        free(o.dead[i]);
+    }
+    free(o.dead);
+    free(o.deadlen);
 }
 
 /* The gateway consumed stream bytes: pass the credit to the worker running the job. */
@@ -443,6 +524,7 @@ static int s_on_frontend(lp_loop_t *loop, void *socket, void *arg)
             log_warn("frontend: dropping malformed message: %s", err);
             continue;
         }
+        s_gateway_seen(self, msg);
         switch (lp_msg_cmd(msg)) {
         case LP_CMD_HEARTBEAT:
             s_reply_heartbeat(self, msg);
@@ -723,6 +805,7 @@ static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
             lp_msg_destroy(&hb);
         i++;
     }
+    s_reap_orphans(self, now);
     lp_timer_start(loop, timer, LP_HEARTBEAT_MS, s_on_heartbeat, self);
     return 0;
 }
@@ -797,6 +880,7 @@ rt_server_t *rt_server_new(lp_cfg_t **cfg, const char *frontend, const char *bac
     *cfg = NULL;
     self->pool = rt_pool_new();
     self->jobs = lp_map_new();
+    self->gateways = lp_map_new();
     uint64_t seed = 0;
     if (lp_random_bytes(&seed, sizeof seed) < 0 || seed == 0)
         seed = (uint64_t)lp_wall_ns() | 1;
@@ -830,6 +914,15 @@ fail:
     return NULL;
 }
 
+static bool s_free_value(const void *k, size_t l, void *v, void *a)
+{
+    LP_UNUSED(k);
+    LP_UNUSED(l);
+    LP_UNUSED(a);
+    free(v);
+    return true;
+}
+
 static bool s_free_job(const void *k, size_t l, void *v, void *a)
 {
     LP_UNUSED(k);
@@ -850,6 +943,9 @@ void rt_server_destroy(rt_server_t **self_p)
     if (self->jobs && self->loop)
         lp_map_each(self->jobs, s_free_job, self);
     lp_map_destroy(&self->jobs);
+    if (self->gateways)
+        lp_map_each(self->gateways, s_free_value, NULL);
+    lp_map_destroy(&self->gateways);
     rt_pool_destroy(&self->pool);
     rt_balance_destroy(&self->balance);
     lp_zmq_close(&self->frontend);

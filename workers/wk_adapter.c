@@ -134,6 +134,7 @@ bool wk_is_proxy_field(const char *key)
                                    "api_key",
                                    "api_base",
                                    "base_url",
+                                   "custom_host",
                                    "api_version",
                                    "timeout",
                                    "stream_timeout",

@@ -253,9 +253,15 @@ def test_redis_cache_shared_and_outage(ctx):
     stack = Stack(env, cfg, extra_env={"REDIS_URL": env.redis.url}, name="cache-redis")
     try:
         port2 = stack.add_gateway()
+        wait_for(lambda: "connected" in stack.procs["gateway2"].text(), 10,
+                 what="the second gateway's Redis connection")
         text = _marker("redis")
+        before = set(env.redis.keys("litellm_caching:*"))
         st, _, first = ctx.chat(text, stack=stack)
         check_eq(st, 200, "miss")
+        # The entry is written after the answer has gone out, not before it.
+        wait_for(lambda: set(env.redis.keys("litellm_caching:*")) - before, 5,
+                 what="the entry in Redis")
         other = Http(port2)
         st, h, second = other.json("POST", "/v1/chat/completions",
                                    {"model": "c", "messages": [{"role": "user", "content": text}]},
