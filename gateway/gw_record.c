@@ -99,8 +99,9 @@ static void s_estimate_cut_stream(const gw_req_t *req, json_t *rec, const json_t
     const lp_deployment_t *d = id ? lp_cfg_deployment(req->srv->cfg, id) : NULL;
     bool known = false, first = false;
     if (d)
-        json_object_set_new(rec, "spend", json_real(lp_price_cost(req->srv->prices, d, prompt,
-                                                                  completion, &known, &first)));
+        json_object_set_new(
+            rec, "spend",
+            json_real(lp_price_cost(req->srv->prices, d, prompt, completion, &known, &first)));
 }
 
 json_t *gw_record_build(const gw_req_t *req, bool delivered)

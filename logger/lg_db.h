@@ -24,10 +24,10 @@
 #define LG_DB_BACKOFF_MAX_MS 10000
 /* Longest wait for a connection to be made, and for a statement's answer, before the
  * connection is dropped and made again (a frozen server); checked every watchdog period. */
-#define LG_DB_CONNECT_MS    5000
-#define LG_DB_STATEMENT_MS  10000
-#define LG_DB_MIGRATE_MS    600000
-#define LG_DB_WATCHDOG_MS   1000
+#define LG_DB_CONNECT_MS   5000
+#define LG_DB_STATEMENT_MS 10000
+#define LG_DB_MIGRATE_MS   600000
+#define LG_DB_WATCHDOG_MS  1000
 
 typedef struct lg_db lg_db_t;
 struct pg_result; /* libpq's PGresult */
