@@ -119,11 +119,13 @@ test-asan:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory SANITIZE=1 all
 	@tests/run.sh build-asan
-reliability: all
-	@command -v valgrind >/dev/null || { s=; [ "$$(id -u)" -eq 0 ] || s=sudo; \
-	    $$s apt-get update -qq && $$s apt-get install -y -qq --no-install-recommends valgrind; }
+reliability:
+	@scripts/deps.sh reliability
+	@$(MAKE) --no-print-directory all
 	@python3 tests/reliability/reliability.py --build $(BUILD)
-soak: all
+soak:
+	@scripts/deps.sh reliability
+	@$(MAKE) --no-print-directory all
 	@python3 tests/reliability/soak.py --build $(BUILD)
 
 clean:

@@ -19,6 +19,7 @@
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_price.h"
+#include "lp_redis.h"
 #include "lp_time.h"
 #include "lp_version.h"
 
@@ -64,6 +65,10 @@ static void s_readiness(gw_req_t *req)
                                                             : "unknown"));
     json_object_set_new(o, "cache",
                         srv->cache ? json_string(gw_cache_type(srv->cache)) : json_null());
+    json_object_set_new(o, "redis",
+                        json_string(!srv->redis               ? "not configured"
+                                    : lp_redis_up(srv->redis) ? "connected"
+                                                              : "unreachable"));
     json_object_set_new(o, "litellm_version", json_string(LP_VERSION));
     json_object_set_new(o, "last_updated", json_string(now));
     s_answer_json(req, ready ? 200 : 503, o);

@@ -482,10 +482,10 @@ static bool s_find_dead_gateway(const void *k, size_t l, void *v, void *a)
  * no provider call runs on for nobody, and no retry starts. */
 static void s_reap_orphans(rt_server_t *self, int64_t now)
 {
-    s_orphans_t o = {self, now - (int64_t)LP_HEARTBEAT_MS * LP_HEARTBEAT_LIVENESS * LP_NS_PER_MS,
-                     NULL, 0,
-                     NULL, NULL,
-                     0};
+    s_orphans_t o = {
+        .self = self,
+        .cutoff = now - (int64_t)LP_HEARTBEAT_MS * LP_HEARTBEAT_LIVENESS * LP_NS_PER_MS,
+    };
     lp_map_each(self->jobs, s_find_orphan, &o);
     for (size_t i = 0; i < o.n; i++) {
         rlog_warn(o.jobs[i]->idstr, "its gateway went silent: cancelling the call");

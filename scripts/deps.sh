@@ -2,14 +2,19 @@
 # Install, on Debian 12, the packages llm-proxy needs that are missing.
 #   scripts/deps.sh build   compilers and -dev libraries (make run)
 #   scripts/deps.sh test    the above plus PostgreSQL, Redis, Python, clang and Node (make test)
+#   scripts/deps.sh reliability   the above plus valgrind (make reliability, make soak)
 set -euo pipefail
 
 build=(build-essential pkg-config libzmq3-dev libmicrohttpd-dev libcurl4-openssl-dev
        libjansson-dev libhiredis-dev libpq-dev libyaml-dev libssl-dev)
 test=(postgresql redis-server python3 curl procps clang libclang-rt-14-dev docker-compose inotify-tools)
 
+mode=${1:-build}
 want=("${build[@]}")
-[ "${1:-build}" = test ] && want+=("${test[@]}")
+case $mode in
+test) want+=("${test[@]}") ;;
+reliability) want+=("${test[@]}" valgrind) ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
@@ -18,7 +23,7 @@ for p in "${want[@]}"; do
 done
 # Node (for the official SDK clients in the tests) counts as present however it came
 # (Debian's nodejs + npm, or NodeSource's nodejs, which bundles npm and conflicts with them).
-if [ "${1:-build}" = test ] && ! { command -v node && command -v npm; } >/dev/null; then
+if [ "$mode" != build ] && ! { command -v node && command -v npm; } >/dev/null; then
     missing+=(nodejs npm)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0

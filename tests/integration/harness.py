@@ -339,8 +339,7 @@ class Stack:
         port = free_port()
         self.start(name, ["llm-gateway", "--port", str(port), "--router", self.front,
                           "--logger", self.logger_ep])
-        wait_for(lambda: Http(port, timeout=2).json("GET", "/health/readiness")[0] == 200, 10,
-                 what="second gateway ready")
+        wait_for(lambda: self._ready(port), 10, what="second gateway ready")
         return port
 
     def add_worker(self):
@@ -349,11 +348,16 @@ class Stack:
         self.workers.append(w)
         return w
 
+    def _ready(self, port, workers=1):
+        """Ready, and connected to Redis when the stack has one (else the first requests
+        would count their limits in the process)."""
+        st, _, body = Http(port, timeout=2).json("GET", "/health/readiness")
+        return (st == 200 and body["workers"] >= workers and body["logger"] == "connected"
+                and (not self.base_env.get("REDIS_URL") or body["redis"] == "connected"))
+
     def wait_ready(self, workers=1, timeout=10):
-        def ready():
-            st, _, body = Http(self.port, timeout=2).json("GET", "/health/readiness")
-            return st == 200 and body["workers"] >= workers and body["logger"] == "connected"
-        wait_for(ready, timeout, what="readiness with %d worker(s)" % workers)
+        wait_for(lambda: self._ready(self.port, workers), timeout,
+                 what="readiness with %d worker(s)" % workers)
 
     def auth(self, key=MASTER_KEY):
         return {"Authorization": "Bearer " + key}
