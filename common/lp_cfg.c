@@ -1,6 +1,7 @@
 #include "lp_cfg.h"
 
 #include <limits.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <errno.h>
@@ -100,6 +101,7 @@ static const s_key_t s_general_keys[] = {
     {"allow_requests_on_db_unavailable", K_LATER, 0, 0, 0},
     {"user_api_key_cache_ttl", K_DOUBLE, OFF(key_cache_ttl_s), 0, 86400},
     {"limits_fail_closed", K_BOOL, OFF(limits_fail_closed), 0, 0},
+    {"allow_client_side_credentials", K_BOOL, OFF(allow_client_side_credentials), 0, 0},
     {"alerting", K_LATER, 0, 0, 0},
     {"alerting_threshold", K_LATER, 0, 0, 0},
     {"background_health_checks", K_LATER, 0, 0, 0},
@@ -396,6 +398,98 @@ static int s_section(s_ctx_t *ctx, const lp_ynode_t *map, const char *section, c
     return 0;
 }
 
+/* ---- configurable_clientside_auth_params (checked by lp_clientside) ---- */
+
+static void s_clientside_free(lp_clientside_t **rules, size_t n)
+{
+    if (!*rules)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free((*rules)[i].param);
+        free((*rules)[i].pattern);
+        if ((*rules)[i].re)
+            regfree((*rules)[i].re);
+        free((*rules)[i].re);
+    }
+    free(*rules);
+    *rules = NULL;
+}
+
+static const char *s_clientside_name(const char *written)
+{
+    if (!strcmp(written, "api_base") || !strcmp(written, "base_url"))
+        return "api_base";
+    if (!strcmp(written, "api_key"))
+        return "api_key";
+    return NULL;
+}
+
+static int s_clientside_rule(lp_clientside_t *rule, const char *param, const char *pattern,
+                             char *why)
+{
+    rule->param = lp_strdup(param);
+    if (!pattern)
+        return 0;
+    if (strcmp(param, "api_base") != 0) {
+        snprintf(why, LP_ERR_LEN, "only api_base takes a pattern");
+        return -1;
+    }
+    /* The whole URL must match: LiteLLM's re.match anchors only the start, which lets
+     * "https://api.example.com.evil.test" through a pattern without its "$". */
+    char *anchored = lp_asprintf("^(%s)$", pattern);
+    regex_t *re = lp_calloc(1, sizeof *re);
+    int rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
+    free(anchored);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, re, msg, sizeof msg);
+        free(re);
+        snprintf(why, LP_ERR_LEN, "'%.80s' is not a POSIX extended regular expression: %s", pattern,
+                 msg);
+        return -1;
+    }
+    rule->pattern = lp_strdup(pattern);
+    rule->re = re;
+    return 0;
+}
+
+static int s_clientside_parse(const lp_ynode_t *node, lp_clientside_t **rules, size_t *n,
+                              const lp_ynode_t **bad, char *why)
+{
+    *bad = node;
+    if (node->type != LP_YAML_SEQ) {
+        snprintf(why, LP_ERR_LEN, "expected a list of api_base, api_key or {api_base: pattern}");
+        return -1;
+    }
+    s_clientside_free(rules, *n);
+    *n = 0;
+    *rules = lp_calloc(node->n ? node->n : 1, sizeof **rules);
+    for (size_t i = 0; i < node->n; i++) {
+        const lp_ynode_t *item = node->items[i];
+        const char *written = NULL, *pattern = NULL;
+        *bad = item;
+        if (item->type == LP_YAML_SCALAR) {
+            written = item->value;
+        } else if (item->type == LP_YAML_MAP && item->n == 1 &&
+                   item->items[0]->type == LP_YAML_SCALAR) {
+            written = item->keys[0]->value;
+            pattern = item->items[0]->value;
+        }
+        const char *param = written ? s_clientside_name(written) : NULL;
+        if (!param) {
+            snprintf(why, LP_ERR_LEN,
+                     "item %zu: expected api_base, base_url, api_key or {api_base: pattern}", i);
+            return -1;
+        }
+        if (s_clientside_rule(&(*rules)[*n], param, pattern, why) < 0) {
+            free((*rules)[*n].param);
+            return -1;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
 /* litellm_params keys read into lp_deployment_t; all others pass through to the provider. */
 static const char *s_param_keys[] = {
     "model",
@@ -413,6 +507,7 @@ static const char *s_param_keys[] = {
     "input_cost_per_token",
     "output_cost_per_token",
     "max_parallel_requests",
+    "configurable_clientside_auth_params",
 };
 
 static bool s_is_param_key(const char *key)
@@ -470,6 +565,11 @@ static int s_deployment_params(s_ctx_t *ctx, lp_deployment_t *d, const lp_ynode_
             ll = d->order;
             rc = s_read_ll(ctx, v, full, 0, 1000, &ll);
             d->order = (int)ll;
+        } else if (strcmp(key, "configurable_clientside_auth_params") == 0) {
+            const lp_ynode_t *bad = NULL;
+            char why[LP_ERR_LEN];
+            if (s_clientside_parse(v, &d->clientside, &d->nclientside, &bad, why) < 0)
+                return s_fail(ctx, bad, "%s: %s", full, why);
         } else if (strcmp(key, "max_parallel_requests") == 0) {
             s_warn(ctx, lp->keys[i], "%s: not implemented by llm-proxy yet, ignored", full);
         }
@@ -817,6 +917,7 @@ static void s_deployment_free(lp_deployment_t *d)
     free(d->mock_response);
     json_decref(d->params);
     json_decref(d->info);
+    s_clientside_free(&d->clientside, d->nclientside);
 }
 
 lp_cfg_t *lp_cfg_ref(lp_cfg_t *self)

@@ -23,6 +23,13 @@
 
 typedef enum { LP_MODE_CHAT = 0, LP_MODE_COMPLETION, LP_MODE_EMBEDDING } lp_mode_t;
 
+/* One entry of litellm_params.configurable_clientside_auth_params (lp_clientside). */
+typedef struct {
+    char *param;   /* "api_base" or "api_key" */
+    char *pattern; /* the whole base must match it; NULL = any value */
+    void *re;      /* the compiled pattern (regex_t) */
+} lp_clientside_t;
+
 typedef struct {
     char *model_name;              /* the model group clients ask for */
     char *model;                   /* litellm_params.model, "provider/name" */
@@ -44,6 +51,8 @@ typedef struct {
     double output_cost_per_token;
     json_t *params; /* other litellm_params (temperature, max_tokens, extra_headers...) */
     json_t *info;   /* model_info as given, for /model/info */
+    lp_clientside_t *clientside; /* what a request may choose itself (lp_clientside) */
+    size_t nclientside;
     int line;       /* where the entry starts in the file */
 } lp_deployment_t;
 
@@ -88,6 +97,7 @@ struct lp_cfg {
     int max_request_size_mb;
     double key_cache_ttl_s;  /* user_api_key_cache_ttl */
     bool limits_fail_closed; /* Redis down: refuse keys with limits (else count in process) */
+    bool allow_client_side_credentials; /* requests may set api_base/api_key (lp_clientside) */
 
     char **file_values; /* secrets read from NAME_FILE (borrowed by the fields above) */
     size_t nfile_values;

@@ -18,6 +18,9 @@
 #define LP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define LP_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define LP_MAX(a, b)    ((a) > (b) ? (a) : (b))
+/* A macro's value as a string literal (LP_STR(10000) is "10000"). */
+#define LP_STR_(x) #x
+#define LP_STR(x)  LP_STR_(x)
 
 /* Always-on assertion for programmer errors only; never for wire, config or HTTP data. */
 #define lp_assert(cond)                                                                            \

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lp_clientside.h"
 #include "lp_crypto.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -625,7 +626,8 @@ static size_t s_inputs(const json_t *input, const json_t **out, size_t max)
 void gw_cache_check(gw_cache_t *self, gw_req_t *req, const json_t *body,
                     void (*miss)(gw_req_t *req))
 {
-    if (!self || !(self->calls & s_call_bit(req->call))) {
+    /* A client's own upstream or key is not the group's: never shared, never stored. */
+    if (!self || !(self->calls & s_call_bit(req->call)) || lp_clientside_asked(body)) {
         miss(req);
         return;
     }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lp_clientside.h"
 #include "lp_json.h"
 
 typedef enum {
@@ -78,9 +79,28 @@ static const s_field_t s_anthropic[] = {
     {"thinking", S_OBJ, 0, 0},
 };
 
-/* Fields that would choose the upstream or its credentials: the config's alone. */
-static const char *s_steering[] = {"api_base", "base_url", "custom_host", "api_key",
-                                   "extra_headers"};
+/* Fields that would steer the call and that no config can allow a client to set. */
+static const char *s_steering[] = {"custom_host", "extra_headers"};
+
+/* api_base / base_url / api_key: only as every deployment of the group allows them. */
+static bool s_clientside(gw_req_t *req, const json_t *body)
+{
+    if (!lp_clientside_asked(body))
+        return true;
+    const lp_cfg_t *cfg = req->srv->cfg;
+    for (size_t i = 0; i < cfg->ndeployments; i++) {
+        const lp_deployment_t *d = &cfg->deployments[i];
+        if (strcmp(d->model_name, req->group) != 0)
+            continue;
+        lp_clientside_req_t asked;
+        char why[LP_ERR_LEN];
+        if (lp_clientside_check(cfg, d, body, &asked, why) < 0) {
+            gw_req_fail(req, 400, "parameter_not_allowed", asked.field, "%s", why);
+            return false;
+        }
+    }
+    return true;
+}
 
 static bool s_strings(const json_t *v, double max)
 {
@@ -205,6 +225,8 @@ bool gw_check_body(gw_req_t *req, const json_t *body)
             return false;
         }
     }
+    if (!s_clientside(req, body))
+        return false;
     switch (req->call) {
     case GW_CALL_CHAT:
         return s_messages(req, body, false) &&

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "gw_auth.h"
+#include "gw_conn.h"
 #include "gw_record.h"
 #include "gw_req.h"
 #include "gw_routes.h"
@@ -91,10 +92,21 @@ static bool s_framing_ok(gw_req_t *req, const char *url)
     return false;
 }
 
+static bool s_over_limit(gw_req_t *req)
+{
+    if (!gw_conn_over_cap(req->cx))
+        return false;
+    req->close = true;
+    gw_req_fail(req, 503, "too_many_connections", NULL,
+                "the gateway holds %zu client connections, its limit: retry shortly",
+                req->srv->max_connections);
+    return true;
+}
+
 /* First call for a request: route it, authorise it, refuse an oversize declared body. */
 static void s_begin(gw_req_t *req, const char *url, const char *method)
 {
-    if (!s_framing_ok(req, url))
+    if (s_over_limit(req) || !s_framing_ok(req, url))
         return;
     bool known = false;
     req->route = gw_route_find(method, url, &known);
@@ -129,6 +141,8 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
     gw_req_t *req = *req_cls;
     if (!req) {
         req = gw_req_new(srv, conn);
+        req->cx = gw_conn_of(conn);
+        gw_conn_headers(req->cx);
         *req_cls = req;
         s_begin(req, url, method);
         if (req->state == GW_REQ_ANSWERED)
@@ -136,6 +150,7 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
         return MHD_YES;
     }
     if (*upload_data_size) {
+        gw_conn_body(req->cx, *upload_data_size);
         if (req->state == GW_REQ_READING && !req->too_big) {
             if (req->body.len + *upload_data_size > s_max_body(req)) {
                 /* The rest is dropped as it comes and the 413 goes out when the body ends:
@@ -150,6 +165,7 @@ enum MHD_Result gw_http_access(void *cls, struct MHD_Connection *conn, const cha
         *upload_data_size = 0;
         return MHD_YES;
     }
+    gw_conn_serving(req->cx);
     switch (req->state) {
     case GW_REQ_READING:
         if (req->too_big) {
@@ -187,6 +203,7 @@ void gw_http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!req)
         return;
     *req_cls = NULL;
+    gw_conn_ready(req->cx);
     if (req->state == GW_REQ_WAITING || (req->streaming && !req->out.done)) {
         /* The client went while the router still had the request (a stream cut by the
          * client, or shutdown): stop the upstream work. */

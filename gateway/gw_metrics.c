@@ -298,6 +298,11 @@ void gw_metrics_serve(gw_req_t *req)
     }
     s_gauge(&out, "llmproxy_requests_in_flight", "Requests waiting on the router or streaming",
             (double)lp_map_size(srv->inflight));
+    s_gauge(&out, "llmproxy_client_connections", "HTTP client connections open",
+            (double)srv->connections);
+    s_counter(&out, "llmproxy_slow_connections_closed_total",
+              "Connections closed for sending their headers or body too slowly",
+              (unsigned long long)srv->slow_cut);
     const gw_outbox_stats_t *os = gw_outbox_stats(srv->outbox);
     s_gauge(&out, "llmproxy_usage_records_pending",
             "Usage records sent to a logger and not yet acknowledged",

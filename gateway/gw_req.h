@@ -49,6 +49,7 @@ typedef struct gw_req gw_req_t;
 struct gw_req {
     gw_server_t *srv;
     struct MHD_Connection *conn;
+    struct gw_conn *cx; /* its connection's record (deadlines, cap) */
     const gw_route_t *route;
     gw_req_state_t state;
     lp_buf_t body;

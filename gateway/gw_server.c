@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "gw_cache.h"
+#include "gw_conn.h"
 #include "gw_health.h"
 #include "gw_http.h"
 #include "gw_keys.h"
@@ -251,6 +252,10 @@ static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     }
     s_ping(self->router, self->pings++ % 4 == 0);
     s_ping(self->logger, false);
+    if (now - self->swept_ns >= LP_NS_PER_S) {
+        self->swept_ns = now;
+        gw_conn_sweep(self, now);
+    }
     if (self->stopping && lp_map_size(self->inflight) == 0 && self->live == 0) {
         log_info("drained: no request in flight");
         lp_loop_stop(loop);
@@ -454,10 +459,11 @@ static char *s_redis_url(const lp_cfg_t *cfg)
     return url ? url : lp_strdup("redis://invalid-redis-host-setting");
 }
 
-gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, const char *router,
-                           const char *logger, char *err)
+gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, unsigned max_connections,
+                           const char *router, const char *logger, char *err)
 {
     gw_server_t *self = lp_calloc(1, sizeof *self);
+    self->max_connections = max_connections;
     self->cfg = *cfg;
     *cfg = NULL;
     self->prices = *prices;
@@ -503,13 +509,13 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, const
     if (!self->logger)
         goto fail;
     self->outbox = gw_outbox_new(self->loop, self->logger);
-    self->httpd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                                   (uint16_t)port, NULL, NULL, gw_http_access, self,
-                                   MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_CONNECTION_TIMEOUT_S,
-                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)GW_CONNECTION_LIMIT,
-                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-                                   MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self, MHD_OPTION_END);
+    self->httpd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+        gw_http_access, self, MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
+        MHD_OPTION_NOTIFY_CONNECTION, gw_conn_notify, self, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)GW_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+        max_connections + GW_CONNECTION_SLACK, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self, MHD_OPTION_END);
     if (!self->httpd) {
         lp_err_set(err, "cannot listen on port %d: %s", port, strerror(errno));
         goto fail;

@@ -17,8 +17,11 @@
 
 /* Idle HTTP keep-alive connections are closed after this many seconds. */
 #define GW_CONNECTION_TIMEOUT_S 120
-/* Open client connections at most (each costs one fd and MHD's per-connection memory). */
+/* Open client connections served by default (--max-connections; each costs one fd and MHD's
+ * per-connection memory). Up to GW_CONNECTION_SLACK more are accepted only to be answered
+ * 503 and closed; past both, new connections wait in the kernel's listen queue. */
 #define GW_CONNECTION_LIMIT 10000
+#define GW_CONNECTION_SLACK 512
 /* Redis command deadline: a slower Redis counts as down (the in-process fallback runs). */
 #define GW_REDIS_TIMEOUT_MS 200
 /* Slack added to the longest a request may legitimately take before the gateway gives up. */
@@ -47,13 +50,18 @@ struct gw_server {
     unsigned pings;             /* heartbeats sent to the router (every 4th asks for stats) */
     lp_loop_t *loop;
     struct MHD_Daemon *httpd;
-    int httpd_fd;       /* MHD's epoll fd, watched by our loop */
-    lp_map_t *inflight; /* request id -> gw_req_t waiting for the router */
-    size_t live;        /* requests not yet complete (a drain waits for them all) */
-    lp_map_t *pending;  /* request id -> record waiting for a cancelled job's usage */
-    lp_map_t *health;   /* health check id -> gw_health_t of the /health request */
-    char *master_hash;  /* sha256 hex of the master key (spend rows name it so) */
-    char *config_path;  /* reread on SIGHUP */
+    int httpd_fd;           /* MHD's epoll fd, watched by our loop */
+    lp_map_t *inflight;     /* request id -> gw_req_t waiting for the router */
+    size_t live;            /* requests not yet complete (a drain waits for them all) */
+    struct gw_conn *conns;  /* client connections open (gw_conn) */
+    size_t connections;     /* how many */
+    size_t max_connections; /* served; past it, 503 and close */
+    uint64_t slow_cut;      /* connections closed for sending their request too slowly */
+    int64_t swept_ns;       /* last gw_conn_sweep */
+    lp_map_t *pending;      /* request id -> record waiting for a cancelled job's usage */
+    lp_map_t *health;       /* health check id -> gw_health_t of the /health request */
+    char *master_hash;      /* sha256 hex of the master key (spend rows name it so) */
+    char *config_path;      /* reread on SIGHUP */
     int64_t started_wall_ns;
     lp_timer_t heartbeat;
     lp_timer_t hello; /* fast pings at start */
@@ -72,10 +80,12 @@ struct gw_server {
     gw_stats_t stats;
 };
 
-/* A gateway listening on port (0 = ephemeral) with links to the router and the logger;
- * takes the config and the price table. NULL with a reason in err. */
-gw_server_t *gw_server_new(lp_cfg_t **cfg, struct lp_prices **prices, int port, const char *router,
-                           const char *logger, char *err);
+/* A gateway listening on port (0 = ephemeral), serving max_connections clients at once, with
+ * links to the router and the logger; takes the config and the price table. NULL with a
+ * reason in err. */
+gw_server_t *gw_server_new(lp_cfg_t **cfg, struct lp_prices **prices, int port,
+                           unsigned max_connections, const char *router, const char *logger,
+                           char *err);
 /* Stop and free; suspended requests are answered 503 first. NULL-safe, nulls the pointer. */
 void gw_server_destroy(gw_server_t **self_p);
 /* Run until SIGINT/SIGTERM (which drain first); 0 on a clean stop. SIGHUP rereads

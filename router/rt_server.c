@@ -625,7 +625,10 @@ static void s_account(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
     int64_t now = lp_mono_ns();
     long long status = lp_json_int(meta, "status", 0);
     const char *code = lp_json_str(meta, "code");
-    if (lp_msg_cmd(msg) == LP_CMD_END && status < 400) {
+    if (lp_json_bool(meta, "clientside", false)) {
+        /* The client's own upstream or key: no verdict on the deployment either way. */
+        rt_balance_released(self->balance, job->deployment);
+    } else if (lp_msg_cmd(msg) == LP_CMD_END && status < 400) {
         long long latency = lp_json_int(meta, job->stream ? "ttfb_us" : "upstream_us", -1);
         long long tokens = lp_json_int(json_object_get(meta, "usage"), "total_tokens", 0);
         rt_balance_succeeded(self->balance, job->deployment, now, tokens, latency);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "lp_clientside.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_price.h"
@@ -45,6 +46,7 @@ void wk_call_free(wk_job_t *job)
     free(job->anthropic_version);
     free(job->anthropic_beta);
     json_decref(job->req);
+    lp_clientside_deployment_free(&job->own);
     lp_cfg_destroy(&job->cfg);
     free(job);
 }
@@ -83,6 +85,8 @@ static void s_describe(wk_job_t *job, json_t *meta)
     json_object_set_new(meta, "provider", json_string(d->provider->name));
     json_object_set_new(meta, "provider_model", lp_json_text(d->provider_model));
     json_object_set_new(meta, "worker", json_string(wk_server_name(s_srv(job))));
+    if (job->own) /* the client's upstream: its outcome says nothing of the deployment */
+        json_object_set_new(meta, "clientside", json_true());
     if (!job->mocked) {
         char *base = s_public_base(d->api_base);
         json_object_set_new(meta, "api_base", lp_json_text(base));
@@ -139,7 +143,8 @@ static void s_reply_fail(wk_job_t *job, const wk_fail_t *fail)
     rlog_info(job->idstr, "attempt %d failed: %d %s", job->attempt, fail->status, fail->message);
     lp_msg_t *m = lp_msg_error(job->id, fail->status, fail->code, fail->message);
     json_t *meta = lp_msg_meta_rw(m);
-    json_object_set_new(meta, "retryable", json_boolean(fail->retryable));
+    /* A client's own upstream is not retried elsewhere: it chose it. */
+    json_object_set_new(meta, "retryable", json_boolean(fail->retryable && !job->own));
     if (fail->retry_after_ms >= 0)
         json_object_set_new(meta, "retry_after_ms", json_integer(fail->retry_after_ms));
     if (job->status)
@@ -378,7 +383,11 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
 static void s_transport_fail(wk_job_t *job, CURLcode result, wk_fail_t *fail)
 {
     const char *prov = job->d->provider->name;
-    if (job->too_big) {
+    if (job->blocked) {
+        wk_fail(fail, 400, "parameter_not_allowed", false,
+                "api_base resolves to a loopback, link-local, multicast or unspecified address: "
+                "the proxy does not call it for a client");
+    } else if (job->too_big) {
         wk_fail(fail, 502, "upstream_response_too_large", false,
                 "%s answered with more than %d MiB", prov, WK_MAX_RESPONSE >> 20);
     } else if (result == CURLE_OPERATION_TIMEDOUT) {
@@ -503,6 +512,35 @@ static int s_stream_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_OK;
 }
 
+/* A host the client chose is connected to only at an address lp_clientside allows. */
+static curl_socket_t s_guarded_socket(void *arg, curlsocktype purpose,
+                                      struct curl_sockaddr *addr)
+{
+    LP_UNUSED(purpose);
+    wk_job_t *job = arg;
+    if (lp_clientside_blocked(&addr->addr)) {
+        job->blocked = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/* The request's own api_base / api_key, as lp_clientside allows them on the deployment. */
+static int s_clientside(wk_job_t *job, wk_fail_t *fail)
+{
+    lp_clientside_req_t asked;
+    char why[LP_ERR_LEN];
+    int rc = lp_clientside_check(job->cfg, job->d, job->req, &asked, why);
+    if (rc < 0)
+        return wk_fail(fail, 400, "parameter_not_allowed", false, "%s", why);
+    if (rc > 0) {
+        job->own = lp_clientside_deployment(job->d, &asked);
+        job->d = job->own;
+        job->client_base = asked.base != NULL;
+    }
+    return 0;
+}
+
 static int s_start_transfer(wk_job_t *job, const wk_adapter_t *adapter, wk_fail_t *fail)
 {
     const lp_deployment_t *d = job->d;
@@ -532,6 +570,13 @@ static int s_start_transfer(wk_job_t *job, const wk_adapter_t *adapter, wk_fail_
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, s_on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, job);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, job);
+    if (job->client_base) {
+        /* A fresh connection, so the address check cannot be skipped by reuse. */
+        curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, s_guarded_socket);
+        curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, job);
+        curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (job->stream) {
         curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, s_stream_sockopt);
         /* Stream events are small: a smaller read buffer than curl's 16 KiB keeps the memory
@@ -677,6 +722,8 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
         wk_fail(&fail, 400, NULL, false, "request body is not a JSON object");
         goto fail;
     }
+    if (s_clientside(job, &fail) < 0)
+        goto fail;
     if (json_is_boolean(json_object_get(job->d->params, "drop_params")))
         job->drop_params = json_is_true(json_object_get(job->d->params, "drop_params"));
     const char *mock = wk_mock_text(job);

@@ -32,7 +32,10 @@ struct wk_job {
     uint8_t id[LP_REQ_ID_LEN];
     char idstr[LP_REQ_ID_STR_LEN];
     lp_cfg_t *cfg;            /* the config the call began with (a reference) */
-    const lp_deployment_t *d; /* borrowed from cfg */
+    const lp_deployment_t *d; /* borrowed from cfg, or own */
+    lp_deployment_t *own;     /* d with the client's api_base/api_key (lp_clientside) */
+    bool client_base;         /* the client chose the host: guarded at connect time */
+    bool blocked;             /* ... and its address was refused */
     char *group;              /* model group the client asked for */
     wk_call_t call;
     bool stream;

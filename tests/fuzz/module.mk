@@ -21,7 +21,7 @@ FUZZ_BIN := $(FUZZ_DIR)/bin
 
 # Targets, and the longest input each is given while fuzzing (replays take any size).
 FUZZ_ALL := json request yaml cfg sse msg openai_response openai_stream anthropic_response \
-            anthropic_stream voyage_response tei_response
+            anthropic_stream voyage_response tei_response url_guard
 ifneq ($(wildcard workers/wk_gemini.c),)
 FUZZ_ALL += gemini_response gemini_stream
 endif
@@ -41,6 +41,7 @@ FUZZ_MAXLEN_voyage_response := 16384
 FUZZ_MAXLEN_tei_response := 16384
 FUZZ_MAXLEN_gemini_response := 16384
 FUZZ_MAXLEN_gemini_stream := 32768
+FUZZ_MAXLEN_url_guard := 512
 
 # Dictionaries (tests/fuzz/dict/): tokens libFuzzer splices into inputs.
 FUZZ_DICT_json := json
@@ -56,6 +57,7 @@ FUZZ_DICT_voyage_response := json
 FUZZ_DICT_tei_response := json
 FUZZ_DICT_gemini_response := json
 FUZZ_DICT_gemini_stream := sse
+FUZZ_DICT_url_guard := url
 
 # fuzz_cfg: environment_variables in a config call setenv(); see fuzz_cfg.c.
 FUZZ_LDEXTRA_cfg := -Wl,--wrap=setenv -Wl,--wrap=getenv

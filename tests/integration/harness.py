@@ -184,9 +184,11 @@ def rss_kb(pid):
 class Mock:
     """The C mock provider (tests/mock/mock_upstream.c)."""
 
-    def __init__(self, bindir, logdir):
-        self.proc = Proc("mock", [os.path.join(bindir, "mock_upstream"), "--port", "0"], logdir,
-                         stdout_file=os.path.join(logdir, "mock.out"))
+    def __init__(self, bindir, logdir, host="127.0.0.1", name="mock"):
+        """Listening on host (0.0.0.0: every address, `base` on loopback unless `advertise`)."""
+        self.proc = Proc(name, [os.path.join(bindir, "mock_upstream"), "--port", "0",
+                                "--host", host], logdir,
+                         stdout_file=os.path.join(logdir, name + ".out"))
         self.port = int(wait_for(self._port, what="mock port"))
         self.http = Http(self.port)
         self.base = "http://127.0.0.1:%d" % self.port

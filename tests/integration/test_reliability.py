@@ -29,8 +29,8 @@ import struct
 import threading
 import time
 
-from harness import (MASTER_KEY, Http, Stack, check, check_eq, check_error, config, deployment,
-                     free_port, rss_kb, wait_for)
+from harness import (MASTER_KEY, Http, Mock, Stack, check, check_eq, check_error, config,
+                     deployment, free_port, rss_kb, wait_for)
 
 UPSTREAM_KEY = "sk-upstream-" + os.urandom(8).hex()
 FIGURES = {}
@@ -279,31 +279,40 @@ def _raise_fd_limit(n):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _read_message(sock):
+    """One HTTP/1.1 message (head, Content-Length body) from sock: (start line, headers
+    with lower-case names, body), or None when the peer closes before its head."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = sock.recv(65536)
+        if not d:
+            return None
+        buf += d
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    n = int(hdrs.get("content-length", "0") or 0)
+    while len(body) < n:
+        d = sock.recv(65536)
+        if not d:
+            break
+        body += d
+    return lines[0], hdrs, body
+
+
 def _raw(port, data, timeout=5.0):
     """Send raw bytes on a fresh connection; (status, headers dict, body) of the answer."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(data)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-        head, _, body = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else 0
-        hdrs = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
-        n = int(hdrs.get("content-length", "0") or 0)
-        while len(body) < n:
-            d = s.recv(65536)
-            if not d:
-                break
-            body += d
-        return status, hdrs, body
+        msg = _read_message(s)
+        if msg is None:
+            return 0, {}, b""
+        start, hdrs, body = msg
+        return (int(start.split()[1]) if start.startswith("HTTP/") else 0), hdrs, body
     finally:
         s.close()
 
@@ -362,25 +371,8 @@ class Rogue:
 
     @staticmethod
     def _read_request(c):
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = c.recv(65536)
-            if not d:
-                return None
-            buf += d
-        head, _, body = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        hdrs = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
-        n = int(hdrs.get("content-length", "0") or 0)
-        while len(body) < n:
-            d = c.recv(65536)
-            if not d:
-                break
-            body += d
-        return lines[0].split(" ")[1], hdrs
+        msg = _read_message(c)
+        return msg and (msg[0].split(" ")[1], msg[1])
 
     @staticmethod
     def _rst(c):
@@ -1022,13 +1014,15 @@ def test_client_gone_mid_request_cancels_upstream(ctx):
 
 def test_slowloris_and_slow_bodies_do_not_block_others(ctx):
     """L-4 (b), (c): 100 connections trickling headers and 100 trickling bodies, while
-    ordinary requests keep their latency. libmicrohttpd's timeout (120 s) is an inactivity
-    timeout: a trickle keeps a connection open (see `make reliability` for the long run)."""
+    ordinary requests keep their latency; the bodies, slower than 1 KiB/s, are cut once their
+    10 s of grace have passed (headers get 120 s in all: `make reliability` waits for them)."""
     stack = ctx.stack("client")
     gw = stack.procs["gateway"].p.pid
     base_fds = _fds(gw)
+    base_cut = _metric(stack, "llmproxy_slow_connections_closed_total")
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode()
     heads, bodies = [], []
+    t_start = time.monotonic()
     try:
         for _ in range(100):
             s = socket.create_connection(("127.0.0.1", stack.port))
@@ -1059,11 +1053,35 @@ def test_slowloris_and_slow_bodies_do_not_block_others(ctx):
                legit_max_latency_s=round(max(lat), 4),
                trickling_open_after_s=round(30 * 0.05, 1), trickling_still_open=open_heads)
         check(max(lat) < 1.0, "ordinary requests slowed to %.2fs by slow clients" % max(lat))
+
+        def bodies_cut():
+            for s in bodies:
+                try:
+                    s.sendall(b" ")
+                except OSError:
+                    pass
+            return not any(_still_open(s) for s in bodies)
+        wait_for(bodies_cut, 20, step=1.0, what="trickled bodies cut")
+        cut_after = time.monotonic() - t_start
+        figure("slowloris", bodies_cut_after_s=round(cut_after, 1))
+        check(10 <= cut_after <= 15, "trickled bodies cut after %.1fs (grace 10 s)" % cut_after)
+        check_eq(sum(1 for s in heads if _still_open(s)), 100, "trickled headers: within 120 s")
+        check_eq(_metric(stack, "llmproxy_slow_connections_closed_total") - base_cut, 100,
+                 "counted in /metrics")
     finally:
         for s in heads + bodies:
             s.close()
     wait_for(lambda: _fds(gw) <= base_fds + 5, 10,
              what="gateway fds back to %d (now %d)" % (base_fds, _fds(gw)))
+
+
+def _metric(stack, name):
+    """A gateway counter or gauge from /metrics."""
+    st, _, text = stack.http.request("GET", "/metrics", None, stack.auth())
+    for line in text.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("%s not in /metrics" % name)
 
 
 def _still_open(s):
@@ -1113,6 +1131,49 @@ def test_idle_keepalive_connections_bounded(ctx):
             s.close()
     wait_for(lambda: _fds(gw) <= base_fds + 5, 15,
              what="gateway fds back to %d (now %d)" % (base_fds, _fds(gw)))
+
+
+def test_connections_past_the_cap_answered_503(ctx):
+    """L-4 (a): past --max-connections a new connection is answered 503 too_many_connections
+    and closed at once, never left waiting; a slot freed is a slot served."""
+    cap = 20
+    models = [deployment("m", "openai/m", mock_response="ok")]
+    stack = Stack(ctx.env, config(models), extra_env={"LP_MAX_CONNECTIONS": str(cap)},
+                  name="rel-cap")
+    ping = b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n"
+    held, refused = [], None
+    try:
+        stack.http.close()
+        while len(held) < cap + 5:
+            t0 = time.monotonic()
+            s = socket.create_connection(("127.0.0.1", stack.port), timeout=5)
+            s.sendall(ping)
+            answer = s.recv(65536)
+            if answer.startswith(b"HTTP/1.1 503"):
+                refused = (answer, time.monotonic() - t0, s.recv(4096) == b"")
+                s.close()
+                break
+            check(answer.startswith(b"HTTP/1.1 200"), "served under the cap: %r" % answer[:40])
+            held.append(s)
+        check(refused is not None, "no 503 after %d connections" % len(held))
+        check(cap - 3 <= len(held) <= cap, "refused after %d connections (cap %d)"
+              % (len(held), cap))
+        answer, took, closed = refused
+        head, _, body = answer.partition(b"\r\n\r\n")
+        check_eq(_error_code(body), "too_many_connections", "its error code")
+        check(b"\r\nretry-after: 1" in head.lower(), "says when to come back: %r" % head)
+        check(closed and took < 1.0, "closed at once (%.2fs, closed %s)" % (took, closed))
+        held.pop().close()
+
+        def served():
+            with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as s:
+                s.sendall(ping)
+                return s.recv(4096).startswith(b"HTTP/1.1 200")
+        wait_for(served, 5, what="a freed slot served")
+    finally:
+        for s in held:
+            s.close()
+        stack.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1395,6 +1456,109 @@ def test_per_request_upstream_override_refused(ctx):
     check(not accepted and not forwarded,
           "B-12/B-16: per-request upstream overrides are not refused with 400 (%s); forwarded "
           "in the provider body: %s" % (", ".join(accepted), forwarded or "none"))
+
+
+def _external_ip():
+    """This machine's address on its default route (no packet is sent), or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))
+        ip = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if ip.startswith("127.") else ip
+
+
+def test_clientside_credentials_only_as_configured(ctx):
+    """B-12: a request's api_base / api_key only as the config allows (LiteLLM's
+    configurable_clientside_auth_params); the proxy's key never goes to a host the config does
+    not name; a host the client chose is connected to only at a public address; a client's
+    upstream failing never cools the deployment down."""
+    env = ctx.env
+    canary = ctx.canary
+    ip = _external_ip()
+    # Reachable at this machine's own address, which is not loopback (traffic stays local).
+    ext = Mock(env.bindir, env.root, host="0.0.0.0", name="mock-ext") if ip else None
+    ext_base = ext and "http://%s:%d" % (ip, ext.port)
+    models = [deployment("byo", "openai/gpt-4o-mini", env.mock.base + "/v1", api_key=UPSTREAM_KEY,
+                         configurable_clientside_auth_params=["api_base", "api_key"]),
+              deployment("keyonly", "openai/gpt-4o-mini", env.mock.base + "/v1",
+                         api_key=UPSTREAM_KEY, configurable_clientside_auth_params=["api_key"])]
+    if ext:
+        pattern = "%s/v1$" % ext_base.replace(".", "\\.")
+        models.append(deployment("pinned", "openai/gpt-4o-mini", env.mock.base + "/v1",
+                                 api_key=UPSTREAM_KEY,
+                                 configurable_clientside_auth_params=[{"api_base": pattern}]))
+    stack = Stack(env, config(models, router={"allowed_fails": 1, "num_retries": 2}),
+                  name="rel-clientside")
+    msgs = [{"role": "user", "content": "x"}]
+
+    def call(group, **extra):
+        body = dict({"model": group, "messages": msgs}, **extra)
+        return stack.http.json("POST", "/v1/chat/completions", body, stack.auth())
+
+    def auth_seen(mock):
+        return [r["headers"].get("authorization") for r in mock.requests()]
+    try:
+        env.mock.clear()
+        st, _, b = call("byo", api_base=canary.base + "/v1")
+        check_error(st, b, 400, "parameter_not_allowed")
+        check_eq(b["error"]["param"], "api_base", "the field named")
+        check("api_key" in b["error"]["message"], "says the client's key must come along")
+        st, _, b = call("keyonly", api_base=canary.base + "/v1", api_key="sk-client-own")
+        check_error(st, b, 400, "parameter_not_allowed")
+        for bad in ("ftp://example.com/v1", "https://u:p@example.com/v1", "example.com/v1"):
+            check_error(*call("byo", api_base=bad, api_key="sk-client-own")[::2], 400,
+                        "parameter_not_allowed")
+        # Internal addresses however spelled: refused at connect time, never reached.
+        port = canary.port
+        for base in ("%s/v1" % canary.base, "http://localhost:%d/v1" % port,
+                     "http://[::1]:%d/v1" % port, "http://0.0.0.0:%d/v1" % port,
+                     "http://127.1:%d/v1" % port, "http://2130706433:%d/v1" % port,
+                     "http://[::ffff:127.0.0.1]:%d/v1" % port, "http://169.254.169.254/v1"):
+            st, _, b = call("byo", api_base=base, api_key="sk-client-own")
+            check_error(st, b, 400, "parameter_not_allowed")
+            check("loopback" in b["error"]["message"], "%s: %s" % (base, b["error"]["message"]))
+        check_eq(canary.connections, 0, "connections to internal addresses a client named")
+        check_eq(env.mock.requests(), [], "nothing went upstream")
+        # The client's own key to the configured host.
+        st, _, _ = call("keyonly", api_key="sk-client-own")
+        check_eq(st, 200, "api_key allowed on keyonly")
+        check_eq(auth_seen(env.mock), ["Bearer sk-client-own"], "the client's key, not ours")
+        check_eq(call("byo")[0], 200, "the deployment was not cooled down by refusals")
+        if not ext:
+            figure("clientside", external_address=None)
+            return
+        # A public host the client chose, with its own key; a host the operator's pattern
+        # names gets the deployment's key.
+        env.mock.clear()
+        st, _, _ = call("byo", api_base=ext_base + "/v1", api_key="sk-client-own")
+        check_eq(st, 200, "a client-chosen public host")
+        check_eq(auth_seen(ext), ["Bearer sk-client-own"], "the client's key went there")
+        ext.clear()
+        check_eq(call("pinned", api_base=ext_base + "/v1")[0], 200, "a host the pattern names")
+        check_eq(auth_seen(ext), ["Bearer " + UPSTREAM_KEY], "the deployment's key, as allowed")
+        ext.clear()
+        for off in (ext_base + "/v1/x", ext_base + ".evil.test/v1", "https://%s:%d/v1"
+                    % (ip, ext.port)):
+            st, _, b = call("pinned", api_base=off)
+            check_error(st, b, 400, "parameter_not_allowed")
+        check_eq(ext.requests(), [], "nothing reached a host the pattern does not name")
+        check_eq(env.mock.requests(), [], "nor the configured one")
+        # A client's host that fails, again and again: its error, no retry, no cooldown.
+        dead = "http://%s:%d/v1" % (ip, free_port())
+        for _ in range(3):
+            st, _, b = call("byo", api_base=dead, api_key="sk-client-own")
+            check_error(st, b, 502, "upstream_unreachable")
+        check_eq(call("byo")[0], 200, "the deployment still serves everyone else")
+        check_eq(len(env.mock.requests()), 1, "one call, to the configured host")
+        figure("clientside", external_address=ip)
+    finally:
+        stack.stop()
+        if ext:
+            ext.stop()
 
 
 def test_authorization_variants(ctx):

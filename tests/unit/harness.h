@@ -36,6 +36,17 @@ static char th_reason[512];
         }                                                                                          \
     } while (0)
 
+/* CHECK with a reason (a string) shown on failure. */
+#define CHECK_WHY(cond, msg)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            snprintf(th_reason, sizeof th_reason, "%s:%d: %s (%s)", __FILE__, __LINE__, #cond,     \
+                     (msg));                                                                       \
+            th_failed_now = 1;                                                                     \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
 #define RUN(fn)                                                                                    \
     do {                                                                                           \
         th_failed_now = 0;                                                                         \

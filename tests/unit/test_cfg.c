@@ -5,8 +5,12 @@
 #include <unistd.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "harness.h"
 #include "lp_cfg.h"
+#include "lp_clientside.h"
 #include "lp_crypto.h"
 #include "lp_yaml.h"
 
@@ -1177,6 +1181,161 @@ static void test_env_files(void)
     env_reset();
 }
 
+/* lp_clientside: client-chosen api_base / api_key only as the config allows. The body lives
+ * until the next call (out borrows from it). */
+static json_t *s_body;
+
+static int clientside(const lp_cfg_t *cfg, const char *group, const char *body_json,
+                      lp_clientside_req_t *out, char *why)
+{
+    const lp_deployment_t *d = NULL;
+    for (size_t i = 0; i < cfg->ndeployments && !d; i++)
+        if (!strcmp(cfg->deployments[i].model_name, group))
+            d = &cfg->deployments[i];
+    json_decref(s_body);
+    s_body = json_loads(body_json, 0, NULL);
+    return lp_clientside_check(cfg, d, s_body, out, why);
+}
+
+static void test_clientside_rules(void)
+{
+    env_reset();
+    char err[LP_ERR_LEN];
+    lp_cfg_t *cfg = load("model_list:\n"
+                         "  - model_name: closed\n"
+                         "    litellm_params: {model: openai/x, api_key: sk-server}\n"
+                         "  - model_name: any\n"
+                         "    litellm_params:\n"
+                         "      model: openai/x\n"
+                         "      api_key: sk-server\n"
+                         "      configurable_clientside_auth_params: [api_base, api_key]\n"
+                         "  - model_name: pinned\n"
+                         "    litellm_params:\n"
+                         "      model: openai/x\n"
+                         "      api_key: sk-server\n"
+                         "      configurable_clientside_auth_params:\n"
+                         "        - api_base: 'https://[a-z]+\\.example\\.com/v1'\n",
+                         err);
+    CHECK_WHY(cfg != NULL, err);
+    lp_clientside_req_t r;
+    char why[LP_ERR_LEN];
+    CHECK(clientside(cfg, "closed", "{\"model\": \"closed\"}", &r, why) == 0);
+    CHECK(clientside(cfg, "closed", "{\"api_base\": \"https://a.example.com/v1\"}", &r, why) < 0);
+    CHECK_STR(r.field, "api_base");
+    CHECK(strstr(why, "allow_client_side_credentials") != NULL);
+    CHECK(clientside(cfg, "closed", "{\"api_key\": \"sk-c\"}", &r, why) < 0);
+    CHECK_STR(r.field, "api_key");
+    /* any base, but the server's key never goes to it: the client's must come along */
+    CHECK(clientside(cfg, "any", "{\"base_url\": \"https://h.test/v1\"}", &r, why) < 0);
+    CHECK_STR(r.field, "base_url");
+    CHECK(strstr(why, "needs api_key") != NULL);
+    CHECK(clientside(cfg, "any", "{\"api_base\": \"https://h.test/v1\", \"api_key\": \"sk-c\"}", &r,
+                     why) == 1);
+    CHECK_STR(r.base, "https://h.test/v1");
+    CHECK_STR(r.key, "sk-c");
+    CHECK(clientside(cfg, "any", "{\"api_key\": \"sk-c\"}", &r, why) == 1);
+    CHECK(r.base == NULL && !strcmp(r.key, "sk-c"));
+    /* URLs: http(s), a host, no credentials; api_base and base_url agree */
+    static const char *bad[] = {"ftp://h.test/v1",       "h.test/v1",
+                                "https://u:p@h.test/v1", "https://u@h.test/v1",
+                                "file:///etc/passwd",    ""};
+    for (size_t i = 0; i < LP_ARRAY_LEN(bad); i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"api_base\": \"%s\", \"api_key\": \"k\"}", bad[i]);
+        CHECK_WHY(clientside(cfg, "any", body, &r, why) < 0, bad[i]);
+    }
+    CHECK(clientside(cfg, "any",
+                     "{\"api_base\": \"https://a.test\", \"base_url\": \"https://b.test\", "
+                     "\"api_key\": \"k\"}",
+                     &r, why) < 0);
+    CHECK(clientside(cfg, "any", "{\"api_base\": 5, \"api_key\": \"k\"}", &r, why) < 0);
+    /* a pattern names hosts the server's key may go to; it matches from the start */
+    CHECK(clientside(cfg, "pinned", "{\"api_base\": \"https://eu.example.com/v1\"}", &r, why) == 1);
+    CHECK(r.key == NULL);
+    static const char *off[] = {"https://eu.example.com.evil.test/v1",
+                                "https://evil.test/?https://eu.example.com/v1",
+                                "http://eu.example.com/v1", "https://eu.example.com/v1/x"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(off); i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"api_base\": \"%s\"}", off[i]);
+        CHECK_WHY(clientside(cfg, "pinned", body, &r, why) < 0, off[i]);
+    }
+    CHECK(clientside(cfg, "pinned", "{\"api_key\": \"sk-c\"}", &r, why) < 0);
+    /* the call's own deployment: the client's base and key, the rest borrowed */
+    CHECK(clientside(cfg, "any", "{\"api_base\": \"https://h.test/v1//\", \"api_key\": \"sk-c\"}",
+                     &r, why) == 1);
+    lp_deployment_t *own = lp_clientside_deployment(&cfg->deployments[1], &r);
+    CHECK_STR(own->api_base, "https://h.test/v1");
+    CHECK_STR(own->api_key, "sk-c");
+    CHECK(own->model_name == cfg->deployments[1].model_name);
+    lp_clientside_deployment_free(&own);
+    CHECK(own == NULL);
+    lp_cfg_destroy(&cfg);
+    /* proxy-wide: every group, still never the server's key to a client's host */
+    cfg = load("general_settings: {allow_client_side_credentials: true}\n"
+               "model_list:\n"
+               "  - model_name: closed\n"
+               "    litellm_params: {model: openai/x, api_key: sk-server}\n",
+               err);
+    CHECK_WHY(cfg != NULL, err);
+    CHECK(clientside(cfg, "closed", "{\"api_key\": \"sk-c\"}", &r, why) == 1);
+    CHECK(clientside(cfg, "closed", "{\"api_base\": \"https://h.test\"}", &r, why) < 0);
+    CHECK(clientside(cfg, "closed", "{\"api_base\": \"https://h.test\", \"api_key\": \"k\"}", &r,
+                     why) == 1);
+    lp_cfg_destroy(&cfg);
+    /* config errors name the line */
+    static const char *wrong[] = {"[api_version]", "api_base", "[{api_key: 'x'}]",
+                                  "[{api_base: '(unclosed'}]"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(wrong); i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/x\n"
+                 "      configurable_clientside_auth_params: %s\n",
+                 wrong[i]);
+        cfg = load(text, err);
+        CHECK_WHY(cfg == NULL && err_at_line(err, 5) &&
+                      strstr(err, "configurable_clientside_auth_params"),
+                  err);
+        lp_cfg_destroy(&cfg);
+    }
+}
+
+/* 1 blocked, 0 allowed, -1 not an address. */
+static int blocked(const char *ip)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    bool v6 = strchr(ip, ':') != NULL;
+    ss.ss_family = v6 ? AF_INET6 : AF_INET;
+    if (inet_pton(ss.ss_family, ip, v6 ? (void *)&a6->sin6_addr : (void *)&a4->sin_addr) != 1)
+        return -1;
+    return lp_clientside_blocked((struct sockaddr *)&ss);
+}
+
+static void test_clientside_addresses(void)
+{
+    static const char *no[] = {"127.0.0.1",
+                               "127.1.2.3",
+                               "0.0.0.0",
+                               "169.254.169.254",
+                               "100.100.100.200",
+                               "224.0.0.1",
+                               "::1",
+                               "::",
+                               "::ffff:127.0.0.1",
+                               "fe80::1",
+                               "ff02::1",
+                               "fd00:ec2::254",
+                               "::ffff:169.254.169.254"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(no); i++)
+        CHECK_WHY(blocked(no[i]) == 1, no[i]);
+    static const char *yes[] = {"93.184.215.14", "10.1.2.3", "192.0.2.2", "2606:4700::1111",
+                                "fd00::2"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(yes); i++)
+        CHECK_WHY(blocked(yes[i]) == 0, yes[i]);
+}
+
 int main(void)
 {
     RUN(test_full_config);
@@ -1204,6 +1363,9 @@ int main(void)
     /* last: under ASan a use-after-free aborts the process */
     RUN(test_anchor_on_merge_value);
     RUN(test_env_files);
+    RUN(test_clientside_rules);
+    RUN(test_clientside_addresses);
+    json_decref(s_body);
     unsetenv("TEST_CFG_EV_KEY");
     return th_report();
 }
