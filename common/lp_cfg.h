@@ -53,7 +53,7 @@ typedef struct {
     json_t *info;   /* model_info as given, for /model/info */
     lp_clientside_t *clientside; /* what a request may choose itself (lp_clientside) */
     size_t nclientside;
-    int line;       /* where the entry starts in the file */
+    int line; /* where the entry starts in the file */
 } lp_deployment_t;
 
 typedef struct lp_cfg lp_cfg_t;

@@ -513,8 +513,7 @@ static int s_stream_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
 }
 
 /* A host the client chose is connected to only at an address lp_clientside allows. */
-static curl_socket_t s_guarded_socket(void *arg, curlsocktype purpose,
-                                      struct curl_sockaddr *addr)
+static curl_socket_t s_guarded_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     LP_UNUSED(purpose);
     wk_job_t *job = arg;
