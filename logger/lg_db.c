@@ -52,10 +52,10 @@ static const s_col_t s_cols[] = {
 };
 #define S_NCOLS (sizeof s_cols / sizeof s_cols[0])
 
-typedef struct s_row {
-    struct s_row *next;
+struct lg_row {
     char *v[S_NCOLS]; /* NULL = SQL NULL */
-} s_row_t;
+};
+typedef lg_row_t s_row_t;
 
 typedef enum {
     S_DOWN,       /* waiting to (re)connect */
@@ -153,6 +153,35 @@ static void s_row_free(s_row_t *row)
     for (size_t i = 0; i < S_NCOLS; i++)
         free(row->v[i]);
     free(row);
+}
+
+lg_row_t *lg_row_decode(const char *line, size_t len, char *err)
+{
+    json_t *rec = lp_json_parse(line, len, err);
+    lg_row_t *row = NULL;
+    if (json_is_object(rec) && lp_json_str(rec, "request_id"))
+        row = s_row_new(rec);
+    else if (rec)
+        lp_err_set(err, "not a usage record (no request_id)");
+    json_decref(rec);
+    return row;
+}
+
+size_t lg_row_columns(void)
+{
+    return S_NCOLS;
+}
+
+const char *lg_row_value(const lg_row_t *row, size_t col)
+{
+    return col < S_NCOLS ? row->v[col] : NULL;
+}
+
+void lg_row_destroy(lg_row_t **row_p)
+{
+    if (*row_p)
+        s_row_free(*row_p);
+    *row_p = NULL;
 }
 
 static void s_batch_free(lg_db_t *self)
@@ -379,19 +408,17 @@ static void s_send_batch(lg_db_t *self)
     size_t n = lg_spool_read(self->spool, LG_DB_BATCH_MAX, &lines, &end);
     self->unread = self->unread > n ? self->unread - n : 0;
     self->rows = lp_calloc(n ? n : 1, sizeof *self->rows);
-    char *line = lines.data;
-    for (size_t i = 0; i < n; i++) {
-        char *nl = strchr(line, '\n');
-        char err[LP_ERR_LEN];
-        json_t *rec = lp_json_parse(line, (size_t)(nl - line), err);
-        if (json_is_object(rec) && lp_json_str(rec, "request_id")) {
-            self->rows[self->nrows++] = s_row_new(rec);
+    size_t off = 0, len = 0;
+    const char *line;
+    while (self->nrows < n && (line = lg_spool_line(&lines, &off, &len)) != NULL) {
+        char err[LP_ERR_LEN] = "";
+        lg_row_t *row = lg_row_decode(line, len, err);
+        if (row) {
+            self->rows[self->nrows++] = row;
         } else {
             self->stats.rejected++;
             log_error("spool: skipping a line that is not a usage record: %s", err);
         }
-        json_decref(rec);
-        line = nl + 1;
     }
     lp_buf_free(&lines);
     self->batch_end = end;

@@ -30,6 +30,16 @@
 #define LG_DB_WATCHDOG_MS  1000
 
 typedef struct lg_db lg_db_t;
+
+/* A usage record (one spool line, no newline) as the values of its "LiteLLM_SpendLogs"
+ * columns, NULL for SQL NULL; NULL with the reason in err when the line is not a record.
+ * Any bytes are safe here (the spool may be damaged). */
+typedef struct lg_row lg_row_t;
+lg_row_t *lg_row_decode(const char *line, size_t len, char *err);
+size_t lg_row_columns(void);
+const char *lg_row_value(const lg_row_t *row, size_t col);
+/* NULL-safe, nulls the pointer. */
+void lg_row_destroy(lg_row_t **row_p);
 struct pg_result; /* libpq's PGresult */
 
 /* The rows of a read query (borrowed, valid during the call), or NULL with the error. */

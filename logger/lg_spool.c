@@ -163,6 +163,18 @@ size_t lg_spool_read(lg_spool_t *self, size_t max, lp_buf_t *out, off_t *end)
     return lines;
 }
 
+const char *lg_spool_line(const lp_buf_t *lines, size_t *off, size_t *len)
+{
+    if (*off >= lines->len)
+        return NULL;
+    const char *start = lines->data + *off;
+    const char *nl = memchr(start, '\n', lines->len - *off);
+    size_t n = nl ? (size_t)(nl - start) : lines->len - *off;
+    *len = n;
+    *off += n + (nl ? 1 : 0);
+    return start;
+}
+
 void lg_spool_commit(lg_spool_t *self, off_t end)
 {
     if (end > self->committed)

@@ -35,6 +35,10 @@ LP_MUSTCHECK int lg_spool_sync(lg_spool_t *self);
 /* Read up to max whole lines after the reader cursor into out (each with its newline);
  * returns the number of lines, and *end is the offset just past them. */
 size_t lg_spool_read(lg_spool_t *self, size_t max, lp_buf_t *out, off_t *end);
+/* The next line of what lg_spool_read put in lines, from *off on: its start and *len (the
+ * newline left out), *off moved past it; NULL when none is left. Safe on any bytes: a line
+ * may hold a NUL when the file was damaged. */
+const char *lg_spool_line(const lp_buf_t *lines, size_t *off, size_t *len);
 /* Lines up to offset `end` are committed: advance; when everything written is committed the
  * file is truncated to zero. */
 void lg_spool_commit(lg_spool_t *self, off_t end);

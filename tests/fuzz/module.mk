@@ -21,7 +21,7 @@ FUZZ_BIN := $(FUZZ_DIR)/bin
 
 # Targets, and the longest input each is given while fuzzing (replays take any size).
 FUZZ_ALL := json request yaml cfg sse msg openai_response openai_stream anthropic_response \
-            anthropic_stream voyage_response tei_response url_guard
+            anthropic_stream voyage_response tei_response url_guard spool
 ifneq ($(wildcard workers/wk_gemini.c),)
 FUZZ_ALL += gemini_response gemini_stream
 endif
@@ -42,6 +42,7 @@ FUZZ_MAXLEN_tei_response := 16384
 FUZZ_MAXLEN_gemini_response := 16384
 FUZZ_MAXLEN_gemini_stream := 32768
 FUZZ_MAXLEN_url_guard := 512
+FUZZ_MAXLEN_spool := 16384
 
 # Dictionaries (tests/fuzz/dict/): tokens libFuzzer splices into inputs.
 FUZZ_DICT_json := json
@@ -58,6 +59,7 @@ FUZZ_DICT_tei_response := json
 FUZZ_DICT_gemini_response := json
 FUZZ_DICT_gemini_stream := sse
 FUZZ_DICT_url_guard := url
+FUZZ_DICT_spool := json
 
 # fuzz_cfg: environment_variables in a config call setenv(); see fuzz_cfg.c.
 FUZZ_LDEXTRA_cfg := -Wl,--wrap=setenv -Wl,--wrap=getenv
@@ -66,7 +68,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 FUZZ_PKGS := $(PKGS_COMMON) libmicrohttpd libcurl libpq hiredis
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP \
                $(call pkg_cflags,$(FUZZ_PKGS))
-FUZZ_INC := -Icommon -Iproto -Iworkers -Igateway -Itests/fuzz
+FUZZ_INC := -Icommon -Iproto -Iworkers -Igateway -Ilogger -Itests/fuzz
 # Project sources: the project's warnings, reported but not fatal (the gcc build owns -Werror
 # there); the fuzz harness itself: warnings are errors.
 FUZZ_WARN = $(filter-out -Werror,$(WARN))
@@ -74,18 +76,21 @@ $(FUZZ_OBJ)/tests/fuzz/%.o: FUZZ_WARN = $(filter-out -Werror,$(WARN)) -Werror
 FUZZ_LDLIBS := $(call pkg_libs,$(FUZZ_PKGS)) $(SYS_LIBS)
 
 # The project's modules as archives of clang-built objects; a target links only what it uses
-# (only fuzz_request needs the gateway), so an edit in progress elsewhere does not stop it.
+# (only fuzz_request needs the gateway, only fuzz_spool the logger), so an edit in progress elsewhere does not stop it.
 fuzz_objs = $(patsubst %.c,$(FUZZ_OBJ)/%.o,$(1))
 FUZZ_LIB_common := $(FUZZ_DIR)/libcommon.a
 FUZZ_LIB_proto := $(FUZZ_DIR)/libproto.a
 FUZZ_LIB_workers := $(FUZZ_DIR)/libworkers.a
 FUZZ_LIB_gateway := $(FUZZ_DIR)/libgateway.a
+FUZZ_LIB_logger := $(FUZZ_DIR)/liblogger.a
 $(FUZZ_LIB_common): $(call fuzz_objs,$(COMMON_SRC))
 $(FUZZ_LIB_proto): $(call fuzz_objs,$(PROTO_SRC))
 $(FUZZ_LIB_workers): $(call fuzz_objs,$(WK_SRC))
 $(FUZZ_LIB_gateway): $(call fuzz_objs,$(GW_SRC))
+$(FUZZ_LIB_logger): $(call fuzz_objs,$(LG_SRC) $(LG_SCHEMA_C))
 FUZZ_BASE_LIBS := $(FUZZ_LIB_workers) $(FUZZ_LIB_proto) $(FUZZ_LIB_common)
 FUZZ_LIBS_request := $(FUZZ_LIB_gateway)
+FUZZ_LIBS_spool := $(FUZZ_LIB_logger)
 FUZZ_COMMON_OBJ := $(FUZZ_OBJ)/tests/fuzz/fuzz_common.o
 FUZZ_BINS := $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_TARGETS))
 # Keep the targets' objects (make would delete them as intermediate files of the pattern).
@@ -102,6 +107,7 @@ $(FUZZ_DIR)/lib%.a:
 
 # A target's own archives ($(FUZZ_LIBS_<name>)) link before the base ones.
 $(FUZZ_BIN)/fuzz_request: $(FUZZ_LIBS_request)
+$(FUZZ_BIN)/fuzz_spool: $(FUZZ_LIBS_spool)
 $(FUZZ_BIN)/fuzz_%: $(FUZZ_OBJ)/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJ) $(FUZZ_BASE_LIBS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZLD  $@")

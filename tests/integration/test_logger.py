@@ -130,6 +130,47 @@ def test_postgres_outage_loses_nothing(env):
         stack.stop()
 
 
+def test_damaged_spool_is_read_past(env):
+    """A spool damaged on disk (NUL blocks after a power cut, garbage, a record without an
+    id, a half-written last line): the records in it still reach PostgreSQL, the rest is
+    counted and skipped, and the logger neither crashes nor stalls (Z-8's regression)."""
+    pg = env.pg
+    stack = Stack(env, _cfg(env), db_url=pg.url)
+    tag = "dmg-" + os.urandom(4).hex()
+    try:
+        stack.procs["logger"].kill()
+
+        def record(n):
+            return json.dumps({"request_id": "%s-%d" % (tag, n), "call_type": "acompletion",
+                               "api_key": "", "spend": 0, "total_tokens": 1, "model": "m",
+                               "user": tag, "status": "success",
+                               "startTime": "2026-11-30T00:00:00Z",
+                               "endTime": "2026-11-30T00:00:01Z"}).encode()
+        damaged = (record(1) + b"\n" +
+                   b"\0" * 4096 + b"\n" +
+                   b'{"request_id": "' + tag.encode() + b'-x\0y", "user": "x"}\n' +
+                   b"not json at all\n" +
+                   b'{"no_request_id": true}\n' +
+                   record(2)[:40] + b"\0" + record(2)[40:] + b"\n" +
+                   record(3) + b"\n" +
+                   record(4)[:30])  # cut mid-line by a crash
+        with open(stack.spool, "ab") as f:
+            f.write(damaged)
+        _restart_logger(stack)
+        wait_for(lambda: _count(pg, "\"user\" = '%s'" % tag) == 2, 15,
+                 what="the two whole records of the damaged spool")
+        rows = pg.query("SELECT request_id FROM \"LiteLLM_SpendLogs\" WHERE \"user\" = '%s'"
+                        % tag)
+        check_eq(sorted(r[0] for r in rows), ["%s-1" % tag, "%s-3" % tag], "the whole records")
+        wait_for(lambda: os.path.getsize(stack.spool) == 0, 10, what="the spool drained")
+        check(stack.procs["logger"].alive(), "the logger survived its spool")
+        log = stack.procs["logger"].text()
+        check_eq(log.count("skipping a line that is not a usage record"), 5, "lines skipped")
+        check_eq(stack.chat("m")[0], 200, "and serves on")
+    finally:
+        stack.stop()
+
+
 def test_duplicate_delivery_is_stored_and_billed_once(env):
     pg = env.pg
     token = hashlib.sha256(MASTER_KEY.encode()).hexdigest()

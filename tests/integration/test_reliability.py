@@ -1133,6 +1133,50 @@ def test_idle_keepalive_connections_bounded(ctx):
              what="gateway fds back to %d (now %d)" % (base_fds, _fds(gw)))
 
 
+def test_overload_is_shed_with_503(ctx):
+    """L-3, scaled: ten times the calls the workers can run at once, against a slow upstream.
+    What fits runs; the rest waits in the router's bounded queue at most RT_QUEUE_WAIT_MS
+    (5 s) and is answered 503 no_worker_available with retry-after; nothing hangs, and the
+    stack serves normally once the wave has passed."""
+    env = ctx.env
+    models = [deployment("slow", "openai/gpt-4o-mini", env.mock.base + "/delay/6500/v1",
+                         api_key=UPSTREAM_KEY, timeout=30),
+              deployment("fast", "openai/gpt-4o-mini", env.mock.base + "/v1",
+                         api_key=UPSTREAM_KEY)]
+    stack = Stack(env, config(models, router={"num_retries": 0}),
+                  extra_env={"WORKER_MAX_CALLS": "4"}, name="rel-overload")
+    results = []
+    lock = threading.Lock()
+
+    def one():
+        t0 = time.monotonic()
+        st, h, b = Http(stack.port, timeout=20).json(
+            "POST", "/v1/chat/completions",
+            {"model": "slow", "messages": [{"role": "user", "content": "x"}]}, stack.auth())
+        with lock:
+            results.append((st, h, b, time.monotonic() - t0))
+    try:
+        rt_rss = rss_kb(stack.procs["router"].p.pid)
+        threads = [threading.Thread(target=one) for _ in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        check(not any(t.is_alive() for t in threads), "a request hung under overload")
+        statuses = collections.Counter(r[0] for r in results)
+        check_eq(dict(statuses), {200: 4, 503: 36}, "4 run (the workers' capacity), 36 shed")
+        for st, h, b, took in results:
+            if st == 503:
+                check_error(st, b, 503, "no_worker_available")
+                check("retry-after" in h, "a shed request says when to retry")
+                check(4.5 <= took <= 6.5, "shed after %.2fs in the queue (5 s)" % took)
+        figure("overload", requests=len(results), served=statuses[200], shed=statuses[503],
+               router_rss_growth_kib=rss_kb(stack.procs["router"].p.pid) - rt_rss)
+        check_eq(stack.chat("fast")[0], 200, "served normally after the wave")
+    finally:
+        stack.stop()
+
+
 def test_connections_past_the_cap_answered_503(ctx):
     """L-4 (a): past --max-connections a new connection is answered 503 too_many_connections
     and closed at once, never left waiting; a slot freed is a slot served."""
