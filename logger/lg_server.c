@@ -45,6 +45,7 @@ struct lg_server {
     size_t nacks;
     size_t spooled;             /* records added to the spool this turn */
     unsigned long long refused; /* records not acknowledged because the spool was full */
+    off_t spool_max;
     lg_summary_t *summary;
     lp_timer_t reset_timer; /* budget resets of virtual keys */
     double summary_s;       /* 0 = no summary lines */
@@ -125,23 +126,22 @@ static void s_on_record(lg_server_t *self, lp_msg_t *msg)
         s_ack_later(self, msg, id);
         return;
     }
+    if (self->spool && lg_spool_add(self->spool, body, len) < 0) {
+        /* Not printed either: the gateway sends it again, and then it is. */
+        if (self->refused++ % 1000 == 0)
+            log_error("spool full (%.1f MiB): not acknowledging records until PostgreSQL "
+                      "catches up; %llu refused so far",
+                      (double)self->spool_max / (1 << 20), self->refused);
+        json_decref(rec);
+        return;
+    }
     self->records++;
     lg_line_format(rec, self->format, self->colour, &self->out);
     lg_summary_add(self->summary, rec);
     json_decref(rec);
-    if (!self->spool) {
-        s_ack_later(self, msg, id); /* stdout is the destination */
-        return;
-    }
-    if (lg_spool_add(self->spool, body, len) < 0) {
-        if (self->refused++ % 1000 == 0)
-            log_error("spool full (%lld MiB): not acknowledging records until PostgreSQL "
-                      "catches up; %llu refused so far",
-                      (long long)(LG_SPOOL_MAX >> 20), self->refused);
-        return;
-    }
-    self->spooled++;
-    s_ack_later(self, msg, id);
+    if (self->spool)
+        self->spooled++;
+    s_ack_later(self, msg, id); /* spooled, or stdout is the destination */
 }
 
 /* ---- reads for gateways (GET /spend/logs) ---- */
@@ -416,7 +416,7 @@ static int s_on_summary(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
-lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool,
+lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool, off_t spool_max,
                            lg_format_t format, double summary_s, char *err)
 {
     lg_server_t *self = lp_calloc(1, sizeof *self);
@@ -444,7 +444,8 @@ lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spo
         lp_timer_start(self->loop, &self->summary_timer, (int64_t)(summary_s * 1000.0),
                        s_on_summary, self);
     if (self->cfg->database_url) {
-        self->spool = lg_spool_open(spool, err);
+        self->spool = lg_spool_open(spool, spool_max, err);
+        self->spool_max = spool_max;
         if (!self->spool)
             goto fail;
         int64_t flush_ms = (int64_t)(self->cfg->proxy_batch_write_at_s * 1000.0);

@@ -18,10 +18,10 @@
 
 typedef struct lg_server lg_server_t;
 
-/* A logger bound to endpoint, spooling to the file `spool` when a database is configured,
- * printing summary lines every summary_s seconds (0: never); takes the config
- * (database_url, proxy_batch_write_at). */
-lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool,
+/* A logger bound to endpoint, spooling to the file `spool` (spool_max bytes at most) when a
+ * database is configured, printing summary lines every summary_s seconds (0: never); takes
+ * the config (database_url, proxy_batch_write_at). */
+lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spool, off_t spool_max,
                            lg_format_t format, double summary_s, char *err);
 /* Free; NULL-safe, nulls the pointer. */
 void lg_server_destroy(lg_server_t **self_p);

@@ -15,6 +15,7 @@
 struct lg_spool {
     int fd;
     char *path;
+    off_t max;        /* refuse records past this size */
     off_t size;       /* bytes durable in the file */
     off_t committed;  /* everything before this is in PostgreSQL */
     off_t reader;     /* next byte to read back */
@@ -39,7 +40,7 @@ static int s_cut_partial(lg_spool_t *self, char *err)
     return 0;
 }
 
-lg_spool_t *lg_spool_open(const char *path, char *err)
+lg_spool_t *lg_spool_open(const char *path, off_t max, char *err)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -62,6 +63,7 @@ lg_spool_t *lg_spool_open(const char *path, char *err)
     lg_spool_t *self = lp_calloc(1, sizeof *self);
     self->fd = fd;
     self->path = lp_strdup(path);
+    self->max = max;
     self->size = st.st_size;
     if (s_cut_partial(self, err) < 0) {
         lg_spool_destroy(&self);
@@ -85,7 +87,7 @@ void lg_spool_destroy(lg_spool_t **self_p)
 
 int lg_spool_add(lg_spool_t *self, const char *line, size_t len)
 {
-    if (self->size + (off_t)self->pending.len + (off_t)len + 1 > LG_SPOOL_MAX)
+    if (self->size + (off_t)self->pending.len + (off_t)len + 1 > self->max)
         return -1;
     lp_buf_append(&self->pending, line, len);
     lp_buf_append(&self->pending, "\n", 1);

@@ -5,7 +5,7 @@
  * writer reads batches back from the spool (the page cache makes that cheap), and once every
  * record in the file is committed the file is truncated. A half-written last line after a
  * crash is cut off at start-up; a line that does not parse is counted and skipped. The file
- * is bounded: past LG_SPOOL_MAX bytes the spool refuses records, the logger stops
+ * is bounded: past its size limit the spool refuses records, the logger stops
  * acknowledging, and gateways keep (and later resend) them. */
 #ifndef LG_SPOOL_H
 #define LG_SPOOL_H
@@ -18,13 +18,14 @@
 #include "lp_buf.h"
 #include "lp_util.h"
 
-/* Largest spool file: past this, records are refused (not acknowledged). */
+/* Largest spool file unless told (--spool-max-mb): past it, records are refused. */
 #define LG_SPOOL_MAX ((off_t)1 << 30)
 
 typedef struct lg_spool lg_spool_t;
 
-/* Open (or create) the spool at path, cutting a half-written last line. NULL + err. */
-lg_spool_t *lg_spool_open(const char *path, char *err);
+/* Open (or create) the spool at path, holding max bytes at most, cutting a half-written
+ * last line. NULL + err. */
+lg_spool_t *lg_spool_open(const char *path, off_t max, char *err);
 /* Close; NULL-safe, nulls the pointer. */
 void lg_spool_destroy(lg_spool_t **self_p);
 /* Queue one record (one line, no newline inside) for the next sync. -1 when the spool is

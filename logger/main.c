@@ -18,6 +18,8 @@ int main(int argc, char **argv)
         {"format", "LOG_FORMAT", "text", "stdout lines: text or json", NULL},
         {"spool", "LP_SPOOL", "llm-logger.spool",
          "durable queue file in front of PostgreSQL (one per logger)", NULL},
+        {"spool-max-mb", "LP_SPOOL_MAX_MB", "1024",
+         "largest spool file in MB; past it, records wait in the gateways", NULL},
         {"summary-interval", "LOG_SUMMARY_INTERVAL", "60",
          "seconds between per-model summary lines (0: none)", NULL},
     };
@@ -40,10 +42,17 @@ int main(int argc, char **argv)
         lp_cfg_destroy(&cfg);
         lp_die("--summary-interval must be a number of seconds from 0 to 86400");
     }
+    double spool_mb = 0;
+    if (lp_parse_double(lp_opts_get(opts, n, "spool-max-mb"), &spool_mb) < 0 || spool_mb < 0.01 ||
+        spool_mb > 1048576) {
+        lp_cfg_destroy(&cfg);
+        lp_die("--spool-max-mb must be a number of MB from 0.01 to 1048576");
+    }
     char err[LP_ERR_LEN];
-    lg_server_t *srv = lg_server_new(
-        &cfg, lp_opts_get(opts, n, "bind"), lp_opts_get(opts, n, "spool"),
-        strcmp(format, "json") == 0 ? LG_FORMAT_JSON : LG_FORMAT_TEXT, summary_s, err);
+    lg_server_t *srv = lg_server_new(&cfg, lp_opts_get(opts, n, "bind"),
+                                     lp_opts_get(opts, n, "spool"), (off_t)(spool_mb * 1024 * 1024),
+                                     strcmp(format, "json") == 0 ? LG_FORMAT_JSON : LG_FORMAT_TEXT,
+                                     summary_s, err);
     if (!srv) {
         lp_cfg_destroy(&cfg);
         lp_die("cannot start: %s", err);

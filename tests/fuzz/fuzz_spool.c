@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(write(fd, data, size) == (ssize_t)size, "short write");
     close(fd);
     char err[LP_ERR_LEN];
-    lg_spool_t *spool = lg_spool_open(s_path, err);
+    lg_spool_t *spool = lg_spool_open(s_path, LG_SPOOL_MAX, err);
     FZ_CHECK(spool != NULL, "spool open: %s", err);
     size_t whole = 0, kept = 0;
     for (size_t i = 0; i < size; i++)

@@ -130,6 +130,33 @@ def test_postgres_outage_loses_nothing(env):
         stack.stop()
 
 
+def test_full_spool_holds_records_in_the_gateway(env):
+    """F-16, scaled: PostgreSQL away and the spool full (64 KiB here): the logger stops
+    acknowledging, the gateway keeps the records and resends them, requests are still served,
+    and once PostgreSQL is back every answered request has its row, once."""
+    pg = env.pg
+    stack = Stack(env, _cfg(env), db_url=pg.url, extra_env={"LP_SPOOL_MAX_MB": "0.0625"})
+    try:
+        pg.stop()
+        ids = []
+        for _ in range(150):  # about 150 KB of records for a 64 KiB spool
+            st, h, _ = stack.chat("m", extra={"user": "spoolfull"})
+            check_eq(st, 200, "served while the spool was full")
+            ids.append(h["x-litellm-call-id"])
+        wait_for(lambda: "spool full" in stack.procs["logger"].text(), 10,
+                 what="the spool to fill")
+        check(os.path.getsize(stack.spool) <= 64 * 1024, "the spool stayed within its bound")
+        held = stack.http.request("GET", "/metrics")[2].decode()
+        pending = [ln for ln in held.splitlines()
+                   if ln.startswith("llmproxy_usage_records_pending ")]
+        check(pending and float(pending[0].split()[1]) > 0, "the gateway holds the rest")
+        pg.start()
+        _exactly(pg, ids, "spoolfull", timeout=60)
+        wait_for(lambda: os.path.getsize(stack.spool) == 0, 30, what="the spool drained")
+    finally:
+        stack.stop()
+
+
 def test_damaged_spool_is_read_past(env):
     """A spool damaged on disk (NUL blocks after a power cut, garbage, a record without an
     id, a half-written last line): the records in it still reach PostgreSQL, the rest is

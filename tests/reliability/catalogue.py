@@ -131,10 +131,10 @@ CATALOGUE = [
                "reliability/logger_frozen"],
      "gap": "No zmq drop counter is exported."},
     {"id": "F-16", "what": "spool volume full during a PostgreSQL outage",
-     "tests": [],
-     "gap": "Not covered: needs a tiny tmpfs (mount) in the test; the policy exists (past "
-            "1 GiB the spool refuses records and the logger stops acknowledging, so gateways "
-            "keep them) but is untested."},
+     "tests": ["test_logger.py:test_full_spool_holds_records_in_the_gateway"],
+     "gap": "Scaled: the spool's own bound (--spool-max-mb, 64 KiB in the test) stands for a "
+            "full volume; a real ENOSPC (a tiny tmpfs needs a mount) takes the same path, a "
+            "failed write or sync refuses the batch and nothing is acknowledged."},
     {"id": "F-17", "what": "SIGHUP reload: bad config kept out, new config applied",
      "tests": ["test_reload.py:test_reload_adds_and_removes_groups",
                "test_reload.py:test_reload_keeps_requests_in_flight",
