@@ -351,10 +351,12 @@ class Stack:
         return w
 
     def _ready(self, port, workers=1):
-        """Ready, and connected to Redis when the stack has one (else the first requests
-        would count their limits in the process)."""
+        """Ready, with the logger on its database and the gateway on Redis when the stack
+        has them (else the first key call would be a 503 and the first limits would count
+        in the process)."""
         st, _, body = Http(port, timeout=2).json("GET", "/health/readiness")
         return (st == 200 and body["workers"] >= workers and body["logger"] == "connected"
+                and (not self.base_env.get("DATABASE_URL") or body["db"] == "connected")
                 and (not self.base_env.get("REDIS_URL") or body["redis"] == "connected"))
 
     def wait_ready(self, workers=1, timeout=10):
