@@ -434,12 +434,12 @@ static int s_clientside_rule(lp_clientside_t *rule, const char *param, const cha
         snprintf(why, LP_ERR_LEN, "only api_base takes a pattern");
         return -1;
     }
-    /* The whole URL must match: LiteLLM's re.match anchors only the start, which lets
-     * "https://api.example.com.evil.test" through a pattern without its "$". */
-    char *anchored = lp_asprintf("^(%s)$", pattern);
+    /* Compiled as written; lp_clientside requires the match to span the whole URL (LiteLLM's
+     * re.match anchors only the start, which lets "https://api.example.com.evil.test" through
+     * a pattern without its "$"). Wrapping it in "^(...)$" instead would let a pattern with a
+     * stray ')' escape the anchors. */
     regex_t *re = lp_calloc(1, sizeof *re);
-    int rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
-    free(anchored);
+    int rc = regcomp(re, pattern, REG_EXTENDED);
     if (rc != 0) {
         char msg[128];
         regerror(rc, re, msg, sizeof msg);

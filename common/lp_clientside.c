@@ -17,6 +17,14 @@ bool lp_clientside_asked(const json_t *body)
            json_object_get(body, "api_key");
 }
 
+/* The whole of value matches re (POSIX leftmost-longest: a match from 0 to the end exists
+ * exactly when the leftmost-longest one spans it), however the pattern is written. */
+static bool s_full_match(const regex_t *re, const char *value)
+{
+    regmatch_t m;
+    return regexec(re, value, 1, &m, 0) == 0 && m.rm_so == 0 && (size_t)m.rm_eo == strlen(value);
+}
+
 /* Does a rule of d allow param (with value, for patterns)? *named says a pattern matched. */
 static bool s_allowed(const lp_deployment_t *d, const char *param, const char *value, bool *named)
 {
@@ -28,21 +36,35 @@ static bool s_allowed(const lp_deployment_t *d, const char *param, const char *v
             continue;
         if (!r->re)
             any = true;
-        else if (regexec(r->re, value, 0, NULL, 0) == 0)
+        else if (s_full_match(r->re, value))
             *named = true;
     }
     return any || *named;
 }
 
-/* An http(s) URL with a host and no credentials. */
-static bool s_url_ok(const char *url, char *why)
+/* Visible ASCII only: no space, control byte (a CR/LF would end a header) or DEL. */
+static bool s_visible(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+/* An http(s) URL with a host and no credentials. *plain: also no query, fragment, '.' or
+ * '%' in its path, so what a pattern matched as the host cannot have come from elsewhere
+ * ("https://x.evil.test/api.example.com/v1" against "https://.*api\.example\.com/v1"). */
+static bool s_url_ok(const char *url, bool *plain, char *why)
 {
     CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *user = NULL, *password = NULL;
+    char *scheme = NULL, *host = NULL, *user = NULL, *password = NULL, *path = NULL;
+    char *query = NULL, *fragment = NULL;
     const char *wrong = NULL;
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
+    if (!s_visible(url) || strchr(url, '\\'))
+        wrong = "a URL of visible ASCII characters without backslashes";
+    else if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+             curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+             curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
         wrong = "an absolute http or https URL";
     else if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
         wrong = "an http or https URL";
@@ -51,10 +73,16 @@ static bool s_url_ok(const char *url, char *why)
         wrong = "a URL without a user or password";
     if (wrong)
         snprintf(why, LP_ERR_LEN, "api_base must be %s", wrong);
+    *plain = !wrong && curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK &&
+             curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) != CURLUE_OK &&
+             curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK && !strpbrk(path, ".%");
     curl_free(scheme);
     curl_free(host);
     curl_free(user);
     curl_free(password);
+    curl_free(path);
+    curl_free(query);
+    curl_free(fragment);
     curl_url_cleanup(u);
     return !wrong;
 }
@@ -87,25 +115,29 @@ int lp_clientside_check(const lp_cfg_t *cfg, const lp_deployment_t *d, const jso
         return s_refuse(out, "base_url", why, "api_base and base_url differ: send one");
     if (base && (!json_is_string(base) || !*json_string_value(base)))
         return s_refuse(out, field, why, "%s must be a URL string", field);
-    if (key && (!json_is_string(key) || !*json_string_value(key)))
-        return s_refuse(out, "api_key", why, "api_key must be a non-empty string");
+    if (key &&
+        (!json_is_string(key) || !*json_string_value(key) || !s_visible(json_string_value(key))))
+        return s_refuse(out, "api_key", why,
+                        "api_key must be a non-empty string of visible ASCII characters");
     const char *how = "an operator allows it with general_settings.allow_client_side_credentials "
                       "or the deployment's litellm_params.configurable_clientside_auth_params";
-    bool named = false;
+    bool named = false, plain = false;
     if (base) {
         out->base = json_string_value(base);
-        if (!s_url_ok(out->base, why)) {
+        if (!s_url_ok(out->base, &plain, why)) {
             out->field = field;
             return -1;
         }
         if (!s_allowed(d, "api_base", out->base, &named) && !cfg->allow_client_side_credentials)
             return s_refuse(out, field, why, "%s cannot be set by a client of model '%s': %s",
                             field, d->model_name, how);
+        out->named = named = named && plain;
         if (!named && !key)
             return s_refuse(out, field, why,
                             "%s needs api_key with it: the proxy sends its own key only to "
                             "hosts its config names (a configurable_clientside_auth_params "
-                            "pattern can name them)",
+                            "pattern can name them, for a URL without query, fragment, '.' or "
+                            "'%%' in its path)",
                             field);
     } else if (!s_allowed(d, "api_key", "", &named) && !cfg->allow_client_side_credentials) {
         return s_refuse(out, "api_key", why, "api_key cannot be set by a client of model '%s': %s",
@@ -124,6 +156,9 @@ lp_deployment_t *lp_clientside_deployment(const lp_deployment_t *d, const lp_cli
     const char *key = r->key ? r->key : d->api_key;
     own->api_base = base ? lp_strdup(base) : NULL;
     own->api_key = key ? lp_strdup(key) : NULL;
+    /* A host no operator named gets none of the deployment's extras either (extra_headers,
+     * organization and other passthrough parameters may hold secrets). */
+    own->params = r->base && !r->named ? json_object() : json_incref(d->params);
     if (own->api_base) {
         size_t n = strlen(own->api_base);
         while (n > 0 && own->api_base[n - 1] == '/')
@@ -142,6 +177,7 @@ void lp_clientside_deployment_free(lp_deployment_t **d_p)
         explicit_bzero(d->api_key, strlen(d->api_key));
         free(d->api_key);
     }
+    json_decref(d->params);
     free(d);
     *d_p = NULL;
 }
@@ -153,9 +189,15 @@ static bool s_v4_blocked(uint32_t a) /* host order */
     return (a >> 24) == 127 ||    /* loopback */
            (a >> 24) == 0 ||      /* "this network", 0.0.0.0 */
            (a >> 16) == 0xA9FE || /* 169.254/16 link-local: cloud metadata */
-           (a >> 28) == 0xE ||    /* 224/4 multicast */
-           a == 0xFFFFFFFF ||     /* broadcast */
+           (a >> 28) >= 0xE ||    /* 224/4 multicast, 240/4 reserved, broadcast */
            a == 0x646464C8;       /* 100.100.100.200: Alibaba Cloud metadata */
+}
+
+static uint32_t s_v4_at(const struct in6_addr *a, size_t off)
+{
+    uint32_t v;
+    memcpy(&v, &a->s6_addr[off], sizeof v);
+    return ntohl(v);
 }
 
 bool lp_clientside_blocked(const struct sockaddr *addr)
@@ -167,13 +209,15 @@ bool lp_clientside_blocked(const struct sockaddr *addr)
     if (addr->sa_family != AF_INET6)
         return true;
     const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
-        uint32_t v4;
-        memcpy(&v4, &a->s6_addr[12], sizeof v4);
-        return s_v4_blocked(ntohl(v4));
-    }
+    static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b}; /* 64:ff9b::/96 */
+    /* IPv4 carried in IPv6: mapped, compatible, NAT64 (last 32 bits), 6to4 (bits 16-47). */
+    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a) || !memcmp(a->s6_addr, nat64, 12))
+        return s_v4_blocked(s_v4_at(a, 12));
+    if (a->s6_addr[0] == 0x20 && a->s6_addr[1] == 0x02)
+        return s_v4_blocked(s_v4_at(a, 2));
     static const uint8_t aws_metadata[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0,    0,
                                              0,    0,    0,    0,    0, 0, 0x02, 0x54};
     return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
-           IN6_IS_ADDR_MULTICAST(a) || memcmp(a->s6_addr, aws_metadata, 16) == 0;
+           IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) ||
+           memcmp(a->s6_addr, aws_metadata, 16) == 0;
 }

@@ -9,11 +9,16 @@
  *   match (LiteLLM's re.match anchors only the start; a pattern written for it with a
  *   trailing $ means the same here, one without it is stricter here).
  * - The base must be an http(s) URL with a host and no user or password in it.
- * - The deployment's own key goes only to hosts the operator named: its api_base, or a base
- *   that matched a pattern. Any other base needs the client's api_key with it.
+ * - The deployment's own key (and its extra_headers and other parameters) goes only to hosts
+ *   the operator named: its api_base, or a base that matched a pattern and has no query,
+ *   fragment, '.' or '%' in its path (so the host part of the pattern matched the host).
+ *   Any other base needs the client's api_key with it and gets none of the deployment's
+ *   parameters. Keys and bases must be visible ASCII (no CR/LF into a header).
  * - A base the client chose is connected to only if its address is not loopback,
- *   unspecified, link-local (cloud metadata) or multicast, checked on the resolved address
- *   at connect time, on a fresh connection (lp_clientside_blocked, used by the worker).
+ *   unspecified, link-local (cloud metadata), site-local, multicast or reserved, IPv4 inside
+ *   IPv6 included, checked on the resolved address at connect time, on a fresh connection
+ *   without a proxy (lp_clientside_blocked, used by the worker). Private ranges stay
+ *   reachable by design: operators narrow bases with patterns.
  *
  * The gateway checks every deployment of the group before anything is sent; the worker
  * checks again on the deployment it was given. */
@@ -32,6 +37,8 @@ typedef struct {
     const char *base;
     const char *key;
     const char *field; /* the body field that named the base, or the refused field */
+    bool named;        /* the base matched an operator's pattern: the deployment's key and
+                          parameters may go there */
 } lp_clientside_req_t;
 
 /* True when body sets api_base, base_url or api_key. */

@@ -296,7 +296,7 @@ static void s_connect(lg_db_t *self)
                           "options", "keepalives_idle",  "tcp_user_timeout",
                           NULL};
     const char *vals[] = {self->url, "llm-proxy-logger",
-                          "5",       "-c statement_timeout=15000 -c TimeZone=UTC",
+                          "5",       "-c statement_timeout=8000 -c TimeZone=UTC",
                           "10",      "10000",
                           NULL};
     self->conn = PQconnectStartParams(keys, vals, 1);
@@ -335,6 +335,7 @@ static void s_send_schema(lg_db_t *self)
 {
     lp_buf_t sql = {0};
     lp_buf_puts(&sql, "BEGIN;\n"
+                      "SET LOCAL statement_timeout = 0;\n" /* LG_DB_MIGRATE_MS bounds it */
                       "SELECT pg_advisory_xact_lock(7412001);\n"
                       "CREATE TABLE IF NOT EXISTS llm_proxy_migrations (\n"
                       "  version INTEGER PRIMARY KEY, name TEXT NOT NULL,\n"

@@ -25,7 +25,7 @@
 /* Longest wait for a connection to be made, and for a statement's answer, before the
  * connection is dropped and made again (a frozen server); checked every watchdog period. */
 #define LG_DB_CONNECT_MS   5000
-#define LG_DB_STATEMENT_MS 10000
+#define LG_DB_STATEMENT_MS 10000 /* above the server's own statement_timeout (8 s) */
 #define LG_DB_MIGRATE_MS   600000
 #define LG_DB_WATCHDOG_MS  1000
 

@@ -18,6 +18,8 @@ struct lg_spool {
     off_t max;        /* refuse records past this size */
     off_t size;       /* bytes durable in the file */
     off_t committed;  /* everything before this is in PostgreSQL */
+    off_t punched;    /* the file's blocks before this are given back (a hole) */
+    bool no_punch;    /* the file system cannot punch holes: the cap is on the file size */
     off_t reader;     /* next byte to read back */
     lp_buf_t pending; /* added, not yet written */
 };
@@ -87,7 +89,9 @@ void lg_spool_destroy(lg_spool_t **self_p)
 
 int lg_spool_add(lg_spool_t *self, const char *line, size_t len)
 {
-    if (self->size + (off_t)self->pending.len + (off_t)len + 1 > self->max)
+    /* What the disk holds: the backlog, or the whole file where no hole can be punched. */
+    off_t held = self->size - (self->no_punch ? 0 : self->punched);
+    if (held + (off_t)self->pending.len + (off_t)len + 1 > self->max)
         return -1;
     lp_buf_append(&self->pending, line, len);
     lp_buf_append(&self->pending, "\n", 1);
@@ -182,10 +186,20 @@ void lg_spool_commit(lg_spool_t *self, off_t end)
     if (end > self->committed)
         self->committed = end;
     if (self->committed >= self->size && self->pending.len == 0 && self->size > 0) {
-        if (ftruncate(self->fd, 0) == 0) {
-            self->size = self->committed = self->reader = 0;
-        }
+        if (ftruncate(self->fd, 0) == 0)
+            self->size = self->committed = self->reader = self->punched = 0;
+        return;
     }
+    /* Under steady traffic the file is never all committed at once: give the committed part's
+     * blocks back as it grows, so the disk holds the backlog, not the history. */
+    off_t upto = self->committed & ~(off_t)(LG_SPOOL_PUNCH - 1);
+    if (self->no_punch || upto - self->punched < LG_SPOOL_PUNCH)
+        return;
+    if (fallocate(self->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, self->punched,
+                  upto - self->punched) == 0)
+        self->punched = upto;
+    else if (errno == EOPNOTSUPP || errno == ENOSYS)
+        self->no_punch = true; /* then it shrinks only when all is committed */
 }
 
 off_t lg_spool_backlog(const lg_spool_t *self)

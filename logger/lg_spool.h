@@ -4,9 +4,11 @@
  * synced (fdatasync), so a logger crash loses nothing the gateway let go of. The PostgreSQL
  * writer reads batches back from the spool (the page cache makes that cheap), and once every
  * record in the file is committed the file is truncated. A half-written last line after a
- * crash is cut off at start-up; a line that does not parse is counted and skipped. The file
- * is bounded: past its size limit the spool refuses records, the logger stops
- * acknowledging, and gateways keep (and later resend) them. */
+ * crash is cut off at start-up; a line that does not parse is counted and skipped. Under
+ * steady traffic the file never drains completely, so the committed part is punched out
+ * (fallocate) as it grows: the disk holds the backlog. That is bounded: past the limit the
+ * spool refuses records, the logger stops acknowledging, and gateways keep (and later
+ * resend) them. */
 #ifndef LG_SPOOL_H
 #define LG_SPOOL_H
 
@@ -18,8 +20,11 @@
 #include "lp_buf.h"
 #include "lp_util.h"
 
-/* Largest spool file unless told (--spool-max-mb): past it, records are refused. */
+/* Most bytes the spool holds on disk unless told (--spool-max-mb): past it, records are
+ * refused. */
 #define LG_SPOOL_MAX ((off_t)1 << 30)
+/* Committed bytes given back to the file system at a time (a power of two). */
+#define LG_SPOOL_PUNCH ((off_t)16 << 20)
 
 typedef struct lg_spool lg_spool_t;
 

@@ -31,8 +31,9 @@ struct rt_server {
     void *backend;  /* ROUTER, workers connect */
     lp_loop_t *loop;
     rt_pool_t *pool;
-    lp_map_t *jobs;     /* request id -> rt_job_t (owned) */
-    lp_map_t *gateways; /* gateway identity -> int64_t last seen (owned) */
+    lp_map_t *jobs;           /* request id -> rt_job_t (owned) */
+    lp_map_t *gateways;       /* gateway identity -> int64_t last seen (owned) */
+    int64_t frontend_read_ns; /* when the frontend was last read to the end */
     rt_jobq_t queue;
     lp_timer_t heartbeat;
     rt_balance_t *balance;
@@ -479,12 +480,14 @@ static bool s_find_dead_gateway(const void *k, size_t l, void *v, void *a)
 }
 
 /* A gateway that went silent (killed, not stopped) cannot take its answers: stop its jobs so
- * no provider call runs on for nobody, and no retry starts. */
-static void s_reap_orphans(rt_server_t *self, int64_t now)
+ * no provider call runs on for nobody, and no retry starts. Silence counts from the last time
+ * the frontend was read to the end, so a router that fell behind (a reload, a busy CPU)
+ * never takes its own backlog for dead gateways. */
+static void s_reap_orphans(rt_server_t *self)
 {
     s_orphans_t o = {
         .self = self,
-        .cutoff = now - (int64_t)LP_HEARTBEAT_MS * LP_HEARTBEAT_LIVENESS * LP_NS_PER_MS,
+        .cutoff = self->frontend_read_ns - (int64_t)RT_GATEWAY_SILENT_MS * LP_NS_PER_MS,
     };
     lp_map_each(self->jobs, s_find_orphan, &o);
     for (size_t i = 0; i < o.n; i++) {
@@ -521,8 +524,10 @@ static int s_on_frontend(lp_loop_t *loop, void *socket, void *arg)
         char err[LP_ERR_LEN];
         lp_msg_t *msg = lp_msg_recv(socket, true, err);
         if (!msg) {
-            if (!err[0])
+            if (!err[0]) {
+                self->frontend_read_ns = lp_mono_ns(); /* nothing from a gateway waits */
                 break;
+            }
             log_warn("frontend: dropping malformed message: %s", err);
             continue;
         }
@@ -810,7 +815,7 @@ static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
             lp_msg_destroy(&hb);
         i++;
     }
-    s_reap_orphans(self, now);
+    s_reap_orphans(self);
     lp_timer_start(loop, timer, LP_HEARTBEAT_MS, s_on_heartbeat, self);
     return 0;
 }

@@ -14,6 +14,10 @@
 #define RT_QUEUE_MAX 10000
 /* Longest a job waits in that queue for a worker (a restarted worker rejoins well within). */
 #define RT_QUEUE_WAIT_MS 5000
+/* A gateway not heard from this long (it heartbeats every LP_HEARTBEAT_MS) is taken for
+ * dead: its jobs are cancelled. Longer than the gateway's own view of the router (1 s), so a
+ * brief stall on either side cancels nothing. */
+#define RT_GATEWAY_SILENT_MS 3000
 /* Base of the back-off before a retry on a deployment already tried (doubling per retry),
  * when the provider named no retry-after. */
 #define RT_BACKOFF_BASE_MS 100

@@ -383,7 +383,7 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
 static void s_transport_fail(wk_job_t *job, CURLcode result, wk_fail_t *fail)
 {
     const char *prov = job->d->provider->name;
-    if (job->blocked) {
+    if (job->blocked && result == CURLE_COULDNT_CONNECT) {
         wk_fail(fail, 400, "parameter_not_allowed", false,
                 "api_base resolves to a loopback, link-local, multicast or unspecified address: "
                 "the proxy does not call it for a client");
@@ -570,7 +570,9 @@ static int s_start_transfer(wk_job_t *job, const wk_adapter_t *adapter, wk_fail_
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, job);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, job);
     if (job->client_base) {
-        /* A fresh connection, so the address check cannot be skipped by reuse. */
+        /* A fresh connection, so the address check cannot be skipped by reuse, and no proxy
+         * from the environment, which would make the check see the proxy's address. */
+        curl_easy_setopt(easy, CURLOPT_PROXY, "");
         curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, s_guarded_socket);
         curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, job);
         curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);

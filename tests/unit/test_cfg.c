@@ -1261,6 +1261,15 @@ static void test_clientside_rules(void)
         CHECK_WHY(clientside(cfg, "pinned", body, &r, why) < 0, off[i]);
     }
     CHECK(clientside(cfg, "pinned", "{\"api_key\": \"sk-c\"}", &r, why) < 0);
+    /* keys and bases go into headers and request lines: visible ASCII only */
+    CHECK(clientside(cfg, "any", "{\"api_key\": \"sk-c\\r\\nX-Evil: 1\"}", &r, why) < 0);
+    CHECK(clientside(cfg, "any", "{\"api_key\": \"sk c\"}", &r, why) < 0);
+    CHECK(clientside(cfg, "any",
+                     "{\"api_base\": \"https://h.test/v1\\r\\nX: 1\", \"api_key\": \"k\"}", &r,
+                     why) < 0);
+    CHECK(clientside(cfg, "any",
+                     "{\"api_base\": \"https://h.test\\\\@e.test/v1\", \"api_key\": \"k\"}", &r,
+                     why) < 0);
     /* the call's own deployment: the client's base and key, the rest borrowed */
     CHECK(clientside(cfg, "any", "{\"api_base\": \"https://h.test/v1//\", \"api_key\": \"sk-c\"}",
                      &r, why) == 1);
@@ -1270,6 +1279,46 @@ static void test_clientside_rules(void)
     CHECK(own->model_name == cfg->deployments[1].model_name);
     lp_clientside_deployment_free(&own);
     CHECK(own == NULL);
+    lp_cfg_destroy(&cfg);
+    /* a pattern's host part must have matched the host: not a path, query or fragment */
+    cfg = load("model_list:\n"
+               "  - model_name: loose\n"
+               "    litellm_params:\n"
+               "      model: openai/x\n"
+               "      api_key: sk-server\n"
+               "      configurable_clientside_auth_params:\n"
+               "        - api_base: 'https://.*api\\.example\\.com/v1'\n",
+               err);
+    CHECK_WHY(cfg != NULL, err);
+    CHECK(clientside(cfg, "loose", "{\"api_base\": \"https://eu.api.example.com/v1\"}", &r, why) ==
+          1);
+    CHECK(r.named);
+    static const char *smuggled[] = {
+        "https://evil.test/api.example.com/v1", "https://evil.test/x?api.example.com/v1",
+        "https://evil.test/x#api.example.com/v1", "https://evil.test/%2eapi.example.com/v1"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(smuggled); i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"api_base\": \"%s\"}", smuggled[i]);
+        CHECK_WHY(clientside(cfg, "loose", body, &r, why) < 0, smuggled[i]);
+        /* with the client's own key it may go, without the deployment's parameters */
+        snprintf(body, sizeof body, "{\"api_base\": \"%s\", \"api_key\": \"k\"}", smuggled[i]);
+        CHECK_WHY(clientside(cfg, "loose", body, &r, why) == 1 && !r.named, smuggled[i]);
+        lp_deployment_t *copy = lp_clientside_deployment(&cfg->deployments[0], &r);
+        CHECK(json_object_size(copy->params) == 0);
+        lp_clientside_deployment_free(&copy);
+    }
+    lp_cfg_destroy(&cfg);
+    /* a stray ')' cannot take a pattern out of its anchors: refused, or never matching */
+    cfg = load("model_list:\n"
+               "  - model_name: stray\n"
+               "    litellm_params:\n"
+               "      model: openai/x\n"
+               "      api_key: sk-server\n"
+               "      configurable_clientside_auth_params:\n"
+               "        - api_base: 'https://a\\.example\\.com)|(.*'\n",
+               err);
+    CHECK(!cfg ||
+          clientside(cfg, "stray", "{\"api_base\": \"https://evil.test/v1\"}", &r, why) < 0);
     lp_cfg_destroy(&cfg);
     /* proxy-wide: every group, still never the server's key to a client's host */
     cfg = load("general_settings: {allow_client_side_credentials: true}\n"
@@ -1327,10 +1376,17 @@ static void test_clientside_addresses(void)
                                "fe80::1",
                                "ff02::1",
                                "fd00:ec2::254",
-                               "::ffff:169.254.169.254"};
+                               "::ffff:169.254.169.254",
+                               "64:ff9b::7f00:1",
+                               "2002:7f00:1::1",
+                               "2002:a9fe:a9fe::",
+                               "fec0::1",
+                               "240.0.0.1",
+                               "255.255.255.255"};
     for (size_t i = 0; i < LP_ARRAY_LEN(no); i++)
         CHECK_WHY(blocked(no[i]) == 1, no[i]);
-    static const char *yes[] = {"93.184.215.14", "10.1.2.3", "192.0.2.2", "2606:4700::1111",
+    static const char *yes[] = {"93.184.215.14",   "10.1.2.3",           "192.0.2.2",
+                                "2606:4700::1111", "64:ff9b::5db8:d70e", "2002:5db8:d70e::1",
                                 "fd00::2"};
     for (size_t i = 0; i < LP_ARRAY_LEN(yes); i++)
         CHECK_WHY(blocked(yes[i]) == 0, yes[i]);
