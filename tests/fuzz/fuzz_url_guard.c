@@ -125,8 +125,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lp_clientside_req_t out;
         char why[LP_ERR_LEN];
         int rc = lp_clientside_check(s_cfg, d, body, &out, why);
-        if (rc > 0)
+        if (rc > 0) {
+            FZ_CHECK(!pinned || out.named, "the server's key to a base no pattern named");
             s_check_accepted(out.base, pinned);
+        }
         else
             FZ_CHECK(rc < 0 && *why && out.field, "a refusal without a reason");
         json_decref(body);
