@@ -212,9 +212,7 @@ void gw_http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         gw_abandon(req, 499, "client_closed_request", "the client closed the connection");
     }
     srv->stats.requests++;
-    /* Every model call leaves a record; counting tokens is not one. */
-    if (req->call != GW_CALL_NONE && req->call != GW_CALL_COUNT_TOKENS && req->authed)
-        gw_record_send(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    gw_record_once(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     rlog_debug(req->idstr, "%d done (%s)", req->status,
                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "sent" : "client gone");
     gw_req_destroy(&req);

@@ -256,7 +256,7 @@ void gw_pending_flush(gw_server_t *srv)
     free(all);
 }
 
-void gw_record_send(gw_req_t *req, bool delivered)
+static void s_record_send(gw_req_t *req, bool delivered)
 {
     gw_server_t *srv = req->srv;
     json_t *rec = gw_record_build(req, delivered);
@@ -270,4 +270,13 @@ void gw_record_send(gw_req_t *req, bool delivered)
     }
     s_send(srv, req->id, rec);
     json_decref(rec);
+}
+
+void gw_record_once(gw_req_t *req, bool delivered)
+{
+    if (req->recorded || req->call == GW_CALL_NONE || req->call == GW_CALL_COUNT_TOKENS ||
+        !req->authed)
+        return;
+    req->recorded = true;
+    s_record_send(req, delivered);
 }

@@ -18,9 +18,12 @@ json_t *gw_record_build(const gw_req_t *req, bool delivered);
 /* Fill the record's fields that come from a worker's END/ERROR meta (usage, cost, where the
  * call went, attempts, timings). */
 void gw_record_apply(json_t *rec, const json_t *meta);
-/* Build and hand the record to the logger link (never blocks; counted when dropped). A
+/* Build and hand the request's record to the logger link, once (never blocks; counted when
+ * dropped): as soon as the answer from the router is complete, before it is written to the
+ * client (so a gateway killed while writing it loses no record), else when libmicrohttpd
+ * is done with the request. Only authenticated model calls leave one (not count_tokens). A
  * cancelled request's record is held until the worker's last word (gw_pending). */
-void gw_record_send(gw_req_t *req, bool delivered);
+void gw_record_once(gw_req_t *req, bool delivered);
 
 /* Pending records: a request the gateway gave up on (client gone, timeout) still gets its
  * worker's final END/ERROR, with the tokens used so far; its record waits for it. */

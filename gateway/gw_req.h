@@ -61,6 +61,7 @@ struct gw_req {
     int64_t sent_ns;   /* when the REQUEST left for the router */
     int64_t answer_ns; /* when the answer was known */
     bool authed;
+    bool recorded;                    /* its usage record went (gw_record_once) */
     bool is_master;                   /* the caller holds the master key */
     char key_hash[LP_SHA256_HEX_LEN]; /* sha256 of the caller's key */
     json_t *key;                      /* the virtual key's row (NULL for the master key) */

@@ -97,6 +97,7 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
     } else if (!req->streaming) {
         gw_req_answer_reply(req, msg);
         gw_cache_answered(self->cache, req);
+        gw_record_once(req, true); /* before the answer is written: a kill loses neither */
     } else {
         size_t len = 0;
         const void *body = lp_msg_body(*msg, &len);
@@ -114,6 +115,7 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         *msg = NULL;
         req->out.done = true;
         gw_cache_answered(self->cache, req);
+        gw_record_once(req, true);
     }
     gw_req_resume(req);
 }

@@ -131,7 +131,9 @@ CATALOGUE = [
                "reliability/logger_frozen"],
      "gap": "No zmq drop counter is exported."},
     {"id": "F-16", "what": "spool volume full during a PostgreSQL outage",
-     "tests": ["test_logger.py:test_full_spool_holds_records_in_the_gateway"],
+     "tests": ["test_logger.py:test_full_spool_holds_records_in_the_gateway",
+               "tests/unit/test_spool.c:test_limit_refuses",
+               "tests/unit/test_spool.c:test_steady_traffic_keeps_disk_bounded"],
      "gap": "Scaled: the spool's own bound (--spool-max-mb, 64 KiB in the test) stands for a "
             "full volume; a real ENOSPC (a tiny tmpfs needs a mount) takes the same path, a "
             "failed write or sync refuses the batch and nothing is acknowledged."},
