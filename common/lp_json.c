@@ -21,6 +21,15 @@ long long lp_json_int(const json_t *obj, const char *key, long long def)
     return json_is_integer(v) ? (long long)json_integer_value(v) : def;
 }
 
+long long lp_json_tokens(const json_t *obj, const char *key, long long def)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v))
+        return def;
+    json_int_t n = json_integer_value(v);
+    return n < 0 ? 0 : n > LP_TOKENS_MAX ? LP_TOKENS_MAX : (long long)n;
+}
+
 double lp_json_num(const json_t *obj, const char *key, double def)
 {
     json_t *v = json_object_get(obj, key);

@@ -20,6 +20,10 @@ const char *lp_json_str(const json_t *obj, const char *key);
 bool lp_json_bool(const json_t *obj, const char *key, bool def);
 /* Integer member; def when absent or not an integer. */
 long long lp_json_int(const json_t *obj, const char *key, long long def);
+/* A token count from a provider: the integer at key within [0, LP_TOKENS_MAX] (a negative or
+ * absurd count cannot lower spend or overflow a sum), def when absent or not an integer. */
+#define LP_TOKENS_MAX 1000000000000LL
+long long lp_json_tokens(const json_t *obj, const char *key, long long def);
 /* Number (integer or real) member; def when absent. */
 double lp_json_num(const json_t *obj, const char *key, double def);
 

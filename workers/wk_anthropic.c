@@ -702,9 +702,9 @@ static const char *s_finish(const char *stop_reason)
 /* Prompt tokens as OpenAI counts them: cache writes and reads are part of the prompt. */
 static long long s_prompt_tokens(const json_t *usage)
 {
-    return lp_json_int(usage, "input_tokens", 0) +
-           lp_json_int(usage, "cache_creation_input_tokens", 0) +
-           lp_json_int(usage, "cache_read_input_tokens", 0);
+    return lp_json_tokens(usage, "input_tokens", 0) +
+           lp_json_tokens(usage, "cache_creation_input_tokens", 0) +
+           lp_json_tokens(usage, "cache_read_input_tokens", 0);
 }
 
 /* An OpenAI tool call for a tool_use block; arguments are the input as compact JSON. */
@@ -729,7 +729,7 @@ static json_t *s_tool_call(const json_t *block)
 static json_t *s_usage(const json_t *usage, wk_result_t *out)
 {
     out->prompt_tokens = s_prompt_tokens(usage);
-    out->completion_tokens = lp_json_int(usage, "output_tokens", 0);
+    out->completion_tokens = lp_json_tokens(usage, "output_tokens", 0);
     out->total_tokens = out->prompt_tokens + out->completion_tokens;
     json_t *u = json_object();
     json_object_set_new(u, "prompt_tokens", json_integer(out->prompt_tokens));
@@ -911,7 +911,7 @@ static void s_take_usage(wk_job_t *job, const json_t *usage)
     if (json_is_integer(json_object_get(usage, "input_tokens")))
         job->usage_prompt = s_prompt_tokens(usage);
     if (json_is_integer(json_object_get(usage, "output_tokens")))
-        job->usage_completion = lp_json_int(usage, "output_tokens", 0);
+        job->usage_completion = lp_json_tokens(usage, "output_tokens", 0);
     job->usage_total = job->usage_prompt + job->usage_completion;
     job->have_usage = true;
 }

@@ -790,9 +790,10 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
  * as completion tokens (and are reported again as reasoning_tokens). */
 static void s_usage_counts(const json_t *um, long long *p, long long *c, long long *t)
 {
-    *p = lp_json_int(um, "promptTokenCount", 0);
-    *c = lp_json_int(um, "candidatesTokenCount", 0) + lp_json_int(um, "thoughtsTokenCount", 0);
-    *t = lp_json_int(um, "totalTokenCount", 0);
+    *p = lp_json_tokens(um, "promptTokenCount", 0);
+    *c =
+        lp_json_tokens(um, "candidatesTokenCount", 0) + lp_json_tokens(um, "thoughtsTokenCount", 0);
+    *t = lp_json_tokens(um, "totalTokenCount", 0);
     if (!*t)
         *t = *p + *c;
 }
@@ -1018,7 +1019,7 @@ static int s_respond_embed(wk_job_t *job, json_t *resp, wk_result_t *out, wk_fai
         json_array_append_new(data, item);
     }
     json_t *um = json_object_get(resp, "usageMetadata");
-    long long p = lp_json_int(um, "promptTokenCount", -1);
+    long long p = lp_json_tokens(um, "promptTokenCount", -1);
     if (p < 0)
         p = wk_estimate_tokens(wk_prompt_bytes(job->req));
     out->prompt_tokens = p;

@@ -379,9 +379,9 @@ json_t *wk_messages_from_chat(const json_t *resp)
     }
     const json_t *u = json_object_get(resp, "usage");
     json_t *usage = json_object();
-    json_object_set_new(usage, "input_tokens", json_integer(lp_json_int(u, "prompt_tokens", 0)));
+    json_object_set_new(usage, "input_tokens", json_integer(lp_json_tokens(u, "prompt_tokens", 0)));
     json_object_set_new(usage, "output_tokens",
-                        json_integer(lp_json_int(u, "completion_tokens", 0)));
+                        json_integer(lp_json_tokens(u, "completion_tokens", 0)));
     json_t *out = json_object();
     json_object_set_new(out, "id", s_msg_id(lp_json_str(resp, "id")));
     json_object_set_new(out, "type", json_string("message"));
@@ -582,8 +582,8 @@ static int s_chunk(const char *event, const char *data, size_t len, void *arg)
     s_start(st, ctx->out, chunk);
     const json_t *usage = json_object_get(chunk, "usage");
     if (json_is_object(usage)) {
-        st->input_tokens = lp_json_int(usage, "prompt_tokens", st->input_tokens);
-        st->output_tokens = lp_json_int(usage, "completion_tokens", st->output_tokens);
+        st->input_tokens = lp_json_tokens(usage, "prompt_tokens", st->input_tokens);
+        st->output_tokens = lp_json_tokens(usage, "completion_tokens", st->output_tokens);
     }
     const json_t *c = json_array_get(json_object_get(chunk, "choices"), 0);
     const json_t *delta = json_object_get(c, "delta");

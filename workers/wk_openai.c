@@ -54,11 +54,6 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
     return 0;
 }
 
-static long long s_usage(const json_t *usage, const char *key)
-{
-    return lp_json_int(usage, key, 0);
-}
-
 static int s_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)
 {
     char err[LP_ERR_LEN];
@@ -72,9 +67,9 @@ static int s_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)
                        job->call == WK_CALL_EMBEDDING ? "embeddings" : "completion");
     }
     json_t *usage = json_object_get(resp, "usage");
-    out->prompt_tokens = s_usage(usage, "prompt_tokens");
-    out->completion_tokens = s_usage(usage, "completion_tokens");
-    out->total_tokens = s_usage(usage, "total_tokens");
+    out->prompt_tokens = lp_json_tokens(usage, "prompt_tokens", 0);
+    out->completion_tokens = lp_json_tokens(usage, "completion_tokens", 0);
+    out->total_tokens = lp_json_tokens(usage, "total_tokens", 0);
     if (!out->total_tokens)
         out->total_tokens = out->prompt_tokens + out->completion_tokens;
     json_object_set_new(resp, "model", json_string(job->group));
@@ -142,9 +137,9 @@ static size_t s_delta_bytes(const json_t *choices)
 static void s_take_usage(wk_job_t *job, const json_t *usage)
 {
     job->have_usage = true;
-    job->usage_prompt = lp_json_int(usage, "prompt_tokens", 0);
-    job->usage_completion = lp_json_int(usage, "completion_tokens", 0);
-    job->usage_total = lp_json_int(usage, "total_tokens", 0);
+    job->usage_prompt = lp_json_tokens(usage, "prompt_tokens", 0);
+    job->usage_completion = lp_json_tokens(usage, "completion_tokens", 0);
+    job->usage_total = lp_json_tokens(usage, "total_tokens", 0);
 }
 
 /* One provider chunk: validated, model restamped, usage kept aside, relayed. */

@@ -196,7 +196,7 @@ static int s_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)
         json_object_set(e, "embedding", slots[i]);
         json_array_append_new(list, e);
     }
-    long long total = lp_json_int(json_object_get(resp, "usage"), "total_tokens", -1);
+    long long total = lp_json_tokens(json_object_get(resp, "usage"), "total_tokens", -1);
     if (total < 0) /* no usage reported: estimate rather than bill nothing */
         total = wk_estimate_tokens(wk_prompt_bytes(job->req));
     json_t *usage = json_object();
