@@ -461,11 +461,11 @@ static char *s_redis_url(const lp_cfg_t *cfg)
     return url ? url : lp_strdup("redis://invalid-redis-host-setting");
 }
 
-gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, unsigned max_connections,
+gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, const gw_listen_t *listen,
                            const char *router, const char *logger, char *err)
 {
     gw_server_t *self = lp_calloc(1, sizeof *self);
-    self->max_connections = max_connections;
+    self->max_connections = listen->max_connections;
     self->cfg = *cfg;
     *cfg = NULL;
     self->prices = *prices;
@@ -512,14 +512,15 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, int port, unsig
         goto fail;
     self->outbox = gw_outbox_new(self->loop, self->logger);
     self->httpd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-        gw_http_access, self, MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)listen->port, NULL,
+        NULL, gw_http_access, self, MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
         MHD_OPTION_NOTIFY_CONNECTION, gw_conn_notify, self, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)GW_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-        max_connections + GW_CONNECTION_SLACK, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self, MHD_OPTION_END);
+        listen->max_connections + GW_CONNECTION_SLACK, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        listen->max_per_ip, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER,
+        s_mhd_log, self, MHD_OPTION_END);
     if (!self->httpd) {
-        lp_err_set(err, "cannot listen on port %d: %s", port, strerror(errno));
+        lp_err_set(err, "cannot listen on port %d: %s", listen->port, strerror(errno));
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->httpd, MHD_DAEMON_INFO_EPOLL_FD);

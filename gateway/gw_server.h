@@ -80,12 +80,17 @@ struct gw_server {
     gw_stats_t stats;
 };
 
-/* A gateway listening on port (0 = ephemeral), serving max_connections clients at once, with
- * links to the router and the logger; takes the config and the price table. NULL with a
- * reason in err. */
-gw_server_t *gw_server_new(lp_cfg_t **cfg, struct lp_prices **prices, int port,
-                           unsigned max_connections, const char *router, const char *logger,
-                           char *err);
+/* Where and how many clients a gateway serves. */
+typedef struct {
+    int port;                 /* 0 = ephemeral */
+    unsigned max_connections; /* at once; past it, 503 and close */
+    unsigned max_per_ip;      /* from one address at once; 0 = no limit */
+} gw_listen_t;
+
+/* A gateway listening as told, with links to the router and the logger; takes the config and
+ * the price table. NULL with a reason in err. */
+gw_server_t *gw_server_new(lp_cfg_t **cfg, struct lp_prices **prices, const gw_listen_t *listen,
+                           const char *router, const char *logger, char *err);
 /* Stop and free; suspended requests are answered 503 first. NULL-safe, nulls the pointer. */
 void gw_server_destroy(gw_server_t **self_p);
 /* Run until SIGINT/SIGTERM (which drain first); 0 on a clean stop. SIGHUP rereads

@@ -45,6 +45,10 @@ int main(int argc, char **argv)
         {"port", "PORT", "4000", "HTTP port to listen on (0 = any free port)", NULL},
         {"max-connections", "LP_MAX_CONNECTIONS", LP_STR(GW_CONNECTION_LIMIT),
          "client connections served at once; more are answered 503 and closed", NULL},
+        {"max-connections-per-ip", "LP_MAX_CONNECTIONS_PER_IP", "0",
+         "client connections from one address at once, more are closed (0: no limit; "
+         "behind a load balancer every client has its address)",
+         NULL},
         {"router", "LP_ROUTER_FRONTEND", LP_DEFAULT_ROUTER_FRONTEND,
          "router frontend endpoint to connect to", NULL},
         {"logger", "LP_LOGGER", LP_DEFAULT_LOGGER, "logger endpoint to connect to", NULL},
@@ -60,17 +64,21 @@ int main(int argc, char **argv)
     long long port = 0;
     if (lp_parse_ll(lp_opts_get(opts, n, "port"), 0, 65535, &port) < 0)
         lp_die("--port/PORT must be a number from 0 to 65535");
-    long long max_connections = 0;
+    long long max_connections = 0, per_ip = 0;
     if (lp_parse_ll(lp_opts_get(opts, n, "max-connections"), 1, 1000000, &max_connections) < 0)
         lp_die("--max-connections/LP_MAX_CONNECTIONS must be a number from 1 to 1000000");
-    max_connections = s_fit_fd_limit(max_connections);
+    if (lp_parse_ll(lp_opts_get(opts, n, "max-connections-per-ip"), 0, 1000000, &per_ip) < 0)
+        lp_die("--max-connections-per-ip/LP_MAX_CONNECTIONS_PER_IP must be a number from 0 to "
+               "1000000");
+    gw_listen_t listen = {.port = (int)port,
+                          .max_connections = (unsigned)s_fit_fd_limit(max_connections),
+                          .max_per_ip = (unsigned)per_ip};
     char err[LP_ERR_LEN] = "";
     lp_prices_t *prices = lp_prices_load(lp_opts_get(opts, n, "prices"), err);
     if (err[0])
         log_warn("price table: %s; budgets reserve only the deployments' own prices", err);
-    gw_server_t *srv =
-        gw_server_new(&cfg, &prices, (int)port, (unsigned)max_connections,
-                      lp_opts_get(opts, n, "router"), lp_opts_get(opts, n, "logger"), err);
+    gw_server_t *srv = gw_server_new(&cfg, &prices, &listen, lp_opts_get(opts, n, "router"),
+                                     lp_opts_get(opts, n, "logger"), err);
     if (!srv) {
         lp_prices_destroy(&prices);
         lp_cfg_destroy(&cfg);

@@ -1177,6 +1177,44 @@ def test_overload_is_shed_with_503(ctx):
         stack.stop()
 
 
+def test_connections_per_address_limited_when_asked(ctx):
+    """L-4: --max-connections-per-ip (off by default: behind a load balancer every client
+    shares its address) closes one address's connections past the limit at once; the others'
+    are served, and a slot freed is a slot served."""
+    per_ip = 5
+    models = [deployment("m", "openai/m", mock_response="ok")]
+    stack = Stack(ctx.env, config(models), extra_env={"LP_MAX_CONNECTIONS_PER_IP": str(per_ip)},
+                  name="rel-per-ip")
+    ping = b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def served(s):
+        try:
+            s.sendall(ping)
+            return s.recv(4096).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+    held = []
+    try:
+        stack.http.close()
+        for _ in range(per_ip + 3):
+            held.append(socket.create_connection(("127.0.0.1", stack.port), timeout=2))
+        outcomes = [served(s) for s in held]
+        check(sum(outcomes) in (per_ip - 1, per_ip) and not any(outcomes[per_ip:]),
+              "served per connection, in order: %s" % outcomes)
+        for s in held:
+            s.close()
+        held = []
+
+        def fresh():
+            with socket.create_connection(("127.0.0.1", stack.port), timeout=2) as s:
+                return served(s)
+        wait_for(fresh, 5, what="slots freed and served")
+    finally:
+        for s in held:
+            s.close()
+        stack.stop()
+
+
 def test_connections_past_the_cap_answered_503(ctx):
     """L-4 (a): past --max-connections a new connection is answered 503 too_many_connections
     and closed at once, never left waiting; a slot freed is a slot served."""
