@@ -128,8 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc > 0) {
             FZ_CHECK(!pinned || out.named, "the server's key to a base no pattern named");
             s_check_accepted(out.base, pinned);
-        }
-        else
+        } else
             FZ_CHECK(rc < 0 && *why && out.field, "a refusal without a reason");
         json_decref(body);
     }
