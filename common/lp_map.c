@@ -132,6 +132,41 @@ size_t lp_map_size(const lp_map_t *self)
     return self->size;
 }
 
+void **lp_map_values(const lp_map_t *self, bool (*keep)(void *value, void *arg), void *arg,
+                     size_t *n)
+{
+    void **out = lp_calloc(self->size ? self->size : 1, sizeof *out);
+    *n = 0;
+    for (size_t i = 0; i < self->nbuckets; i++)
+        for (s_entry_t *e = self->buckets[i]; e; e = e->next)
+            if (!keep || keep(e->value, arg))
+                out[(*n)++] = e->value;
+    return out;
+}
+
+size_t lp_map_remove_if(lp_map_t *self, bool (*drop)(void *value, void *arg), void *arg,
+                        void (*free_value)(void *value, void *arg))
+{
+    size_t gone = 0;
+    for (size_t i = 0; i < self->nbuckets; i++) {
+        s_entry_t **pp = &self->buckets[i];
+        while (*pp) {
+            s_entry_t *e = *pp;
+            if (drop && !drop(e->value, arg)) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            if (free_value)
+                free_value(e->value, arg);
+            free(e);
+            self->size--;
+            gone++;
+        }
+    }
+    return gone;
+}
+
 void lp_map_each(const lp_map_t *self,
                  bool (*fn)(const void *key, size_t len, void *value, void *arg), void *arg)
 {

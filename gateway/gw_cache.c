@@ -367,6 +367,27 @@ static void s_cache_control(const char *h, bool *no_cache, bool *no_store, doubl
 
 /* ---- hits ---- */
 
+/* A chunk of the replayed stream: the stored answer's id, created and model. */
+static json_t *s_chunk_head(const json_t *resp, bool chat)
+{
+    json_t *chunk = json_object();
+    json_object_set(chunk, "id", json_object_get(resp, "id"));
+    json_object_set_new(chunk, "object",
+                        json_string(chat ? "chat.completion.chunk" : "text_completion"));
+    json_object_set(chunk, "created", json_object_get(resp, "created"));
+    json_object_set(chunk, "model", json_object_get(resp, "model"));
+    return chunk;
+}
+
+/* Append chunk (taken) as one SSE event. */
+static void s_put_event(lp_buf_t *out, json_t *chunk)
+{
+    char *text = lp_json_dump(chunk, NULL);
+    lp_buf_printf(out, "data: %s\n\n", text);
+    free(text);
+    json_decref(chunk);
+}
+
 /* A stored chat/text completion replayed as the SSE stream the client asked for. */
 static char *s_as_stream(const json_t *resp, bool chat, bool include_usage, size_t *len)
 {
@@ -376,12 +397,7 @@ static char *s_as_stream(const json_t *resp, bool chat, bool include_usage, size
     json_t *c;
     json_array_foreach(choices, i, c)
     {
-        json_t *chunk = json_object();
-        json_object_set(chunk, "id", json_object_get(resp, "id"));
-        json_object_set_new(chunk, "object",
-                            json_string(chat ? "chat.completion.chunk" : "text_completion"));
-        json_object_set(chunk, "created", json_object_get(resp, "created"));
-        json_object_set(chunk, "model", json_object_get(resp, "model"));
+        json_t *chunk = s_chunk_head(resp, chat);
         json_t *choice = json_object();
         json_object_set_new(choice, "index", json_integer((json_int_t)i));
         if (chat) {
@@ -406,24 +422,13 @@ static char *s_as_stream(const json_t *resp, bool chat, bool include_usage, size
         json_t *list = json_array();
         json_array_append_new(list, choice);
         json_object_set_new(chunk, "choices", list);
-        char *text = lp_json_dump(chunk, NULL);
-        lp_buf_printf(&out, "data: %s\n\n", text);
-        free(text);
-        json_decref(chunk);
+        s_put_event(&out, chunk);
     }
     if (include_usage && json_object_get(resp, "usage")) {
-        json_t *chunk = json_object();
-        json_object_set(chunk, "id", json_object_get(resp, "id"));
-        json_object_set_new(chunk, "object",
-                            json_string(chat ? "chat.completion.chunk" : "text_completion"));
-        json_object_set(chunk, "created", json_object_get(resp, "created"));
-        json_object_set(chunk, "model", json_object_get(resp, "model"));
+        json_t *chunk = s_chunk_head(resp, chat);
         json_object_set_new(chunk, "choices", json_array());
         json_object_set(chunk, "usage", json_object_get(resp, "usage"));
-        char *text = lp_json_dump(chunk, NULL);
-        lp_buf_printf(&out, "data: %s\n\n", text);
-        free(text);
-        json_decref(chunk);
+        s_put_event(&out, chunk);
     }
     lp_buf_printf(&out, "data: [DONE]\n\n");
     return lp_buf_steal(&out, len);

@@ -47,17 +47,14 @@ gw_keys_t *gw_keys_new(gw_server_t *srv, int64_t ttl_ms)
     return self;
 }
 
-static bool s_free(const void *k, size_t l, void *v, void *a)
+static void s_free(void *v, void *a)
 {
-    LP_UNUSED(k);
-    LP_UNUSED(l);
     gw_keys_t *self = a;
     s_entry_t *e = v;
     lp_timer_stop(self->srv->loop, &e->timer);
     json_decref(e->row);
     free(e->waiting);
     free(e);
-    return true;
 }
 
 void gw_keys_destroy(gw_keys_t **self_p)
@@ -65,43 +62,25 @@ void gw_keys_destroy(gw_keys_t **self_p)
     gw_keys_t *self = *self_p;
     if (!self)
         return;
-    lp_map_each(self->entries, s_free, self);
+    lp_map_remove_if(self->entries, NULL, self, s_free);
     lp_map_destroy(&self->entries);
     lp_map_destroy(&self->lookups);
     free(self);
     *self_p = NULL;
 }
 
-typedef struct {
-    gw_keys_t *self;
-    s_entry_t **dead;
-    size_t n;
-    int64_t now;
-} s_purge_t;
-
-static bool s_find_dead(const void *k, size_t l, void *v, void *a)
+/* An entry nothing waits on and whose row is stale. */
+static bool s_dead(void *v, void *a)
 {
-    LP_UNUSED(k);
-    LP_UNUSED(l);
-    s_purge_t *p = a;
-    s_entry_t *e = v;
-    if (!e->loading && e->nwaiting == 0 && e->fresh_until < p->now) {
-        p->dead = lp_realloc(p->dead, (p->n + 1) * sizeof *p->dead);
-        p->dead[p->n++] = e;
-    }
-    return true;
+    LP_UNUSED(a);
+    const s_entry_t *e = v;
+    return !e->loading && e->nwaiting == 0 && e->fresh_until < lp_mono_ns();
 }
 
 /* Keep the cache bounded: presented keys that do not exist must not grow it forever. */
 static void s_purge(gw_keys_t *self)
 {
-    s_purge_t p = {self, NULL, 0, lp_mono_ns()};
-    lp_map_each(self->entries, s_find_dead, &p);
-    for (size_t i = 0; i < p.n; i++) {
-        lp_map_remove(self->entries, p.dead[i]->token, strlen(p.dead[i]->token));
-        s_free(NULL, 0, p.dead[i], self);
-    }
-    free(p.dead);
+    lp_map_remove_if(self->entries, s_dead, self, s_free);
 }
 
 static s_entry_t *s_entry(gw_keys_t *self, const char *token)

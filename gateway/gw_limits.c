@@ -170,13 +170,10 @@ gw_limits_t *gw_limits_new(gw_server_t *srv)
     return self;
 }
 
-static bool s_free_each(const void *k, size_t l, void *v, void *a)
+static void s_free_each(void *v, void *a)
 {
-    LP_UNUSED(k);
-    LP_UNUSED(l);
     LP_UNUSED(a);
     free(v);
-    return true;
 }
 
 void gw_limits_destroy(gw_limits_t **self_p)
@@ -185,9 +182,9 @@ void gw_limits_destroy(gw_limits_t **self_p)
     if (!self)
         return;
     lp_timer_stop(self->srv->loop, &self->purge);
-    lp_map_each(self->reservations, s_free_each, NULL);
+    lp_map_remove_if(self->reservations, NULL, NULL, s_free_each);
     lp_map_destroy(&self->reservations);
-    lp_map_each(self->local, s_free_each, NULL);
+    lp_map_remove_if(self->local, NULL, NULL, s_free_each);
     lp_map_destroy(&self->local);
     free(self);
     *self_p = NULL;
@@ -249,32 +246,16 @@ static void s_local_settle(gw_limits_t *self, s_res_t *r, const double *delta)
     }
 }
 
-typedef struct {
-    char **dead; /* copies of the names (the map's own go with the entries) */
-    size_t n;
-    int64_t now;
-} s_purge_t;
-
-static bool s_find_expired(const void *k, size_t l, void *v, void *a)
+static bool s_expired(void *v, void *a)
 {
-    s_purge_t *p = a;
-    if (((s_local_t *)v)->expires_ns <= p->now) {
-        p->dead = lp_realloc(p->dead, (p->n + 1) * sizeof *p->dead);
-        p->dead[p->n++] = lp_strndup(k, l);
-    }
-    return true;
+    return ((s_local_t *)v)->expires_ns <= *(const int64_t *)a;
 }
 
 static int s_on_purge(lp_loop_t *loop, lp_timer_t *timer, void *arg)
 {
     gw_limits_t *self = arg;
-    s_purge_t p = {NULL, 0, lp_mono_ns()};
-    lp_map_each(self->local, s_find_expired, &p);
-    for (size_t i = 0; i < p.n; i++) {
-        free(lp_map_remove(self->local, p.dead[i], strlen(p.dead[i])));
-        free(p.dead[i]);
-    }
-    free(p.dead);
+    int64_t now = lp_mono_ns();
+    lp_map_remove_if(self->local, s_expired, &now, s_free_each);
     lp_timer_start(loop, timer, S_PURGE_MS, s_on_purge, self);
     return 0;
 }

@@ -237,20 +237,10 @@ bool gw_pending_final(gw_server_t *srv, lp_msg_t **msg)
     return true;
 }
 
-static bool s_collect(const void *key, size_t len, void *value, void *arg)
-{
-    LP_UNUSED(key);
-    LP_UNUSED(len);
-    s_pending_t ***cursor = arg;
-    *(*cursor)++ = value;
-    return true;
-}
-
 void gw_pending_flush(gw_server_t *srv)
 {
-    size_t n = lp_map_size(srv->pending);
-    s_pending_t **all = lp_calloc(n ? n : 1, sizeof *all), **cursor = all;
-    lp_map_each(srv->pending, s_collect, &cursor);
+    size_t n = 0;
+    void **all = lp_map_values(srv->pending, NULL, NULL, &n);
     for (size_t i = 0; i < n; i++)
         s_pending_close(all[i]);
     free(all);

@@ -120,23 +120,11 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
     gw_req_resume(req);
 }
 
-static bool s_collect(const void *key, size_t len, void *value, void *arg)
-{
-    LP_UNUSED(key);
-    LP_UNUSED(len);
-    gw_req_t ***cursor = arg;
-    *(*cursor)++ = value;
-    return true;
-}
-
 /* Give up on every request the router has (router lost, or shutting down). */
 static void s_fail_inflight(gw_server_t *self, int status, const char *code, const char *why)
 {
-    size_t n = lp_map_size(self->inflight);
-    if (!n)
-        return;
-    gw_req_t **all = lp_calloc(n, sizeof *all), **cursor = all;
-    lp_map_each(self->inflight, s_collect, &cursor);
+    size_t n = 0;
+    void **all = lp_map_values(self->inflight, NULL, NULL, &n);
     for (size_t i = 0; i < n; i++)
         gw_abandon(all[i], status, code, why);
     free(all);

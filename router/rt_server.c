@@ -446,37 +446,27 @@ static void s_gateway_seen(rt_server_t *self, lp_msg_t *msg)
 typedef struct {
     rt_server_t *self;
     int64_t cutoff;
-    rt_job_t **jobs;
-    size_t n;
-    void **dead; /* copies of the identities of gateways silent for long (forgotten) */
-    size_t *deadlen, ndead;
-} s_orphans_t;
+} s_silence_t;
 
-static bool s_find_orphan(const void *k, size_t l, void *v, void *a)
+/* A job whose gateway was last heard from before the cutoff. */
+static bool s_orphaned(void *v, void *a)
 {
-    LP_UNUSED(k);
-    LP_UNUSED(l);
-    s_orphans_t *o = a;
-    rt_job_t *job = v;
-    const int64_t *seen = lp_map_get(o->self->gateways, job->gw, job->gwlen);
-    if (!job->cancelled && seen && *seen < o->cutoff) {
-        o->jobs = lp_realloc(o->jobs, (o->n + 1) * sizeof *o->jobs);
-        o->jobs[o->n++] = job;
-    }
-    return true;
+    const s_silence_t *s = a;
+    const rt_job_t *job = v;
+    const int64_t *seen = lp_map_get(s->self->gateways, job->gw, job->gwlen);
+    return !job->cancelled && seen && *seen < s->cutoff;
 }
 
-static bool s_find_dead_gateway(const void *k, size_t l, void *v, void *a)
+/* A gateway silent for a minute past the cutoff: forgotten. */
+static bool s_forgotten(void *v, void *a)
 {
-    s_orphans_t *o = a;
-    if (*(int64_t *)v < o->cutoff - 60 * LP_NS_PER_S) {
-        o->dead = lp_realloc(o->dead, (o->ndead + 1) * sizeof *o->dead);
-        o->deadlen = lp_realloc(o->deadlen, (o->ndead + 1) * sizeof *o->deadlen);
-        o->dead[o->ndead] = lp_malloc(l);
-        memcpy(o->dead[o->ndead], k, l);
-        o->deadlen[o->ndead++] = l;
-    }
-    return true;
+    return *(const int64_t *)v < ((const s_silence_t *)a)->cutoff - 60 * LP_NS_PER_S;
+}
+
+static void s_free_value(void *v, void *a)
+{
+    LP_UNUSED(a);
+    free(v);
 }
 
 /* A gateway that went silent (killed, not stopped) cannot take its answers: stop its jobs so
@@ -485,23 +475,16 @@ static bool s_find_dead_gateway(const void *k, size_t l, void *v, void *a)
  * never takes its own backlog for dead gateways. */
 static void s_reap_orphans(rt_server_t *self)
 {
-    s_orphans_t o = {
-        .self = self,
-        .cutoff = self->frontend_read_ns - (int64_t)RT_GATEWAY_SILENT_MS * LP_NS_PER_MS,
-    };
-    lp_map_each(self->jobs, s_find_orphan, &o);
-    for (size_t i = 0; i < o.n; i++) {
-        rlog_warn(o.jobs[i]->idstr, "its gateway went silent: cancelling the call");
-        s_cancel_job(self, o.jobs[i]);
+    s_silence_t s = {self, self->frontend_read_ns - (int64_t)RT_GATEWAY_SILENT_MS * LP_NS_PER_MS};
+    size_t n = 0;
+    void **jobs = lp_map_values(self->jobs, s_orphaned, &s, &n);
+    for (size_t i = 0; i < n; i++) {
+        rt_job_t *job = jobs[i];
+        rlog_warn(job->idstr, "its gateway went silent: cancelling the call");
+        s_cancel_job(self, job);
     }
-    free(o.jobs);
-    lp_map_each(self->gateways, s_find_dead_gateway, &o);
-    for (size_t i = 0; i < o.ndead; i++) {
-        free(lp_map_remove(self->gateways, o.dead[i], o.deadlen[i]));
-        free(o.dead[i]);
-    }
-    free(o.dead);
-    free(o.deadlen);
+    free(jobs);
+    lp_map_remove_if(self->gateways, s_forgotten, &s, s_free_value);
 }
 
 /* The gateway consumed stream bytes: pass the credit to the worker running the job. */
@@ -701,23 +684,9 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
     s_drain_queue(self);
 }
 
-typedef struct {
-    rt_worker_t *worker;
-    rt_job_t **jobs;
-    size_t n;
-} s_victims_t;
-
-static bool s_collect(const void *key, size_t len, void *value, void *arg)
+static bool s_on_worker(void *v, void *a)
 {
-    LP_UNUSED(key);
-    LP_UNUSED(len);
-    s_victims_t *v = arg;
-    rt_job_t *job = value;
-    if (job->worker == v->worker) {
-        v->jobs = lp_realloc(v->jobs, (v->n + 1) * sizeof *v->jobs);
-        v->jobs[v->n++] = job;
-    }
-    return true;
+    return ((const rt_job_t *)v)->worker == a;
 }
 
 /* A worker is gone (silent past its liveness, or unreachable): jobs that sent nothing to the
@@ -726,12 +695,11 @@ static bool s_collect(const void *key, size_t len, void *value, void *arg)
 static void s_worker_lost(rt_server_t *self, rt_worker_t *w)
 {
     log_warn("worker %s lost with %d job(s) in flight", w->name, w->inflight);
-    s_victims_t v = {w, NULL, 0};
-    /* Collect first: the map cannot change while it is walked. */
-    lp_map_each(self->jobs, s_collect, &v);
+    size_t n = 0;
+    void **jobs = lp_map_values(self->jobs, s_on_worker, w, &n);
     rt_pool_remove(self->pool, w);
-    for (size_t i = 0; i < v.n; i++) {
-        rt_job_t *job = v.jobs[i];
+    for (size_t i = 0; i < n; i++) {
+        rt_job_t *job = jobs[i];
         job->worker = NULL;
         if (job->deployment >= 0)
             rt_balance_released(self->balance, job->deployment);
@@ -747,7 +715,7 @@ static void s_worker_lost(rt_server_t *self, rt_worker_t *w)
                                 : "the worker serving this request stopped twice");
         }
     }
-    free(v.jobs);
+    free(jobs);
 }
 
 static int s_on_backend(lp_loop_t *loop, void *socket, void *arg)
@@ -924,25 +892,13 @@ fail:
     return NULL;
 }
 
-static bool s_free_value(const void *k, size_t l, void *v, void *a)
+static void s_free_job(void *v, void *a)
 {
-    LP_UNUSED(k);
-    LP_UNUSED(l);
-    LP_UNUSED(a);
-    free(v);
-    return true;
-}
-
-static bool s_free_job(const void *k, size_t l, void *v, void *a)
-{
-    LP_UNUSED(k);
-    LP_UNUSED(l);
     rt_server_t *self = a;
     rt_job_t *job = v;
     lp_timer_stop(self->loop, &job->timer);
     job->queued = false;
     rt_job_destroy(&job);
-    return true;
 }
 
 void rt_server_destroy(rt_server_t **self_p)
@@ -951,10 +907,10 @@ void rt_server_destroy(rt_server_t **self_p)
     if (!self)
         return;
     if (self->jobs && self->loop)
-        lp_map_each(self->jobs, s_free_job, self);
+        lp_map_remove_if(self->jobs, NULL, self, s_free_job);
     lp_map_destroy(&self->jobs);
     if (self->gateways)
-        lp_map_each(self->gateways, s_free_value, NULL);
+        lp_map_remove_if(self->gateways, NULL, NULL, s_free_value);
     lp_map_destroy(&self->gateways);
     rt_pool_destroy(&self->pool);
     rt_balance_destroy(&self->balance);

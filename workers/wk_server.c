@@ -283,24 +283,14 @@ fail:
     return NULL;
 }
 
-static bool s_collect(const void *key, size_t len, void *value, void *arg)
-{
-    LP_UNUSED(key);
-    LP_UNUSED(len);
-    wk_job_t ***cursor = arg;
-    *(*cursor)++ = value;
-    return true;
-}
-
 void wk_server_destroy(wk_server_t **self_p)
 {
     wk_server_t *self = *self_p;
     if (!self)
         return;
     if (self->jobs) {
-        size_t n = lp_map_size(self->jobs);
-        wk_job_t **all = lp_calloc(n ? n : 1, sizeof *all), **cursor = all;
-        lp_map_each(self->jobs, s_collect, &cursor);
+        size_t n = 0;
+        void **all = lp_map_values(self->jobs, NULL, NULL, &n);
         self->draining = false;
         for (size_t i = 0; i < n; i++)
             wk_call_free(all[i]);

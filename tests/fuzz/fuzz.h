@@ -79,6 +79,22 @@ void fz_run_respond(const wk_adapter_t *adapter, const fz_case_t *cases, size_t 
 void fz_run_stream(const wk_adapter_t *adapter, const fz_case_t *cases, size_t ncases,
                    const uint8_t *data, size_t size);
 
+/* The entry points of an adapter target: the fuzz configuration, then every input through
+ * run (fz_run_respond or fz_run_stream) for the file's s_cases on adapter. */
+#define FZ_ADAPTER_TARGET(run, adapter)                                                            \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                              \
+    {                                                                                              \
+        (void)argc;                                                                                \
+        (void)argv;                                                                                \
+        fz_cfg();                                                                                  \
+        return 0;                                                                                  \
+    }                                                                                              \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                                   \
+    {                                                                                              \
+        run(&(adapter), s_cases, sizeof s_cases / sizeof s_cases[0], data, size);                  \
+        return 0;                                                                                  \
+    }
+
 /* A failure as the client will see it must be well-formed and carry no deployment key. */
 void fz_check_fail(const wk_job_t *job, const wk_fail_t *fail);
 

@@ -780,6 +780,17 @@ def test_gateway_kill9_under_load(ctx):
         stack.stop()
 
 
+def _freeze(proc, log_of, seconds):
+    """SIGSTOP proc for seconds; returns (t_stop, t_cont, what log_of() gained meanwhile)."""
+    mark = len(log_of())
+    t_stop = time.monotonic()
+    proc.send(signal.SIGSTOP)
+    time.sleep(seconds)
+    gained = log_of()[mark:]
+    proc.send(signal.SIGCONT)
+    return t_stop, time.monotonic(), gained
+
+
 def test_redis_frozen_then_killed_under_load(ctx):
     """F-8: Redis SIGSTOPped 2.5 s, then killed and restarted, under load with a limited key."""
     env = ctx.env
@@ -802,13 +813,7 @@ def test_redis_frozen_then_killed_under_load(ctx):
         token = hashlib.sha256(key.encode()).hexdigest()
         load = Load(stack.port, "m", "rds", key=key)
         wait_for(lambda: redis.keys("lp:{%s}:rpm:*" % token), 10, what="counters in Redis")
-        mark = len(gw.text())
-        t_stop = time.monotonic()
-        redis.proc.send(signal.SIGSTOP)
-        time.sleep(2.5)
-        during_freeze = gw.text()[mark:]
-        redis.proc.send(signal.SIGCONT)
-        t_cont = time.monotonic()
+        t_stop, t_cont, during_freeze = _freeze(redis.proc, gw.text, 2.5)
         time.sleep(0.5)
         redis.kill()
         t_dead = time.monotonic()

@@ -540,11 +540,7 @@ def sc_logger_frozen(ctx):
     try:
         load = tr.Load(stack.port, "m", "lgf", threads=2)
         time.sleep(3)
-        t_stop = time.monotonic()
-        lg.send(signal.SIGSTOP)
-        time.sleep(20)
-        lg.send(signal.SIGCONT)
-        t_cont = time.monotonic()
+        t_stop, t_cont, _ = tr._freeze(lg, lg.text, 20)
         time.sleep(3)
         results = load.stop()
         before = _latencies(results, t_to=t_stop)
@@ -577,13 +573,7 @@ def sc_redis_frozen(ctx):
         key = _key(stack, rpm_limit=1000000, tpm_limit=1000000000)
         load = tr.Load(stack.port, "m", "rdf", threads=3, key=key)
         time.sleep(2)
-        mark = len(gw.text())
-        t_stop = time.monotonic()
-        redis.proc.send(signal.SIGSTOP)
-        time.sleep(15)
-        log = gw.text()[mark:]
-        redis.proc.send(signal.SIGCONT)
-        t_cont = time.monotonic()
+        t_stop, t_cont, log = tr._freeze(redis.proc, gw.text, 15)
         time.sleep(3)
         results = load.stop()
         during = [r for r in results if t_stop < r[0] < t_cont]

@@ -237,6 +237,47 @@ static bool each_fn(const void *key, size_t len, void *value, void *arg)
     return acc->stop_after == 0 || acc->count < acc->stop_after;
 }
 
+static bool s_is_even(void *v, void *arg)
+{
+    LP_UNUSED(arg);
+    return *(int *)v % 2 == 0;
+}
+
+static void s_count_free(void *v, void *arg)
+{
+    LP_UNUSED(v);
+    (*(int *)arg)++;
+}
+
+static void test_map_values_and_remove_if(void)
+{
+    lp_map_t *m = lp_map_new();
+    static int nums[100];
+    for (int i = 0; i < 100; i++) {
+        nums[i] = i;
+        lp_map_put(m, &i, sizeof i, &nums[i]);
+    }
+    size_t n = 0;
+    void **all = lp_map_values(m, NULL, NULL, &n);
+    CHECK(n == 100);
+    free(all);
+    void **even = lp_map_values(m, s_is_even, NULL, &n);
+    CHECK(n == 50);
+    for (size_t i = 0; i < n; i++)
+        CHECK(*(int *)even[i] % 2 == 0);
+    free(even);
+    int freed = 0;
+    CHECK(lp_map_remove_if(m, s_is_even, &freed, s_count_free) == 50);
+    CHECK(freed == 50 && lp_map_size(m) == 50);
+    int two = 2, three = 3;
+    CHECK(lp_map_get(m, &two, sizeof two) == NULL);
+    CHECK(lp_map_get(m, &three, sizeof three) == &nums[3]);
+    CHECK(lp_map_remove_if(m, NULL, NULL, NULL) == 50 && lp_map_size(m) == 0);
+    free(lp_map_values(m, NULL, NULL, &n));
+    CHECK(n == 0);
+    lp_map_destroy(&m);
+}
+
 static void test_map_each(void)
 {
     lp_map_t *m = lp_map_new();
@@ -588,6 +629,7 @@ int main(void)
     RUN(test_map_key_copied);
     RUN(test_map_grow);
     RUN(test_map_each);
+    RUN(test_map_values_and_remove_if);
     RUN(test_sha256);
     RUN(test_secret_equal);
     RUN(test_base64url);
