@@ -45,7 +45,6 @@ struct lg_server {
     size_t nacks;
     size_t spooled;             /* records added to the spool this turn */
     unsigned long long refused; /* records not acknowledged because the spool was full */
-    off_t spool_max;
     lg_summary_t *summary;
     lp_timer_t reset_timer; /* budget resets of virtual keys */
     double summary_s;       /* 0 = no summary lines */
@@ -131,7 +130,7 @@ static void s_on_record(lg_server_t *self, lp_msg_t *msg)
         if (self->refused++ % 1000 == 0)
             log_error("spool full (%.1f MiB): not acknowledging records until PostgreSQL "
                       "catches up; %llu refused so far",
-                      (double)self->spool_max / (1 << 20), self->refused);
+                      (double)lg_spool_max(self->spool) / (1 << 20), self->refused);
         json_decref(rec);
         return;
     }
@@ -445,7 +444,6 @@ lg_server_t *lg_server_new(lp_cfg_t **cfg, const char *endpoint, const char *spo
                        s_on_summary, self);
     if (self->cfg->database_url) {
         self->spool = lg_spool_open(spool, spool_max, err);
-        self->spool_max = spool_max;
         if (!self->spool)
             goto fail;
         int64_t flush_ms = (int64_t)(self->cfg->proxy_batch_write_at_s * 1000.0);

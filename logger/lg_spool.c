@@ -169,6 +169,11 @@ size_t lg_spool_read(lg_spool_t *self, size_t max, lp_buf_t *out, off_t *end)
     return lines;
 }
 
+off_t lg_spool_max(const lg_spool_t *self)
+{
+    return self->max;
+}
+
 const char *lg_spool_line(const lp_buf_t *lines, size_t *off, size_t *len)
 {
     if (*off >= lines->len)

@@ -48,6 +48,8 @@ const char *lg_spool_line(const lp_buf_t *lines, size_t *off, size_t *len);
 /* Lines up to offset `end` are committed: advance; when everything written is committed the
  * file is truncated to zero. */
 void lg_spool_commit(lg_spool_t *self, off_t end);
+/* The most bytes it holds (as opened). */
+off_t lg_spool_max(const lg_spool_t *self);
 /* Bytes written and not yet committed. */
 off_t lg_spool_backlog(const lg_spool_t *self);
 /* True when lines after the reader cursor wait to be read. */
