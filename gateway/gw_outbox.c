@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "lp_buf.h"
 #include "lp_log.h"
 #include "lp_map.h"
 #include "lp_msg.h"
@@ -13,6 +14,8 @@
 
 /* Records sent again per tick at most, so a returning logger is not flooded at once. */
 #define GW_RESEND_BATCH 5000
+/* A batch this big goes out at once instead of at the end of the turn. */
+#define GW_BATCH_BYTES (256 * 1024)
 
 typedef struct s_entry {
     struct s_entry *prev, *next; /* oldest send first */
@@ -28,6 +31,7 @@ struct gw_outbox {
     lp_map_t *entries; /* id -> s_entry_t */
     s_entry_t *head, *tail;
     lp_timer_t tick;
+    lp_buf_t batch; /* records of this turn, one per line, not yet handed to ZeroMQ */
     gw_outbox_stats_t stats;
 };
 
@@ -55,16 +59,29 @@ static void s_append(gw_outbox_t *self, s_entry_t *e)
     self->tail = e;
 }
 
-/* Hand one copy to ZeroMQ; false when no logger can take it now (it stays here). */
-static bool s_push(gw_outbox_t *self, s_entry_t *e)
+/* Send the records gathered since the last flush as one RECORD; false when no logger can
+ * take it now (they stay in the outbox and go again after GW_RESEND_MS). */
+static bool s_flush(gw_outbox_t *self)
 {
-    lp_msg_t *m = lp_msg_new(LP_CMD_RECORD, e->id);
-    lp_msg_set_body(m, e->text, e->len);
-    e->sent_ns = lp_mono_ns();
+    if (!self->batch.len)
+        return true;
+    lp_msg_t *m = lp_msg_new(LP_CMD_RECORD, NULL);
+    size_t len = 0;
+    char *lines = lp_buf_steal(&self->batch, &len);
+    lp_msg_give_body(m, lines, len);
     if (lp_msg_send(&m, self->socket) == 0)
         return true;
     lp_msg_destroy(&m);
     return false;
+}
+
+/* Add one record to the batch going out at the end of the turn. */
+static bool s_push(gw_outbox_t *self, s_entry_t *e)
+{
+    e->sent_ns = lp_mono_ns();
+    lp_buf_append(&self->batch, e->text, e->len);
+    lp_buf_append(&self->batch, "\n", 1);
+    return self->batch.len < GW_BATCH_BYTES || s_flush(self);
 }
 
 static int s_on_tick(lp_loop_t *loop, lp_timer_t *timer, void *arg)
@@ -80,6 +97,7 @@ static int s_on_tick(lp_loop_t *loop, lp_timer_t *timer, void *arg)
             break; /* no logger connected: try again next tick */
         self->stats.resent++;
     }
+    s_flush(self);
     lp_timer_start(loop, timer, GW_OUTBOX_TICK_MS, s_on_tick, self);
     return 0;
 }
@@ -107,6 +125,7 @@ void gw_outbox_destroy(gw_outbox_t **self_p)
         free(e);
     }
     lp_map_destroy(&self->entries);
+    lp_buf_free(&self->batch);
     free(self);
     *self_p = NULL;
 }
@@ -130,7 +149,14 @@ void gw_outbox_send(gw_outbox_t *self, const uint8_t *id, char *text, size_t len
     s_append(self, e);
     self->stats.sent++;
     if (!s_push(self, e))
-        log_debug("no logger connected: record kept for later (%zu waiting)",
+        log_debug("no logger connected: records kept for later (%zu waiting)",
+                  lp_map_size(self->entries));
+}
+
+void gw_outbox_flush(gw_outbox_t *self)
+{
+    if (!s_flush(self))
+        log_debug("no logger connected: records kept for later (%zu waiting)",
                   lp_map_size(self->entries));
 }
 

@@ -277,9 +277,8 @@ static int s_on_httpd_timer(lp_loop_t *loop, lp_timer_t *timer, void *arg)
 /* Before sleeping: MHD has work that no fd will announce (a resumed connection, a request
  * that finished sending, a suspension to complete) whenever MHD_get_timeout says 0, so run
  * it until it has none; its later deadlines (idle connection timeouts) become a loop timer. */
-static int64_t s_before_sleep(lp_loop_t *loop, void *arg)
+static int64_t s_run_httpd(gw_server_t *self, lp_loop_t *loop)
 {
-    gw_server_t *self = arg;
     for (int i = 0; i < GW_MHD_SPINS; i++) {
         MHD_UNSIGNED_LONG_LONG ms = 0;
         bool has = MHD_get_timeout(self->httpd, &ms) == MHD_YES;
@@ -294,6 +293,16 @@ static int64_t s_before_sleep(lp_loop_t *loop, void *arg)
         MHD_run(self->httpd);
     }
     return 0; /* still busy: poll without sleeping and come back */
+}
+
+static int64_t s_before_sleep(lp_loop_t *loop, void *arg)
+{
+    gw_server_t *self = arg;
+    /* This turn's usage records go first: those of answers about to be written too. */
+    gw_outbox_flush(self->outbox);
+    int64_t sleep_ms = s_run_httpd(self, loop);
+    gw_outbox_flush(self->outbox);
+    return sleep_ms;
 }
 
 static int s_on_drain_timeout(lp_loop_t *loop, lp_timer_t *timer, void *arg)

@@ -111,21 +111,20 @@ static void s_send_acks(lg_server_t *self)
     self->nacks = 0;
 }
 
-static void s_on_record(lg_server_t *self, lp_msg_t *msg)
+/* One record (a line of a RECORD body): spooled (or printed), then acknowledged. */
+static void s_on_record(lg_server_t *self, lp_msg_t *msg, const char *line, size_t len)
 {
-    size_t len = 0;
-    const char *body = lp_msg_body(msg, &len);
-    const uint8_t *id = lp_msg_req_id(msg);
     char err[LP_ERR_LEN];
-    json_t *rec = lp_json_parse(body, len, err);
-    if (!json_is_object(rec) || !lp_json_str(rec, "request_id") || memchr(body, '\n', len)) {
-        /* Resending cannot fix it: acknowledge, so the gateway lets it go. */
+    uint8_t id[LP_REQ_ID_LEN];
+    json_t *rec = lp_json_parse(line, len, err);
+    const char *rid = json_is_object(rec) ? lp_json_str(rec, "request_id") : NULL;
+    if (!rid || lp_req_id_parse(rid, id) < 0) {
+        /* Without its id it cannot be acknowledged, and resending could not fix it. */
         log_warn("dropping a malformed usage record: %s", rec ? "not a usage record" : err);
         json_decref(rec);
-        s_ack_later(self, msg, id);
         return;
     }
-    if (self->spool && lg_spool_add(self->spool, body, len) < 0) {
+    if (self->spool && lg_spool_add(self->spool, line, len) < 0) {
         /* Not printed either: the gateway sends it again, and then it is. */
         if (self->refused++ % 1000 == 0)
             log_error("spool full (%.1f MiB): not acknowledging records until PostgreSQL "
@@ -141,6 +140,21 @@ static void s_on_record(lg_server_t *self, lp_msg_t *msg)
     if (self->spool)
         self->spooled++;
     s_ack_later(self, msg, id); /* spooled, or stdout is the destination */
+}
+
+/* A RECORD: one usage record per line (a gateway sends those of a loop turn together). */
+static void s_on_records(lg_server_t *self, lp_msg_t *msg)
+{
+    size_t len = 0;
+    const char *body = lp_msg_body(msg, &len);
+    while (len) {
+        const char *nl = memchr(body, '\n', len);
+        size_t n = nl ? (size_t)(nl - body) : len;
+        if (n)
+            s_on_record(self, msg, body, n);
+        body += n + (nl ? 1 : 0);
+        len -= n + (nl ? 1 : 0);
+    }
 }
 
 /* ---- reads for gateways (GET /spend/logs) ---- */
@@ -337,7 +351,7 @@ static int s_on_socket(lp_loop_t *loop, void *socket, void *arg)
         }
         switch (lp_msg_cmd(msg)) {
         case LP_CMD_RECORD:
-            s_on_record(self, msg);
+            s_on_records(self, msg);
             break;
         case LP_CMD_HEARTBEAT:
             s_on_heartbeat(self, msg);

@@ -19,6 +19,7 @@ struct lp_msg {
     zmq_msg_t meta_raw; /* as received; resent untouched unless meta_dirty */
     json_t *meta;
     bool meta_dirty;
+    json_t *extra; /* members to add on send (lp_msg_meta_add), NULL when none */
     zmq_msg_t body;
 };
 
@@ -45,6 +46,7 @@ void lp_msg_destroy(lp_msg_t **self_p)
     zmq_msg_close(&self->meta_raw);
     zmq_msg_close(&self->body);
     json_decref(self->meta);
+    json_decref(self->extra);
     free(self);
     *self_p = NULL;
 }
@@ -167,9 +169,66 @@ static int s_send_bytes(void *socket, const void *data, size_t len, bool more)
     return zmq_send(socket, data, len, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0 ? -1 : 0;
 }
 
+/* Fold pending additions into the meta object (it is re-encoded whole on send). */
+static void s_merge_extra(lp_msg_t *self)
+{
+    if (!self->extra)
+        return;
+    if (!self->meta)
+        self->meta = json_object();
+    json_object_update(self->meta, self->extra);
+    json_decref(self->extra);
+    self->extra = NULL;
+    self->meta_dirty = true;
+}
+
+/* Add the pending members to the received meta text without re-encoding it: the text up to
+ * its closing brace, a comma, the new members. A member the meta already has is replaced
+ * instead (the whole meta is re-encoded), so no key ever appears twice. */
+static void s_splice_extra(lp_msg_t *self)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(self->extra, key, v)
+    {
+        if (json_object_get(self->meta, key)) {
+            s_merge_extra(self);
+            return;
+        }
+    }
+    const char *raw = zmq_msg_data(&self->meta_raw);
+    size_t end = zmq_msg_size(&self->meta_raw);
+    while (end > 0 && raw[end - 1] != '}')
+        end--;
+    if (end == 0 || json_object_size(self->extra) == 0) {
+        s_merge_extra(self); /* nothing received to keep */
+        return;
+    }
+    size_t add_len = 0;
+    char *add = lp_json_dump(self->extra, &add_len); /* "{...}" */
+    bool members = self->meta && json_object_size(self->meta) > 0;
+    size_t keep = end - 1, len = keep + (members ? 1 : 0) + add_len - 1;
+    zmq_msg_t out;
+    zmq_msg_init_size(&out, len);
+    char *o = zmq_msg_data(&out);
+    memcpy(o, raw, keep);
+    if (members)
+        o[keep++] = ',';
+    memcpy(o + keep, add + 1, add_len - 1);
+    free(add);
+    zmq_msg_move(&self->meta_raw, &out); /* releases the received text */
+    zmq_msg_close(&out);
+    json_decref(self->extra);
+    self->extra = NULL;
+}
+
 int lp_msg_send(lp_msg_t **self_p, void *socket)
 {
     lp_msg_t *self = *self_p;
+    if (self->extra && !self->meta_dirty)
+        s_splice_extra(self);
+    else
+        s_merge_extra(self);
     if (self->meta_dirty) {
         size_t len = 0;
         char *text = lp_json_dump(self->meta, &len);
@@ -231,6 +290,35 @@ void lp_req_id_format(const uint8_t *b, char *buf)
     buf[o] = '\0';
 }
 
+static int s_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int lp_req_id_parse(const char *text, uint8_t *id)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < LP_REQ_ID_LEN; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            if (text[o++] != '-')
+                return -1;
+        }
+        int hi = s_hex_digit(text[o]);
+        int lo = hi < 0 ? -1 : s_hex_digit(text[o + 1]);
+        if (lo < 0)
+            return -1;
+        id[i] = (uint8_t)(hi << 4 | lo);
+        o += 2;
+    }
+    return text[o] == '\0' ? 0 : -1;
+}
+
 const char *lp_msg_req_id_str(const lp_msg_t *self, char *buf)
 {
     if (!self->has_req_id) {
@@ -269,6 +357,7 @@ void lp_msg_move_identity(lp_msg_t *self, lp_msg_t *src)
 
 const json_t *lp_msg_meta(lp_msg_t *self)
 {
+    s_merge_extra(self);
     if (!self->meta)
         self->meta = json_object();
     return self->meta;
@@ -279,6 +368,15 @@ json_t *lp_msg_meta_rw(lp_msg_t *self)
     lp_msg_meta(self);
     self->meta_dirty = true;
     return self->meta;
+}
+
+json_t *lp_msg_meta_add(lp_msg_t *self)
+{
+    if (self->meta_dirty)
+        return self->meta;
+    if (!self->extra)
+        self->extra = json_object();
+    return self->extra;
 }
 
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key)

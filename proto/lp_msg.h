@@ -40,6 +40,9 @@ const uint8_t *lp_msg_req_id(const lp_msg_t *self);
 const char *lp_msg_req_id_str(const lp_msg_t *self, char *buf);
 /* Format any 16-byte id as UUID text. */
 void lp_req_id_format(const uint8_t *id, char *buf);
+/* Parse UUID text (the form lp_req_id_format writes, either case) into id; -1 when it is
+ * not one. */
+int lp_req_id_parse(const char *text, uint8_t *id);
 
 /* Routing identity (ROUTER sockets): set to address a peer, read to know the sender. */
 void lp_msg_set_identity(lp_msg_t *self, const void *data, size_t len);
@@ -51,6 +54,10 @@ void lp_msg_move_identity(lp_msg_t *self, lp_msg_t *src);
 const json_t *lp_msg_meta(lp_msg_t *self);
 /* Meta object to modify (borrowed); it is re-encoded on send. */
 json_t *lp_msg_meta_rw(lp_msg_t *self);
+/* An object (borrowed) whose members are added to the meta on send: appended to the
+ * received meta text, which is not re-encoded (a relay's cheap path); a member the meta
+ * already has is replaced. Reading the meta afterwards sees them. */
+json_t *lp_msg_meta_add(lp_msg_t *self);
 /* Shorthands for meta members. */
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key);
 long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def);

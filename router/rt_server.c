@@ -77,10 +77,17 @@ static void s_to_gateway(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
     job->cancelled = true;
 }
 
-/* The router's share of a request's time: from its arrival to the dispatch of the attempt
- * that answered (queueing, back-offs and earlier attempts), for Server-Timing. */
-static void s_timing_meta(const rt_job_t *job, json_t *meta)
+/* What the router did, added to a HEAD, END or ERROR on its way to the gateway (appended to
+ * the worker's meta, not re-encoded): attempts, retries, fallbacks, the group that answered
+ * and the router's share of the time, from the request's arrival to the dispatch of the
+ * attempt that answered (queueing, back-offs and earlier attempts), for Server-Timing. */
+static void s_route_meta(const rt_job_t *job, lp_msg_t *msg)
 {
+    json_t *meta = lp_msg_meta_add(msg);
+    json_object_set_new(meta, "attempts", json_integer(job->attempts));
+    json_object_set_new(meta, "retries", json_integer(job->retries));
+    json_object_set_new(meta, "fallbacks", json_integer(job->fallbacks));
+    json_object_set_new(meta, "group", json_string(job->group));
     if (job->dispatched_ns)
         json_object_set_new(meta, "router_us",
                             json_integer((job->dispatched_ns - job->received_ns) / 1000));
@@ -90,12 +97,7 @@ static void s_timing_meta(const rt_job_t *job, json_t *meta)
  * cancelled job's last word goes too: it carries the usage the gateway records. */
 static void s_finish(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
 {
-    json_t *meta = lp_msg_meta_rw(*msg);
-    json_object_set_new(meta, "attempts", json_integer(job->attempts));
-    json_object_set_new(meta, "retries", json_integer(job->retries));
-    json_object_set_new(meta, "fallbacks", json_integer(job->fallbacks));
-    json_object_set_new(meta, "group", json_string(job->group));
-    s_timing_meta(job, meta);
+    s_route_meta(job, *msg);
     s_to_gateway(self, job, msg);
     lp_msg_destroy(msg);
     s_job_free(self, job);
@@ -644,12 +646,7 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
         job->started = true;
         if (cmd == LP_CMD_HEAD) {
             /* The stream's headers go now: say what the router did so far. */
-            json_t *meta = lp_msg_meta_rw(*msg);
-            json_object_set_new(meta, "attempts", json_integer(job->attempts));
-            json_object_set_new(meta, "retries", json_integer(job->retries));
-            json_object_set_new(meta, "fallbacks", json_integer(job->fallbacks));
-            json_object_set_new(meta, "group", json_string(job->group));
-            s_timing_meta(job, meta);
+            s_route_meta(job, *msg);
         }
         if (!job->cancelled)
             s_to_gateway(self, job, msg);

@@ -98,6 +98,19 @@ static void test_req_id_format(void)
     lp_msg_destroy(&m);
     CHECK(m == NULL);
     lp_msg_destroy(&m);
+    uint8_t back[LP_REQ_ID_LEN];
+    CHECK(lp_req_id_parse("00112233-4455-6677-8899-aabbccddeeff", back) == 0);
+    CHECK(memcmp(back, s_rid, LP_REQ_ID_LEN) == 0);
+    CHECK(lp_req_id_parse("00112233-4455-6677-8899-AABBCCDDEEFF", back) == 0);
+    CHECK(memcmp(back, s_rid, LP_REQ_ID_LEN) == 0);
+    const char *bad[] = {"",
+                         "00112233-4455-6677-8899-aabbccddeef",
+                         "00112233-4455-6677-8899-aabbccddeeff0",
+                         "0011223344556677-8899-aabbccddeeff",
+                         "00112233-4455-6677-8899-aabbccddeefg",
+                         "00112233_4455-6677-8899-aabbccddeeff"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(lp_req_id_parse(bad[i], back) == -1);
 }
 
 static void test_cmd_names(void)
@@ -359,6 +372,69 @@ static void test_meta_relay(void)
     }
     pair_close(&p);
     CHECK(ok);
+}
+
+/* Relay one raw meta text dealer -> router with additions; returns the text that arrived. */
+static char *relay_with(pair_t *p, const char *meta_text, const char *key, json_t *value,
+                        bool read_after)
+{
+    char err[LP_ERR_LEN];
+    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta_text, "B"};
+    size_t sizes[] = {4, 1, 16, strlen(meta_text), 1};
+    if (send_raw(p->dealer, frames, sizes, 5) < 0)
+        return NULL;
+    lp_msg_t *in = recv_msg(p->router, true, err);
+    if (!in)
+        return NULL;
+    json_object_set_new(lp_msg_meta_add(in), key, value);
+    json_object_set_new(lp_msg_meta_add(in), "attempts", json_integer(1));
+    if (read_after && lp_msg_meta_int(in, key, -7) == -7) {
+        lp_msg_destroy(&in);
+        return NULL;
+    }
+    if (lp_msg_send(&in, p->router) < 0) {
+        lp_msg_destroy(&in);
+        return NULL;
+    }
+    char *text = NULL;
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    for (int i = 0; wait_in(p->dealer, WAIT_MS) && i < 5; i++) {
+        if (zmq_msg_recv(&f, p->dealer, 0) < 0)
+            break;
+        if (i == 3)
+            text = strndup(zmq_msg_data(&f), zmq_msg_size(&f));
+    }
+    zmq_msg_close(&f);
+    return text;
+}
+
+static void test_meta_add_splices(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    /* the received text is kept byte for byte, the members follow it */
+    char *t = relay_with(&p, "{ \"status\" : 200,\"usage\":{\"total_tokens\":3} }", "group",
+                         json_string("g"), false);
+    CHECK_STR(t,
+              "{ \"status\" : 200,\"usage\":{\"total_tokens\":3} ,\"group\":\"g\",\"attempts\":1}");
+    free(t);
+    /* an empty object and an empty frame */
+    t = relay_with(&p, "{}", "group", json_string("g"), false);
+    CHECK_STR(t, "{\"group\":\"g\",\"attempts\":1}");
+    free(t);
+    t = relay_with(&p, "", "group", json_string("g"), false);
+    CHECK_STR(t, "{\"group\":\"g\",\"attempts\":1}");
+    free(t);
+    /* a member the meta has is replaced, never sent twice (receivers reject duplicates) */
+    t = relay_with(&p, "{\"group\":\"old\",\"n\":1}", "group", json_string("new"), false);
+    CHECK_STR(t, "{\"group\":\"new\",\"n\":1,\"attempts\":1}");
+    free(t);
+    /* reading after adding sees the additions */
+    t = relay_with(&p, "{\"n\":1}", "router_us", json_integer(5), true);
+    CHECK_STR(t, "{\"n\":1,\"router_us\":5,\"attempts\":1}");
+    free(t);
+    pair_close(&p);
 }
 
 static void test_share_move_give_body(void)
@@ -635,6 +711,7 @@ int main(void)
     RUN(test_route_back);
     RUN(test_send_unknown_identity);
     RUN(test_meta_relay);
+    RUN(test_meta_add_splices);
     RUN(test_share_move_give_body);
     RUN(test_msg_error);
     RUN(test_recv_empty);
