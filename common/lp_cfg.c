@@ -908,6 +908,7 @@ static void s_deployment_free(lp_deployment_t *d)
     free(d->model);
     free(d->provider_model);
     free(d->api_base);
+    free(d->public_base);
     if (d->api_key) {
         explicit_bzero(d->api_key, strlen(d->api_key));
         free(d->api_key);

@@ -36,18 +36,19 @@ typedef struct {
     const lp_provider_t *provider; /* from the model prefix */
     char *provider_model;          /* model name sent to the provider (after the prefix) */
     char *api_base;                /* configured base, or the provider's default; NULL if none */
-    char *api_key;                 /* secret: never logged or sent to another daemon */
-    char *api_version;             /* e.g. anthropic-version; NULL = provider default */
-    char *id;                      /* model_info.id, else sha256 of the unresolved entry */
-    char *mock_response;           /* litellm_params.mock_response: answer without a call */
-    double weight;                 /* simple-shuffle weight; 0 = not given */
-    long long rpm, tpm;            /* 0 = unlimited */
-    double timeout_s;              /* whole call; 0 = router default */
-    double stream_timeout_s;       /* time to first byte of a stream; 0 = router default */
-    int max_retries;               /* -1 = router default */
-    int order;                     /* priority tier, 0 = none */
-    lp_mode_t mode;                /* model_info.mode */
-    double input_cost_per_token;   /* < 0 = use the price table */
+    char *public_base;       /* api_base as it may be shown (lp_public_bases; NULL until then) */
+    char *api_key;           /* secret: never logged or sent to another daemon */
+    char *api_version;       /* e.g. anthropic-version; NULL = provider default */
+    char *id;                /* model_info.id, else sha256 of the unresolved entry */
+    char *mock_response;     /* litellm_params.mock_response: answer without a call */
+    double weight;           /* simple-shuffle weight; 0 = not given */
+    long long rpm, tpm;      /* 0 = unlimited */
+    double timeout_s;        /* whole call; 0 = router default */
+    double stream_timeout_s; /* time to first byte of a stream; 0 = router default */
+    int max_retries;         /* -1 = router default */
+    int order;               /* priority tier, 0 = none */
+    lp_mode_t mode;          /* model_info.mode */
+    double input_cost_per_token; /* < 0 = use the price table */
     double output_cost_per_token;
     json_t *params; /* other litellm_params (temperature, max_tokens, extra_headers...) */
     json_t *info;   /* model_info as given, for /model/info */

@@ -148,6 +148,36 @@ int lp_clientside_check(const lp_cfg_t *cfg, const lp_deployment_t *d, const jso
     return 1;
 }
 
+char *lp_public_base(const char *base)
+{
+    CURLU *u = base ? curl_url() : NULL;
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    char *out = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_PORT, &port, 0);
+        curl_url_get(u, CURLUPART_PATH, &path, 0);
+        out = lp_asprintf("%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
+                          path && strcmp(path, "/") != 0 ? path : "");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+    return out ? out : lp_strdup("");
+}
+
+void lp_public_bases(lp_cfg_t *cfg)
+{
+    for (size_t i = 0; i < cfg->ndeployments; i++) {
+        lp_deployment_t *d = &cfg->deployments[i];
+        free(d->public_base);
+        d->public_base = lp_public_base(d->api_base);
+    }
+}
+
 lp_deployment_t *lp_clientside_deployment(const lp_deployment_t *d, const lp_clientside_req_t *r)
 {
     lp_deployment_t *own = lp_malloc(sizeof *own);
@@ -164,6 +194,7 @@ lp_deployment_t *lp_clientside_deployment(const lp_deployment_t *d, const lp_cli
         while (n > 0 && own->api_base[n - 1] == '/')
             own->api_base[--n] = '\0';
     }
+    own->public_base = own->api_base ? lp_public_base(own->api_base) : NULL;
     return own;
 }
 
@@ -173,6 +204,7 @@ void lp_clientside_deployment_free(lp_deployment_t **d_p)
     if (!d)
         return;
     free(d->api_base);
+    free(d->public_base);
     if (d->api_key) {
         explicit_bzero(d->api_key, strlen(d->api_key));
         free(d->api_key);

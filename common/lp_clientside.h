@@ -55,4 +55,11 @@ void lp_clientside_deployment_free(lp_deployment_t **d_p);
 /* True when a client-chosen base must not be connected to at addr. */
 bool lp_clientside_blocked(const struct sockaddr *addr);
 
+/* A base URL as it may be shown to clients and in spend rows: scheme, host, port and path,
+ * no credentials, query or fragment; "" when it does not parse. */
+char *lp_public_base(const char *base);
+/* Set public_base of every deployment of cfg (once per load, by the daemon that shows it:
+ * the worker, which links libcurl). */
+void lp_public_bases(lp_cfg_t *cfg);
+
 #endif

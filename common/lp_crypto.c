@@ -35,16 +35,9 @@ void lp_uuid_format(uint8_t b[16], char out[LP_UUID_LEN])
              b[15]);
 }
 
-bool lp_secret_equal(const char *a, const char *b)
+bool lp_sha256_hex_equal(const char a[LP_SHA256_HEX_LEN], const char b[LP_SHA256_HEX_LEN])
 {
-    size_t la = strlen(a), lb = strlen(b);
-    /* Hash both sides so the comparison touches equal-length buffers whatever the inputs. */
-    unsigned char ha[32], hb[32];
-    unsigned int n = 0;
-    if (EVP_Digest(a, la, ha, &n, EVP_sha256(), NULL) != 1 ||
-        EVP_Digest(b, lb, hb, &n, EVP_sha256(), NULL) != 1)
-        return false;
-    return CRYPTO_memcmp(ha, hb, sizeof ha) == 0 && la == lb;
+    return CRYPTO_memcmp(a, b, LP_SHA256_HEX_LEN - 1) == 0;
 }
 
 size_t lp_base64url(const void *data, size_t n, char *out, size_t size)

@@ -57,10 +57,12 @@ gw_auth_t gw_auth_check(gw_req_t *req, bool master_only)
                     "<key>'.");
         return GW_AUTH_REFUSED;
     }
-    bool master = lp_secret_equal(key, req->srv->cfg->master_key);
+    /* One digest per request: the key's hash names it in spend rows and compares, in
+     * constant time, against the master key's. */
     char hash[LP_SHA256_HEX_LEN];
     lp_sha256_hex(key, strlen(key), hash);
     explicit_bzero(key, sizeof key);
+    bool master = lp_sha256_hex_equal(hash, req->srv->master_hash);
     if (master) {
         memcpy(req->key_hash, req->srv->master_hash, LP_SHA256_HEX_LEN);
         req->is_master = true;

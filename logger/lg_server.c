@@ -27,11 +27,18 @@
 /* Records taken per loop turn. */
 #define LG_BATCH 512
 
-/* The records of one turn from one gateway, acknowledged together. */
+/* Acknowledgements wait this long at most, so one ACK covers the records of many turns (a
+ * gateway needs them only to let go of its copies)... */
+#define LG_ACK_MS 20
+/* ...or go at once when this many are waiting. */
+#define LG_ACK_MAX 4096
+
+/* The records of one gateway waiting to be acknowledged together. */
 typedef struct {
     unsigned char identity[256];
     size_t idlen;
-    lp_buf_t ids; /* 16-byte request ids */
+    lp_buf_t ids;  /* 16-byte request ids */
+    size_t synced; /* bytes of ids that are durable; the rest are this turn's */
 } s_ack_t;
 
 struct lg_server {
@@ -41,8 +48,10 @@ struct lg_server {
     lp_loop_t *loop;
     lg_db_t *db;       /* NULL without a database */
     lg_spool_t *spool; /* durable queue in front of the database (NULL without one) */
-    s_ack_t *acks;     /* per sender, this turn */
+    s_ack_t *acks;     /* per sender, waiting for ack_timer */
     size_t nacks;
+    size_t waiting; /* ids in acks */
+    lp_timer_t ack_timer;
     size_t spooled;             /* records added to the spool this turn */
     unsigned long long refused; /* records not acknowledged because the spool was full */
     lg_summary_t *summary;
@@ -109,6 +118,35 @@ static void s_send_acks(lg_server_t *self)
     for (size_t i = 0; i < self->nacks; i++)
         lp_buf_free(&self->acks[i].ids);
     self->nacks = 0;
+    self->waiting = 0;
+    lp_timer_stop(self->loop, &self->ack_timer);
+}
+
+static int s_on_ack_timer(lp_loop_t *loop, lp_timer_t *timer, void *arg)
+{
+    LP_UNUSED(loop);
+    LP_UNUSED(timer);
+    s_send_acks(arg);
+    return 0;
+}
+
+/* End of a turn: its records are durable (ok) or not (their ids are forgotten, the gateways
+ * resend them); the acknowledgements go within LG_ACK_MS. */
+static void s_turn_acks(lg_server_t *self, bool ok)
+{
+    self->waiting = 0;
+    for (size_t i = 0; i < self->nacks; i++) {
+        s_ack_t *a = &self->acks[i];
+        if (ok)
+            a->synced = a->ids.len;
+        else
+            a->ids.len = a->synced;
+        self->waiting += a->ids.len / LP_REQ_ID_LEN;
+    }
+    if (self->waiting >= LG_ACK_MAX)
+        s_send_acks(self);
+    else if (self->waiting && !lp_timer_active(&self->ack_timer))
+        lp_timer_start(self->loop, &self->ack_timer, LG_ACK_MS, s_on_ack_timer, self);
 }
 
 /* One record (a line of a RECORD body): spooled (or printed), then acknowledged. */
@@ -371,16 +409,14 @@ static int s_on_socket(lp_loop_t *loop, void *socket, void *arg)
         if (lg_spool_sync(self->spool) < 0) {
             log_errno("spool write failed; %zu record(s) not acknowledged (gateways resend)",
                       self->spooled);
-            for (size_t i = 0; i < self->nacks; i++)
-                lp_buf_free(&self->acks[i].ids);
-            self->nacks = 0;
             self->spooled = 0;
+            s_turn_acks(self, false);
             return 0;
         }
         lg_db_added(self->db, self->spooled);
         self->spooled = 0;
     }
-    s_send_acks(self);
+    s_turn_acks(self, true);
     return 0;
 }
 
@@ -483,6 +519,7 @@ void lg_server_destroy(lg_server_t **self_p)
     if (self->loop) {
         lp_timer_stop(self->loop, &self->summary_timer);
         lp_timer_stop(self->loop, &self->reset_timer);
+        lp_timer_stop(self->loop, &self->ack_timer);
     }
     lg_summary_destroy(&self->summary);
     for (size_t i = 0; i < self->nacks; i++)
@@ -508,6 +545,7 @@ int lg_server_run(lg_server_t *self)
     int rc = lp_loop_run(self->loop);
     /* Records already received but not yet delivered to us stay in ZeroMQ; take them. */
     s_on_socket(self->loop, self->socket, self);
+    s_send_acks(self);
     if (self->db) {
         size_t left = lg_db_flush_blocking(self->db, LG_STOP_FLUSH_MS);
         const lg_db_stats_t *st = lg_db_stats(self->db);

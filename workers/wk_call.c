@@ -51,30 +51,6 @@ void wk_call_free(wk_job_t *job)
     free(job);
 }
 
-/* The deployment's base URL as it may be shown to clients: no credentials, no query. */
-static char *s_public_base(const char *base)
-{
-    if (!base)
-        return lp_strdup("");
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
-    char *out = NULL;
-    if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        curl_url_get(u, CURLUPART_PORT, &port, 0);
-        curl_url_get(u, CURLUPART_PATH, &path, 0);
-        out = lp_asprintf("%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
-                          path && strcmp(path, "/") != 0 ? path : "");
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_url_cleanup(u);
-    return out ? out : lp_strdup("");
-}
-
 /* What every HEAD, END and ERROR says about where the call went and how long it took. */
 static void s_describe(wk_job_t *job, json_t *meta)
 {
@@ -87,11 +63,8 @@ static void s_describe(wk_job_t *job, json_t *meta)
     json_object_set_new(meta, "worker", json_string(wk_server_name(s_srv(job))));
     if (job->own) /* the client's upstream: its outcome says nothing of the deployment */
         json_object_set_new(meta, "clientside", json_true());
-    if (!job->mocked) {
-        char *base = s_public_base(d->api_base);
-        json_object_set_new(meta, "api_base", lp_json_text(base));
-        free(base);
-    }
+    if (!job->mocked)
+        json_object_set_new(meta, "api_base", lp_json_text(d->public_base ? d->public_base : ""));
     int64_t now = lp_mono_ns();
     int64_t upstream_us = job->start_ns ? (now - job->start_ns) / 1000 : 0;
     if (job->start_ns) {
@@ -647,6 +620,7 @@ static int s_test_start(wk_job_t *job, lp_msg_t *msg, wk_fail_t *fail)
     free(text);
     if (!cfg)
         return wk_fail(fail, 400, "invalid_litellm_params", false, "%s", err);
+    lp_public_bases(cfg);
     lp_cfg_destroy(&job->cfg);
     job->cfg = cfg;
     job->d = &cfg->deployments[0];

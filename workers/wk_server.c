@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "lp_buf.h"
+#include "lp_clientside.h"
 #include "lp_daemon.h"
 #include "lp_json.h"
 #include "lp_log.h"
@@ -222,6 +223,7 @@ static int s_on_signal(lp_loop_t *loop, int signo, void *arg)
          * started with (lp_cfg_ref) until they end. */
         lp_cfg_t *cfg = self->config_path ? lp_daemon_reload(self->config_path) : NULL;
         if (cfg) {
+            lp_public_bases(cfg);
             lp_cfg_destroy(&self->cfg);
             self->cfg = cfg;
             log_info("SIGHUP: config reloaded: %zu deployment(s)", cfg->ndeployments);
@@ -249,6 +251,7 @@ wk_server_t *wk_server_new(lp_cfg_t **cfg, lp_prices_t **prices, const char *rou
     wk_server_t *self = lp_calloc(1, sizeof *self);
     self->cfg = *cfg;
     *cfg = NULL;
+    lp_public_bases(self->cfg);
     self->prices = *prices;
     *prices = NULL;
     self->capacity = capacity;

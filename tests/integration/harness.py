@@ -395,10 +395,11 @@ class Stack:
     def stop(self):
         self.http.close()
         errors = []
-        # Gateway first (it flushes records), logger last (it writes them).
-        order = [n for n in self.procs if n.startswith("gateway")] + \
-            [n for n in self.procs if n.startswith("worker")] + \
-            ["router", "logger"]
+        # Gateways first (they flush records), loggers last (they write them); every
+        # process a test started is stopped.
+        first = [n for n in self.procs if n.startswith("gateway")] + \
+            [n for n in self.procs if n.startswith("worker")] + ["router"]
+        order = first + [n for n in self.procs if n not in first]
         for name in order:
             proc = self.procs.get(name)
             if not proc:

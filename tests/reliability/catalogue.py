@@ -247,8 +247,9 @@ CATALOGUE = [
         "test_foundation.py:test_config_errors_name_file_line_and_key"],
      "gap": "Unknown config keys are warnings (LiteLLM compatibility), not fatal."},
     {"id": "S-8", "what": "constant-time key comparison (dudect)", "tests": [],
-     "gap": "Not covered: no dudect harness; the master key is compared by CRYPTO_memcmp of "
-            "both sides' SHA-256 (lp_secret_equal) and virtual keys are looked up by digest."},
+     "gap": "Not covered: no dudect harness; the presented key's SHA-256 is compared with the "
+            "master key's by CRYPTO_memcmp (lp_sha256_hex_equal) and virtual keys are looked up "
+            "by digest."},
     # 3.5 Fuzzing
     {"id": "Z-1", "what": "request parsing and validation", "tests": ["fuzz/request", "fuzz/json"]},
     {"id": "Z-2", "what": "SSE framing per provider", "tests": [

@@ -312,14 +312,14 @@ static void test_sha256(void)
     CHECK(strlen(hex) == 64);
 }
 
-static void test_secret_equal(void)
+static void test_sha256_hex_equal(void)
 {
-    CHECK(lp_secret_equal("sk-abcdef", "sk-abcdef"));
-    CHECK(!lp_secret_equal("sk-abcdef", "sk-abcdeg"));
-    CHECK(!lp_secret_equal("sk-abcdef", "sk-abcdefg"));
-    CHECK(!lp_secret_equal("sk-abcdefg", "sk-abcdef"));
-    CHECK(!lp_secret_equal("", "x"));
-    CHECK(lp_secret_equal("", ""));
+    char h1[LP_SHA256_HEX_LEN], h2[LP_SHA256_HEX_LEN], h3[LP_SHA256_HEX_LEN];
+    lp_sha256_hex("sk-abcdef", 9, h1);
+    lp_sha256_hex("sk-abcdef", 9, h2);
+    lp_sha256_hex("sk-abcdeg", 9, h3);
+    CHECK(lp_sha256_hex_equal(h1, h2));
+    CHECK(!lp_sha256_hex_equal(h1, h3));
 }
 
 static void test_base64url(void)
@@ -631,7 +631,7 @@ int main(void)
     RUN(test_map_each);
     RUN(test_map_values_and_remove_if);
     RUN(test_sha256);
-    RUN(test_secret_equal);
+    RUN(test_sha256_hex_equal);
     RUN(test_base64url);
     RUN(test_uuid_format);
     RUN(test_random_bytes);
