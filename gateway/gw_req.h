@@ -19,6 +19,8 @@
 
 /* Longest request URL accepted (414 past it). */
 #define GW_URL_MAX 8192
+/* A suspended request's client socket is watched for a hang-up once the wait is this long. */
+#define GW_WATCH_AFTER_MS 50
 /* Bytes MHD asks the stream reader for at most per call. */
 #define GW_STREAM_BLOCK (8 * 1024)
 
@@ -96,6 +98,7 @@ struct gw_req {
     lp_msg_t *head;           /* the HEAD (its meta describes the deployment) */
     bool suspended;           /* the connection is suspended (waiting, or the reader is starved) */
     int watch_fd;             /* client socket watched for hang-up while suspended, -1 when not */
+    lp_timer_t watch_timer;   /* starts the watch when a suspension outlasts GW_WATCH_AFTER_MS */
     bool client_gone;         /* the client hung up before the answer was complete */
     struct gw_health *health; /* GET /health: the checks in flight (owned) */
     /* Requests answered from a logger read: shapes the reply (NULL = relay it as is). */
