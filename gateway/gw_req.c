@@ -340,8 +340,7 @@ void gw_req_suspend(gw_req_t *self)
     MHD_suspend_connection(self->conn);
     self->suspended = true;
     /* Most answers come sooner: they cost no epoll_ctl pair. */
-    lp_timer_start(self->srv->loop, &self->watch_timer, GW_WATCH_AFTER_MS, s_on_watch_timer,
-                   self);
+    lp_timer_start(self->srv->loop, &self->watch_timer, GW_WATCH_AFTER_MS, s_on_watch_timer, self);
 }
 
 void gw_req_resume(gw_req_t *self)

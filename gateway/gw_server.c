@@ -255,13 +255,20 @@ static int s_on_heartbeat(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     return 0;
 }
 
+/* One libmicrohttpd pass. The usage records gathered so far go to ZeroMQ first: among them
+ * those of answers this pass may write, so a gateway killed mid-write loses no record. */
+static void s_httpd(gw_server_t *self)
+{
+    gw_outbox_flush(self->outbox);
+    MHD_run(self->httpd);
+}
+
 static int s_on_httpd(lp_loop_t *loop, int fd, uint32_t events, void *arg)
 {
     LP_UNUSED(loop);
     LP_UNUSED(fd);
     LP_UNUSED(events);
-    gw_server_t *self = arg;
-    MHD_run(self->httpd);
+    s_httpd(arg);
     return 0;
 }
 
@@ -269,8 +276,7 @@ static int s_on_httpd_timer(lp_loop_t *loop, lp_timer_t *timer, void *arg)
 {
     LP_UNUSED(loop);
     LP_UNUSED(timer);
-    gw_server_t *self = arg;
-    MHD_run(self->httpd);
+    s_httpd(arg);
     return 0;
 }
 
@@ -290,7 +296,7 @@ static int64_t s_run_httpd(gw_server_t *self, lp_loop_t *loop)
             return -1;
         }
         self->resumed = false;
-        MHD_run(self->httpd);
+        s_httpd(self);
     }
     return 0; /* still busy: poll without sleeping and come back */
 }
@@ -298,10 +304,8 @@ static int64_t s_run_httpd(gw_server_t *self, lp_loop_t *loop)
 static int64_t s_before_sleep(lp_loop_t *loop, void *arg)
 {
     gw_server_t *self = arg;
-    /* This turn's usage records go first: those of answers about to be written too. */
-    gw_outbox_flush(self->outbox);
     int64_t sleep_ms = s_run_httpd(self, loop);
-    gw_outbox_flush(self->outbox);
+    gw_outbox_flush(self->outbox); /* what the passes recorded: nothing waits past the turn */
     return sleep_ms;
 }
 
