@@ -1,7 +1,10 @@
 #define LP_LOG_MODULE "daemon"
 #include "lp_daemon.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <signal.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -9,6 +12,24 @@
 
 /* The level chosen at start (SIGUSR2 returns to it). */
 static lp_log_level_t s_start_level = LP_LOG_INFO;
+
+/* --sched: the daemons pass each message through up to four threads; with the default
+ * policy each wake-up preempts the sender, with SCHED_BATCH the sender finishes its turn
+ * first (docs/ARCHITECTURE.md has the figures). */
+static int s_sched(const char *policy)
+{
+    if (strcmp(policy, "other") == 0)
+        return 0;
+    if (strcmp(policy, "batch") != 0) {
+        log_error("--sched/LP_SCHED: '%s' is not batch or other", policy);
+        return -1;
+    }
+    struct sched_param param = {0};
+    if (sched_setscheduler(0, SCHED_BATCH, &param) < 0)
+        log_warn("--sched batch: sched_setscheduler: %s (running with the default policy)",
+                 strerror(errno));
+    return 0;
+}
 
 static void s_log_warnings(const lp_cfg_t *cfg)
 {
@@ -35,6 +56,8 @@ int lp_daemon_start(int argc, char **argv, const char *name, const char *summary
         return -1;
     }
     lp_log_set_level(lvl);
+    if (s_sched(lp_opts_get(opts, nopts, "sched")) < 0)
+        return -1;
     const char *path = lp_opts_get(opts, nopts, "config");
     lp_cfg_t *cfg = lp_cfg_load(path, err);
     if (!cfg) {

@@ -14,11 +14,16 @@
 /* The options every daemon has; put them first in its table. */
 #define LP_DAEMON_OPTS                                                                             \
     {"config", "CONFIG", LP_DEFAULT_CONFIG, "LiteLLM config file", NULL},                          \
+        {"log-level", "LITELLM_LOG", NULL, "error, warn, info or debug", NULL},                    \
     {                                                                                              \
-        "log-level", "LITELLM_LOG", NULL, "error, warn, info or debug", NULL                       \
+        "sched", "LP_SCHED", "batch",                                                              \
+            "CPU scheduling: batch (SCHED_BATCH: fewer context switches between the daemons) or "  \
+            "other (the kernel's default)",                                                        \
+            NULL                                                                                   \
     }
 
-/* Parse options, start logging as `name`, load the config (warnings logged once).
+/* Parse options, start logging as `name`, set the scheduling policy (before any thread
+ * starts: ZeroMQ's I/O thread inherits it), load the config (warnings logged once).
  * Returns 0 to run, 1 to exit 0 (--help), -1 to exit with status 1 or 2 (already logged). */
 LP_MUSTCHECK int lp_daemon_start(int argc, char **argv, const char *name, const char *summary,
                                  lp_opt_t *opts, size_t nopts, lp_cfg_t **cfg_out);
