@@ -516,7 +516,8 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, const gw_listen
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)listen->port, NULL,
         NULL, gw_http_access, self, MHD_OPTION_NOTIFY_COMPLETED, gw_http_completed, self,
         MHD_OPTION_NOTIFY_CONNECTION, gw_conn_notify, self, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)GW_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)GW_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)GW_CONNECTION_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
         listen->max_connections + GW_CONNECTION_SLACK, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         listen->max_per_ip, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER,
         s_mhd_log, self, MHD_OPTION_END);

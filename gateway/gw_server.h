@@ -22,6 +22,10 @@
  * 503 and closed; past both, new connections wait in the kernel's listen queue. */
 #define GW_CONNECTION_LIMIT 10000
 #define GW_CONNECTION_SLACK 512
+/* libmicrohttpd's memory per connection (its default is 32 KiB): request line and headers
+ * (larger ones are answered 431, as uvicorn's 16 KiB h11 limit does for LiteLLM) and the
+ * send buffer. Held streams cost about this much each. */
+#define GW_CONNECTION_MEMORY (16 * 1024)
 /* Redis command deadline: a slower Redis counts as down (the in-process fallback runs). */
 #define GW_REDIS_TIMEOUT_MS 200
 /* Slack added to the longest a request may legitimately take before the gateway gives up. */
