@@ -131,13 +131,24 @@ json_t *lp_json_parse(const char *data, size_t len, char *err)
     return v;
 }
 
+static int s_dump_to_buf(const char *text, size_t size, void *buf)
+{
+    lp_buf_append(buf, text, size);
+    return 0;
+}
+
+void lp_json_dump_to(lp_buf_t *out, const json_t *value)
+{
+    /* Straight into the buffer: json_dumps would build a copy and then duplicate it. */
+    int rc = json_dump_callback(value, s_dump_to_buf, out, JSON_COMPACT | JSON_ENCODE_ANY);
+    lp_assert(rc == 0);
+}
+
 char *lp_json_dump(const json_t *value, size_t *len)
 {
-    char *s = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-    lp_assert(s != NULL);
-    if (len)
-        *len = strlen(s);
-    return s;
+    lp_buf_t b = {0};
+    lp_json_dump_to(&b, value);
+    return lp_buf_steal(&b, len);
 }
 
 const char *lp_error_type(int status)

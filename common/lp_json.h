@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lp_buf.h"
 #include "lp_util.h"
 
 /* Deepest JSON nesting accepted from outside (clients, providers): bounds parser recursion. */
@@ -34,6 +35,8 @@ json_t *lp_json_text(const char *s);
 json_t *lp_json_parse(const char *data, size_t len, char *err);
 /* Compact serialisation into a new string (caller frees); length in *len when not NULL. */
 char *lp_json_dump(const json_t *value, size_t *len);
+/* The same, appended to out. */
+void lp_json_dump_to(lp_buf_t *out, const json_t *value);
 
 /* The error "type" OpenAI uses for an HTTP status. */
 const char *lp_error_type(int status);

@@ -239,11 +239,9 @@ size_t wk_prompt_bytes(const json_t *req)
 
 void wk_sse_emit(lp_buf_t *out, const json_t *value)
 {
-    char *text = lp_json_dump(value, NULL);
     lp_buf_puts(out, "data: ");
-    lp_buf_puts(out, text);
+    lp_json_dump_to(out, value);
     lp_buf_puts(out, "\n\n");
-    free(text);
 }
 
 void wk_stream_usage(const wk_job_t *job, long long *prompt, long long *completion,
