@@ -75,7 +75,7 @@ static bool s_flush(gw_outbox_t *self)
     return false;
 }
 
-/* Add one record to the batch going out at the end of the turn. */
+/* Add one record to the batch going out at the end of the turn (or now, when it is big). */
 static bool s_push(gw_outbox_t *self, s_entry_t *e)
 {
     e->sent_ns = lp_mono_ns();
@@ -91,9 +91,9 @@ static int s_on_tick(lp_loop_t *loop, lp_timer_t *timer, void *arg)
     for (int i = 0; i < GW_RESEND_BATCH && self->head && self->head->sent_ns < cutoff; i++) {
         s_entry_t *e = self->head;
         s_unlink(self, e);
-        bool sent = s_push(self, e);
         s_append(self, e);
-        if (!sent)
+        /* The first goes alone: with no logger connected the tick stops there. */
+        if (!s_push(self, e) || (i == 0 && !s_flush(self)))
             break; /* no logger connected: try again next tick */
         self->stats.resent++;
     }

@@ -123,8 +123,9 @@ enum MHD_Result gw_req_queue(gw_req_t *self);
 /* Value of a request header (case-insensitive), or NULL. Borrowed from MHD. */
 const char *gw_req_header(gw_req_t *self, const char *name);
 
-/* Suspend the connection while the answer is not there, watching the client socket so a
- * hang-up is noticed at once (MHD does not see one on a suspended connection). */
+/* Suspend the connection while the answer is not there; past GW_WATCH_AFTER_MS the client
+ * socket is watched so a hang-up is noticed (MHD does not see one on a suspended
+ * connection). */
 void gw_req_suspend(gw_req_t *self);
 /* Resume a suspended connection (no-op otherwise); MHD runs it before the loop sleeps. */
 void gw_req_resume(gw_req_t *self);

@@ -573,6 +573,8 @@ void gw_server_destroy(gw_server_t **self_p)
     }
     if (self->pending && self->loop)
         gw_pending_flush(self);
+    if (self->outbox)
+        gw_outbox_flush(self->outbox); /* the records made just now go as they always did */
     lp_map_destroy(&self->pending);
     lp_map_destroy(&self->health);
     lp_map_destroy(&self->inflight);

@@ -52,8 +52,9 @@ struct lg_server {
     size_t nacks;
     size_t waiting; /* ids in acks */
     lp_timer_t ack_timer;
-    size_t spooled;             /* records added to the spool this turn */
-    unsigned long long refused; /* records not acknowledged because the spool was full */
+    size_t spooled;               /* records added to the spool this turn */
+    unsigned long long refused;   /* records not acknowledged because the spool was full */
+    unsigned long long malformed; /* RECORD lines that were not usage records */
     lg_summary_t *summary;
     lp_timer_t reset_timer; /* budget resets of virtual keys */
     double summary_s;       /* 0 = no summary lines */
@@ -157,8 +158,11 @@ static void s_on_record(lg_server_t *self, lp_msg_t *msg, const char *line, size
     json_t *rec = lp_json_parse(line, len, err);
     const char *rid = json_is_object(rec) ? lp_json_str(rec, "request_id") : NULL;
     if (!rid || lp_req_id_parse(rid, id) < 0) {
-        /* Without its id it cannot be acknowledged, and resending could not fix it. */
-        log_warn("dropping a malformed usage record: %s", rec ? "not a usage record" : err);
+        /* Without its id it cannot be acknowledged (a sender resends it: said once per
+         * 1000), and resending could not fix it. */
+        if (self->malformed++ % 1000 == 0)
+            log_warn("dropping a malformed usage record (%llu so far): %s", self->malformed,
+                     rec ? "not a usage record" : err);
         json_decref(rec);
         return;
     }

@@ -209,7 +209,11 @@ static void s_splice_extra(lp_msg_t *self)
     bool members = self->meta && json_object_size(self->meta) > 0;
     size_t keep = end - 1, len = keep + (members ? 1 : 0) + add_len - 1;
     zmq_msg_t out;
-    zmq_msg_init_size(&out, len);
+    if (zmq_msg_init_size(&out, len) < 0) {
+        free(add);
+        s_merge_extra(self); /* no memory for the copy: re-encode on send instead */
+        return;
+    }
     char *o = zmq_msg_data(&out);
     memcpy(o, raw, keep);
     if (members)
@@ -218,6 +222,8 @@ static void s_splice_extra(lp_msg_t *self)
     free(add);
     zmq_msg_move(&self->meta_raw, &out); /* releases the received text */
     zmq_msg_close(&out);
+    /* The object says the same as the text now (a message whose send failed stays whole). */
+    json_object_update(self->meta, self->extra);
     json_decref(self->extra);
     self->extra = NULL;
 }
@@ -370,13 +376,15 @@ json_t *lp_msg_meta_rw(lp_msg_t *self)
     return self->meta;
 }
 
-json_t *lp_msg_meta_add(lp_msg_t *self)
+void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value)
 {
-    if (self->meta_dirty)
-        return self->meta;
+    if (self->meta_dirty) {
+        json_object_set_new(self->meta, key, value);
+        return;
+    }
     if (!self->extra)
         self->extra = json_object();
-    return self->extra;
+    json_object_set_new(self->extra, key, value);
 }
 
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key)

@@ -54,10 +54,11 @@ void lp_msg_move_identity(lp_msg_t *self, lp_msg_t *src);
 const json_t *lp_msg_meta(lp_msg_t *self);
 /* Meta object to modify (borrowed); it is re-encoded on send. */
 json_t *lp_msg_meta_rw(lp_msg_t *self);
-/* An object (borrowed) whose members are added to the meta on send: appended to the
- * received meta text, which is not re-encoded (a relay's cheap path); a member the meta
- * already has is replaced. Reading the meta afterwards sees them. */
-json_t *lp_msg_meta_add(lp_msg_t *self);
+/* Add the member key = value (reference taken) to the meta, the relay's cheap path: on send
+ * it is appended to the received meta text, which is not re-encoded (a member the meta
+ * already has is replaced instead, so no key appears twice). Reading the meta afterwards
+ * sees it. */
+void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value);
 /* Shorthands for meta members. */
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key);
 long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def);

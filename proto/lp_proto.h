@@ -1,11 +1,11 @@
 /* lp_proto: constants of the llm-proxy wire protocol (see PROTOCOL.md). Every message is
- *   [identity] "LPX1" | cmd (1 byte) | req_id (16 bytes or empty) | meta (JSON or empty) | body
+ *   [identity] "LPX2" | cmd (1 byte) | req_id (16 bytes or empty) | meta (JSON or empty) | body
  * The signature carries the major version; a breaking change bumps it. */
 #ifndef LP_PROTO_H
 #define LP_PROTO_H
 
 /* Protocol id and major version, frame 0 of every message. */
-#define LP_PROTO_SIGNATURE     "LPX1"
+#define LP_PROTO_SIGNATURE     "LPX2"
 #define LP_PROTO_SIGNATURE_LEN 4
 /* Request ids are 16 random bytes (a version-4 UUID). */
 #define LP_REQ_ID_LEN 16

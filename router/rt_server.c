@@ -83,14 +83,13 @@ static void s_to_gateway(rt_server_t *self, rt_job_t *job, lp_msg_t **msg)
  * attempt that answered (queueing, back-offs and earlier attempts), for Server-Timing. */
 static void s_route_meta(const rt_job_t *job, lp_msg_t *msg)
 {
-    json_t *meta = lp_msg_meta_add(msg);
-    json_object_set_new(meta, "attempts", json_integer(job->attempts));
-    json_object_set_new(meta, "retries", json_integer(job->retries));
-    json_object_set_new(meta, "fallbacks", json_integer(job->fallbacks));
-    json_object_set_new(meta, "group", json_string(job->group));
+    lp_msg_meta_add(msg, "attempts", json_integer(job->attempts));
+    lp_msg_meta_add(msg, "retries", json_integer(job->retries));
+    lp_msg_meta_add(msg, "fallbacks", json_integer(job->fallbacks));
+    lp_msg_meta_add(msg, "group", json_string(job->group));
     if (job->dispatched_ns)
-        json_object_set_new(meta, "router_us",
-                            json_integer((job->dispatched_ns - job->received_ns) / 1000));
+        lp_msg_meta_add(msg, "router_us",
+                        json_integer((job->dispatched_ns - job->received_ns) / 1000));
 }
 
 /* Relay the job's last word (END or ERROR) with what the router did, and free the job. A

@@ -388,6 +388,35 @@ def test_summary_lines(env):
         stack.stop()
 
 
+def test_concurrent_records_batched_exactly_once(env):
+    """Records of one gateway turn travel together (one RECORD, one line each) and the logger
+    acknowledges them gathered: under 16 concurrent connections every answer still has
+    exactly one row and one printed line, every record is acknowledged and none resent."""
+    stack = Stack(env, _cfg(env), db_url=env.pg.url)
+    try:
+        load = Load(stack, threads=16, tag="batch")
+        time.sleep(2.0)
+        ids = load.stop()
+        check(len(ids) >= 200 and load.other == 0,
+              "answers under load: %d ok, %d other" % (len(ids), load.other))
+        _exactly(env.pg, ids, "batch")
+
+        def lines():
+            return [ln for ln in stack.logger_lines() if " req=" in ln]
+        wait_for(lambda: len(lines()) >= len(ids), what="a line per answer")
+        printed = sorted(ln.split("req=")[1].split()[0] for ln in lines())
+        check_eq(printed, sorted(ids), "one line per answer")
+
+        def metrics():
+            m = _prom(stack.http.request("GET", "/metrics")[2].decode())
+            return m if m.get(("llmproxy_usage_records_pending", frozenset())) == 0 else None
+        m = wait_for(metrics, what="every record acknowledged")
+        check(m[("llmproxy_usage_records_acked_total", frozenset())] >= len(ids), "acked")
+        check_eq(m[("llmproxy_usage_records_resent_total", frozenset())], 0, "records resent")
+    finally:
+        stack.stop()
+
+
 def test_two_loggers_share_the_records(env):
     pg = env.pg
     stack = Stack(env, _cfg(env), db_url=pg.url)

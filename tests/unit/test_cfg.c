@@ -1392,6 +1392,40 @@ static void test_clientside_addresses(void)
         CHECK_WHY(blocked(yes[i]) == 0, yes[i]);
 }
 
+/* What the proxy shows of a base (headers, meta, spend rows): never credentials or query. */
+static void test_public_base(void)
+{
+    const char *cases[][2] = {
+        {"https://user:secret@api.example.com:8443/v1?key=sk-x#frag",
+         "https://api.example.com:8443/v1"},
+        {"http://127.0.0.1:9000/", "http://127.0.0.1:9000"},
+        {"https://api.openai.com/v1", "https://api.openai.com/v1"},
+        {"not a url", ""},
+    };
+    for (size_t i = 0; i < LP_ARRAY_LEN(cases); i++) {
+        char *got = lp_public_base(cases[i][0]);
+        CHECK_STR(got, cases[i][1]);
+        free(got);
+    }
+    char *none = lp_public_base(NULL);
+    CHECK_STR(none, "");
+    free(none);
+    char err[LP_ERR_LEN];
+    lp_cfg_t *cfg = lp_cfg_load_string("general_settings: {master_key: sk-test-master-key-123}\n"
+                                       "model_list:\n"
+                                       "  - model_name: g\n"
+                                       "    litellm_params: {model: openai/m, api_base: "
+                                       "'https://u:p@h.example/v1?x=1'}\n",
+                                       "t", err);
+    CHECK(cfg != NULL);
+    if (cfg) {
+        CHECK(cfg->deployments[0].public_base == NULL);
+        lp_public_bases(cfg);
+        CHECK_STR(cfg->deployments[0].public_base, "https://h.example/v1");
+        lp_cfg_destroy(&cfg);
+    }
+}
+
 int main(void)
 {
     RUN(test_full_config);
@@ -1421,6 +1455,7 @@ int main(void)
     RUN(test_env_files);
     RUN(test_clientside_rules);
     RUN(test_clientside_addresses);
+    RUN(test_public_base);
     json_decref(s_body);
     unsetenv("TEST_CFG_EV_KEY");
     return th_report();

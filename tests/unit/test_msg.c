@@ -386,8 +386,8 @@ static char *relay_with(pair_t *p, const char *meta_text, const char *key, json_
     lp_msg_t *in = recv_msg(p->router, true, err);
     if (!in)
         return NULL;
-    json_object_set_new(lp_msg_meta_add(in), key, value);
-    json_object_set_new(lp_msg_meta_add(in), "attempts", json_integer(1));
+    lp_msg_meta_add(in, key, value);
+    lp_msg_meta_add(in, "attempts", json_integer(1));
     if (read_after && lp_msg_meta_int(in, key, -7) == -7) {
         lp_msg_destroy(&in);
         return NULL;
@@ -434,6 +434,34 @@ static void test_meta_add_splices(void)
     t = relay_with(&p, "{\"n\":1}", "router_us", json_integer(5), true);
     CHECK_STR(t, "{\"n\":1,\"router_us\":5,\"attempts\":1}");
     free(t);
+
+    /* a send that fails leaves the message whole: the meta reads what was added, and adding
+     * the same member again replaces it (never sent twice) */
+    char err[LP_ERR_LEN];
+    const char *text = "{\"n\":1}";
+    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, text, "B"};
+    size_t sizes[] = {4, 1, 16, strlen(text), 1};
+    CHECK(send_raw(p.dealer, frames, sizes, 5) == 0);
+    lp_msg_t *in = recv_msg(p.router, true, err);
+    CHECK(in != NULL);
+    size_t idlen = 0;
+    const void *id = lp_msg_identity(in, &idlen);
+    unsigned char dealer_id[256];
+    memcpy(dealer_id, id, idlen);
+    int one = 1;
+    zmq_setsockopt(p.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    lp_msg_set_identity(in, "nobody", 6);
+    lp_msg_meta_add(in, "attempts", json_integer(1));
+    CHECK(lp_msg_send(&in, p.router) == -1 && in != NULL);
+    CHECK(lp_msg_meta_int(in, "attempts", 0) == 1);
+    lp_msg_meta_add(in, "attempts", json_integer(2));
+    lp_msg_set_identity(in, dealer_id, idlen);
+    CHECK(lp_msg_send(&in, p.router) == 0);
+    lp_msg_t *back = recv_msg(p.dealer, false, err);
+    CHECK(back != NULL);
+    CHECK(lp_msg_meta_int(back, "attempts", 0) == 2 && lp_msg_meta_int(back, "n", 0) == 1);
+    lp_msg_destroy(&back);
+    lp_msg_destroy(&in);
     pair_close(&p);
 }
 
