@@ -1,6 +1,7 @@
 #include "lp_msg.h"
 
 #include <errno.h>
+#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -57,6 +58,245 @@ const char *lp_cmd_name(int cmd)
                                   "HEAD",   "CHUNK", "END",       "ERROR",      "CANCEL",
                                   "RECORD", "ACK",   "CREDIT",    "QUERY"};
     return cmd >= 0 && (size_t)cmd < LP_ARRAY_LEN(names) ? names[cmd] : "?";
+}
+
+/* ---- the meta frame: a MessagePack map (PROTOCOL.md), read into and written from jansson
+ * values, so every daemon keeps the json_t API while no JSON text is lexed or written ---- */
+
+static void s_pack(msgpack_packer *pk, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        msgpack_pack_map(pk, json_object_size(v));
+        const char *key;
+        json_t *x;
+        json_object_foreach((json_t *)v, key, x)
+        {
+            size_t n = strlen(key);
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, key, n);
+            s_pack(pk, x);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        msgpack_pack_array(pk, json_array_size(v));
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) s_pack(pk, x);
+        break;
+    }
+    case JSON_STRING: {
+        size_t n = json_string_length(v);
+        msgpack_pack_str(pk, n);
+        msgpack_pack_str_body(pk, json_string_value(v), n);
+        break;
+    }
+    case JSON_INTEGER:
+        msgpack_pack_int64(pk, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        msgpack_pack_double(pk, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        msgpack_pack_true(pk);
+        break;
+    case JSON_FALSE:
+        msgpack_pack_false(pk);
+        break;
+    default:
+        msgpack_pack_nil(pk);
+        break;
+    }
+}
+
+char *lp_meta_encode(const json_t *meta, size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    s_pack(&pk, meta);
+    *len = sb.size;
+    return msgpack_sbuffer_release(&sb); /* malloc'd: the caller frees */
+}
+
+/* A MessagePack string as jansson takes it: UTF-8 without NUL (as the JSON meta was). */
+static bool s_text_ok(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_STR && !memchr(o->via.str.ptr, 0, o->via.str.size);
+}
+
+static json_t *s_unpack(const msgpack_object *o, char *err)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_MAP: {
+        json_t *m = json_object();
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (!s_text_ok(&kv->key)) {
+                lp_err_set(err, "a map key that is not a UTF-8 string");
+                json_decref(m);
+                return NULL;
+            }
+            const char *k = kv->key.via.str.ptr;
+            size_t klen = kv->key.via.str.size;
+            if (json_object_getn(m, k, klen)) {
+                lp_err_set(err, "duplicate key '%.*s'", (int)LP_MIN(klen, 40), k);
+                json_decref(m);
+                return NULL;
+            }
+            json_t *v = s_unpack(&kv->val, err);
+            if (!v || json_object_setn_new(m, k, klen, v) < 0) {
+                if (v)
+                    lp_err_set(err, "a map key that is not UTF-8");
+                json_decref(m);
+                return NULL;
+            }
+        }
+        return m;
+    }
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            json_t *v = s_unpack(&o->via.array.ptr[i], err);
+            if (!v) {
+                json_decref(a);
+                return NULL;
+            }
+            json_array_append_new(a, v);
+        }
+        return a;
+    }
+    case MSGPACK_OBJECT_STR: {
+        json_t *v = s_text_ok(o) ? json_stringn(o->via.str.ptr, o->via.str.size) : NULL;
+        if (!v)
+            lp_err_set(err, "a string that is not UTF-8 without NUL");
+        return v;
+    }
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > (uint64_t)INT64_MAX) {
+            lp_err_set(err, "an integer past 2^63");
+            return NULL;
+        }
+        return json_integer((json_int_t)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer((json_int_t)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: {
+        json_t *v = json_real(o->via.f64); /* NULL for NaN and infinities */
+        if (!v)
+            lp_err_set(err, "a number that is not finite");
+        return v;
+    }
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    default:
+        lp_err_set(err, "binary or extension data");
+        return NULL;
+    }
+}
+
+static uint64_t s_be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* msgpack-c's C unpacker allocates a container's elements by its declared count before
+ * reading them (its C++ side has limits, the C side none), so a 5-byte header claiming 2^32
+ * entries would ask for 128 GiB. Walk the headers first: every element takes at least one
+ * byte, so no container may promise more elements than bytes remain. */
+static bool s_counts_bounded(const uint8_t *p, size_t len)
+{
+    size_t pos = 0;
+    uint64_t expected = 1; /* items still to read */
+    while (expected > 0) {
+        if (pos >= len || expected > len - pos)
+            return false;
+        uint8_t b = p[pos++];
+        expected--;
+        uint64_t items = 0, skip = 0; /* elements it adds; bytes after the type byte */
+        size_t lenbytes = 0;          /* size of a length or count field */
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, nil, false, true */
+        } else if (b <= 0x8f) {
+            items = 2u * (b & 0x0f);
+        } else if (b <= 0x9f) {
+            items = b & 0x0f;
+        } else if (b <= 0xbf) {
+            skip = b & 0x1f;
+        } else if (b == 0xc4 || b == 0xd9) { /* bin 8, str 8 */
+            lenbytes = 1;
+        } else if (b == 0xc5 || b == 0xda) {
+            lenbytes = 2;
+        } else if (b == 0xc6 || b == 0xdb) {
+            lenbytes = 4;
+        } else if (b >= 0xc7 && b <= 0xc9) { /* ext 8/16/32: length, then a type byte */
+            lenbytes = (size_t)1 << (b - 0xc7);
+            skip = 1;
+        } else if (b == 0xca || b == 0xcb) {
+            skip = b == 0xca ? 4 : 8;
+        } else if (b >= 0xcc && b <= 0xd3) { /* (u)int 8..64 */
+            skip = (uint64_t)1 << ((b - 0xcc) & 3);
+        } else if (b >= 0xd4 && b <= 0xd8) { /* fixext 1..16 and its type byte */
+            skip = 1 + ((uint64_t)1 << (b - 0xd4));
+        } else if (b == 0xdc || b == 0xdd) {
+            if (len - pos < (b == 0xdc ? 2u : 4u))
+                return false;
+            items = s_be(p + pos, b == 0xdc ? 2 : 4);
+            pos += b == 0xdc ? 2 : 4;
+        } else if (b == 0xde || b == 0xdf) {
+            if (len - pos < (b == 0xde ? 2u : 4u))
+                return false;
+            items = 2 * s_be(p + pos, b == 0xde ? 2 : 4);
+            pos += b == 0xde ? 2 : 4;
+        } else {
+            return false; /* 0xc1: never used */
+        }
+        if (lenbytes) {
+            if (len - pos < lenbytes)
+                return false;
+            skip += s_be(p + pos, lenbytes);
+            pos += lenbytes;
+        }
+        if (skip > len - pos)
+            return false;
+        pos += (size_t)skip;
+        expected += items;
+    }
+    return true;
+}
+
+json_t *lp_meta_decode(const void *data, size_t len, char *err)
+{
+    if (!s_counts_bounded(data, len)) {
+        lp_err_set(err, "not MessagePack, or a container longer than the frame");
+        return NULL;
+    }
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 2048)) {
+        lp_err_set(err, "out of memory");
+        return NULL;
+    }
+    msgpack_object o;
+    size_t off = 0;
+    json_t *meta = NULL;
+    msgpack_unpack_return rc = msgpack_unpack(data, len, &off, &zone, &o);
+    if (rc == MSGPACK_UNPACK_EXTRA_BYTES)
+        lp_err_set(err, "%zu bytes after the map", len - off);
+    else if (rc != MSGPACK_UNPACK_SUCCESS)
+        lp_err_set(err, rc == MSGPACK_UNPACK_CONTINUE ? "truncated" : "not MessagePack");
+    else if (o.type != MSGPACK_OBJECT_MAP)
+        lp_err_set(err, "not a map");
+    else
+        meta = s_unpack(&o, err);
+    msgpack_zone_destroy(&zone);
+    return meta;
 }
 
 /* Read and drop whatever is left of a multipart message. */
@@ -135,11 +375,10 @@ lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err)
     }
     json_t *parsed = NULL;
     if (zmq_msg_size(meta) > 0) {
-        char jerr[LP_ERR_LEN];
-        parsed = lp_json_parse(zmq_msg_data(meta), zmq_msg_size(meta), jerr);
-        if (!json_is_object(parsed)) {
-            json_decref(parsed);
-            lp_err_set(err, "meta is not a JSON object: %s", parsed ? "wrong type" : jerr);
+        char merr[LP_ERR_LEN];
+        parsed = lp_meta_decode(zmq_msg_data(meta), zmq_msg_size(meta), merr);
+        if (!parsed) {
+            lp_err_set(err, "meta is not a MessagePack map: %s", merr);
             goto done;
         }
     }
@@ -182,9 +421,10 @@ static void s_merge_extra(lp_msg_t *self)
     self->meta_dirty = true;
 }
 
-/* Add the pending members to the received meta text without re-encoding it: the text up to
- * its closing brace, a comma, the new members. A member the meta already has is replaced
- * instead (the whole meta is re-encoded), so no key ever appears twice. */
+/* Add the pending members to the received meta without re-encoding it: a new map header
+ * with the larger count, the received members as they came, the new ones. A member the
+ * meta already has is replaced instead (the whole meta is re-encoded), so no key ever
+ * appears twice. */
 static void s_splice_extra(lp_msg_t *self)
 {
     const char *key;
@@ -196,33 +436,42 @@ static void s_splice_extra(lp_msg_t *self)
             return;
         }
     }
-    const char *raw = zmq_msg_data(&self->meta_raw);
-    size_t end = zmq_msg_size(&self->meta_raw);
-    while (end > 0 && raw[end - 1] != '}')
-        end--;
-    if (end == 0 || json_object_size(self->extra) == 0) {
+    const uint8_t *raw = zmq_msg_data(&self->meta_raw);
+    size_t size = zmq_msg_size(&self->meta_raw), head = 0;
+    uint32_t count = 0;
+    if (size >= 1 && raw[0] >= 0x80 && raw[0] <= 0x8f) { /* fixmap */
+        count = raw[0] & 0x0f;
+        head = 1;
+    } else if (size >= 3 && raw[0] == 0xde) { /* map 16 */
+        count = (uint32_t)raw[1] << 8 | raw[2];
+        head = 3;
+    } else if (size >= 5 && raw[0] == 0xdf) { /* map 32 */
+        count = (uint32_t)raw[1] << 24 | (uint32_t)raw[2] << 16 | (uint32_t)raw[3] << 8 | raw[4];
+        head = 5;
+    }
+    size_t extra = json_object_size(self->extra);
+    if (!head || extra == 0 || count > UINT32_MAX - extra) {
         s_merge_extra(self); /* nothing received to keep */
         return;
     }
-    size_t add_len = 0;
-    char *add = lp_json_dump(self->extra, &add_len); /* "{...}" */
-    bool members = self->meta && json_object_size(self->meta) > 0;
-    size_t keep = end - 1, len = keep + (members ? 1 : 0) + add_len - 1;
-    zmq_msg_t out;
-    if (zmq_msg_init_size(&out, len) < 0) {
-        free(add);
-        s_merge_extra(self); /* no memory for the copy: re-encode on send instead */
-        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, count + extra);
+    msgpack_sbuffer_write(&sb, (const char *)raw + head, size - head);
+    json_object_foreach(self->extra, key, v)
+    {
+        size_t n = strlen(key);
+        msgpack_pack_str(&pk, n);
+        msgpack_pack_str_body(&pk, key, n);
+        s_pack(&pk, v);
     }
-    char *o = zmq_msg_data(&out);
-    memcpy(o, raw, keep);
-    if (members)
-        o[keep++] = ',';
-    memcpy(o + keep, add + 1, add_len - 1);
-    free(add);
-    zmq_msg_move(&self->meta_raw, &out); /* releases the received text */
-    zmq_msg_close(&out);
-    /* The object says the same as the text now (a message whose send failed stays whole). */
+    zmq_msg_close(&self->meta_raw);
+    zmq_msg_init_size(&self->meta_raw, sb.size);
+    memcpy(zmq_msg_data(&self->meta_raw), sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    /* The object says the same as the frame now (a message whose send failed stays whole). */
     json_object_update(self->meta, self->extra);
     json_decref(self->extra);
     self->extra = NULL;
@@ -237,11 +486,11 @@ int lp_msg_send(lp_msg_t **self_p, void *socket)
         s_merge_extra(self);
     if (self->meta_dirty) {
         size_t len = 0;
-        char *text = lp_json_dump(self->meta, &len);
+        char *packed = lp_meta_encode(self->meta, &len);
         zmq_msg_close(&self->meta_raw);
         zmq_msg_init_size(&self->meta_raw, len);
-        memcpy(zmq_msg_data(&self->meta_raw), text, len);
-        free(text);
+        memcpy(zmq_msg_data(&self->meta_raw), packed, len);
+        free(packed);
         self->meta_dirty = false;
     }
     /* The first frame decides: if it goes, the rest go (ZeroMQ multipart atomicity). */

@@ -1,5 +1,6 @@
 /* lp_msg: the one encoder/decoder of protocol messages (lp_proto.h, PROTOCOL.md). Nothing
- * else in the tree knows the frame order. Bodies travel as zmq_msg_t: moved or shared
+ * else in the tree knows the frame order or the meta's encoding (MessagePack, read into and
+ * written from jansson values). Bodies travel as zmq_msg_t: moved or shared
  * between messages without copying. */
 #ifndef LP_MSG_H
 #define LP_MSG_H
@@ -55,13 +56,17 @@ const json_t *lp_msg_meta(lp_msg_t *self);
 /* Meta object to modify (borrowed); it is re-encoded on send. */
 json_t *lp_msg_meta_rw(lp_msg_t *self);
 /* Add the member key = value (reference taken) to the meta, the relay's cheap path: on send
- * it is appended to the received meta text, which is not re-encoded (a member the meta
- * already has is replaced instead, so no key appears twice). Reading the meta afterwards
- * sees it. */
+ * it follows the received members, which are not re-encoded (a member the meta already has
+ * is replaced instead, so no key appears twice). Reading the meta afterwards sees it. */
 void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value);
 /* Shorthands for meta members. */
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key);
 long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def);
+
+/* The meta frame's encoding, a MessagePack map (PROTOCOL.md), for tests and tools: encode
+ * into a new buffer (caller frees), decode (NULL with a reason in err, LP_ERR_LEN). */
+char *lp_meta_encode(const json_t *meta, size_t *len);
+json_t *lp_meta_decode(const void *data, size_t len, char *err);
 
 /* Body bytes (borrowed, valid until the body changes); *len may be 0. */
 const void *lp_msg_body(lp_msg_t *self, size_t *len);

@@ -1,6 +1,6 @@
 /* lp_proto: constants of the llm-proxy wire protocol (see PROTOCOL.md). Every message is
- *   [identity] "LPX2" | cmd (1 byte) | req_id (16 bytes or empty) | meta (JSON or empty) | body
- * The signature carries the major version; a breaking change bumps it. */
+ *   [identity] "LPX2" | cmd (1 byte) | req_id (16 bytes or empty) | meta (MessagePack map or empty)
+ * | body The signature carries the major version; a breaking change bumps it. */
 #ifndef LP_PROTO_H
 #define LP_PROTO_H
 

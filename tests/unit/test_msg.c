@@ -75,6 +75,28 @@ static int send_raw(void *socket, const void *const *frames, const size_t *sizes
     return 0;
 }
 
+/* A meta frame (MessagePack) from JSON text; "" gives an empty frame. Caller frees. */
+static char *packed(const char *json_text, size_t *len)
+{
+    *len = 0;
+    if (!*json_text)
+        return calloc(1, 1);
+    json_t *v = json_loads(json_text, JSON_DECODE_ANY, NULL);
+    char *out = v ? lp_meta_encode(v, len) : NULL;
+    json_decref(v);
+    return out;
+}
+
+/* A received meta frame as compact JSON text (caller frees), NULL if it does not decode. */
+static char *unpacked(const void *data, size_t len)
+{
+    char err[LP_ERR_LEN];
+    json_t *v = lp_meta_decode(data, len, err);
+    char *text = v ? lp_json_dump(v, NULL) : NULL;
+    json_decref(v);
+    return text;
+}
+
 static const uint8_t s_rid[LP_REQ_ID_LEN] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
                                              0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
 
@@ -318,9 +340,10 @@ static void test_meta_relay(void)
     pair_t p = {0};
     CHECK(pair_open(&p) == 0);
     char err[LP_ERR_LEN];
-    const char *meta_text = "{ \"model\" : \"m1\",  \"n\": 1 }";
+    size_t meta_len = 0;
+    char *meta_text = packed("{\"model\":\"m1\",\"n\":1}", &meta_len);
     const void *frames[] = {LP_PROTO_SIGNATURE, "\x04", s_rid, meta_text, "B"};
-    size_t sizes[] = {4, 1, 16, strlen(meta_text), 1};
+    size_t sizes[] = {4, 1, 16, meta_len, 1};
     CHECK(send_raw(p.dealer, frames, sizes, 5) == 0);
     lp_msg_t *in = recv_msg(p.router, true, err);
     CHECK(in != NULL);
@@ -341,10 +364,10 @@ static void test_meta_relay(void)
     for (int i = 0; ok && i < 5; i++) {
         ok = zmq_msg_recv(&f, p.dealer, 0) >= 0;
         if (ok && i == 3)
-            ok = zmq_msg_size(&f) == strlen(meta_text) &&
-                 memcmp(zmq_msg_data(&f), meta_text, strlen(meta_text)) == 0;
+            ok = zmq_msg_size(&f) == meta_len && memcmp(zmq_msg_data(&f), meta_text, meta_len) == 0;
     }
     zmq_msg_close(&f);
+    free(meta_text);
 
     /* now modify through meta_rw and relay again */
     json_object_set_new(lp_msg_meta_rw(copy), "model", json_string("m2"));
@@ -375,13 +398,17 @@ static void test_meta_relay(void)
 }
 
 /* Relay one raw meta text dealer -> router with additions; returns the text that arrived. */
-static char *relay_with(pair_t *p, const char *meta_text, const char *key, json_t *value,
+static char *relay_with(pair_t *p, const char *meta_json, const char *key, json_t *value,
                         bool read_after)
 {
     char err[LP_ERR_LEN];
-    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta_text, "B"};
-    size_t sizes[] = {4, 1, 16, strlen(meta_text), 1};
-    if (send_raw(p->dealer, frames, sizes, 5) < 0)
+    size_t meta_len = 0;
+    char *meta = packed(meta_json, &meta_len);
+    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta, "B"};
+    size_t sizes[] = {4, 1, 16, meta_len, 1};
+    int sent = send_raw(p->dealer, frames, sizes, 5);
+    free(meta);
+    if (sent < 0)
         return NULL;
     lp_msg_t *in = recv_msg(p->router, true, err);
     if (!in)
@@ -403,7 +430,7 @@ static char *relay_with(pair_t *p, const char *meta_text, const char *key, json_
         if (zmq_msg_recv(&f, p->dealer, 0) < 0)
             break;
         if (i == 3)
-            text = strndup(zmq_msg_data(&f), zmq_msg_size(&f));
+            text = unpacked(zmq_msg_data(&f), zmq_msg_size(&f));
     }
     zmq_msg_close(&f);
     return text;
@@ -413,11 +440,10 @@ static void test_meta_add_splices(void)
 {
     pair_t p = {0};
     CHECK(pair_open(&p) == 0);
-    /* the received text is kept byte for byte, the members follow it */
-    char *t = relay_with(&p, "{ \"status\" : 200,\"usage\":{\"total_tokens\":3} }", "group",
+    /* the received members are kept as they came, the new ones follow them */
+    char *t = relay_with(&p, "{\"status\":200,\"usage\":{\"total_tokens\":3}}", "group",
                          json_string("g"), false);
-    CHECK_STR(t,
-              "{ \"status\" : 200,\"usage\":{\"total_tokens\":3} ,\"group\":\"g\",\"attempts\":1}");
+    CHECK_STR(t, "{\"status\":200,\"usage\":{\"total_tokens\":3},\"group\":\"g\",\"attempts\":1}");
     free(t);
     /* an empty object and an empty frame */
     t = relay_with(&p, "{}", "group", json_string("g"), false);
@@ -438,10 +464,12 @@ static void test_meta_add_splices(void)
     /* a send that fails leaves the message whole: the meta reads what was added, and adding
      * the same member again replaces it (never sent twice) */
     char err[LP_ERR_LEN];
-    const char *text = "{\"n\":1}";
+    size_t text_len = 0;
+    char *text = packed("{\"n\":1}", &text_len);
     const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, text, "B"};
-    size_t sizes[] = {4, 1, 16, strlen(text), 1};
+    size_t sizes[] = {4, 1, 16, text_len, 1};
     CHECK(send_raw(p.dealer, frames, sizes, 5) == 0);
+    free(text);
     lp_msg_t *in = recv_msg(p.router, true, err);
     CHECK(in != NULL);
     size_t idlen = 0;
@@ -651,10 +679,76 @@ static void test_malformed(void)
         {"command empty", 5, {sig, "", "", "", ""}, {4, 0, 0, 0, 0}},
         {"req_id 5 bytes", 5, {sig, "\x04", "abcde", "", ""}, {4, 1, 5, 0, 0}},
         {"req_id 17 bytes", 5, {sig, "\x04", "0123456789abcdefg", "", ""}, {4, 1, 17, 0, 0}},
-        {"meta not JSON", 5, {sig, "\x02", "", "{bad", ""}, {4, 1, 0, 4, 0}},
-        {"meta array", 5, {sig, "\x02", "", "[1,2]", ""}, {4, 1, 0, 5, 0}},
-        {"meta string", 5, {sig, "\x02", "", "\"s\"", ""}, {4, 1, 0, 3, 0}},
-        {"meta dup keys", 5, {sig, "\x02", "", "{\"a\":1,\"a\":2}", ""}, {4, 1, 0, 13, 0}},
+        {"meta JSON text", 5, {sig, "\x02", "", "{\"a\":1}", ""}, {4, 1, 0, 7, 0}},
+        {"meta unused byte", 5, {sig, "\x02", "", "\xc1", ""}, {4, 1, 0, 1, 0}},
+        {"meta truncated",
+         5,
+         {sig, "\x02", "",
+          "\x81\xa1"
+          "a",
+          ""},
+         {4, 1, 0, 3, 0}},
+        {"meta trailing", 5, {sig, "\x02", "", "\x80\x01", ""}, {4, 1, 0, 2, 0}},
+        {"meta array", 5, {sig, "\x02", "", "\x92\x01\x02", ""}, {4, 1, 0, 3, 0}},
+        {"meta string", 5, {sig, "\x02", "", "\xa1s", ""}, {4, 1, 0, 2, 0}},
+        {"meta dup keys",
+         5,
+         {sig, "\x02", "",
+          "\x82\xa1"
+          "a\x01\xa1"
+          "a\x02",
+          ""},
+         {4, 1, 0, 7, 0}},
+        {"meta map claiming 2^32 entries",
+         5,
+         {sig, "\x02", "",
+          "\xdf\xff\xff\xff\xff\xa1"
+          "a",
+          ""},
+         {4, 1, 0, 7, 0}},
+        {"meta array claiming more than the frame",
+         5,
+         {sig, "\x02", "",
+          "\x81\xa1"
+          "a\xdc\x00\x09\x01",
+          ""},
+         {4, 1, 0, 7, 0}},
+        {"meta int key", 5, {sig, "\x02", "", "\x81\x01\x01", ""}, {4, 1, 0, 3, 0}},
+        {"meta bad UTF-8",
+         5,
+         {sig, "\x02", "",
+          "\x81\xa1"
+          "a\xa1\xff",
+          ""},
+         {4, 1, 0, 5, 0}},
+        {"meta NUL in string",
+         5,
+         {sig, "\x02", "",
+          "\x81\xa1"
+          "a\xa1\x00",
+          ""},
+         {4, 1, 0, 5, 0}},
+        {"meta binary",
+         5,
+         {sig, "\x02", "",
+          "\x81\xa1"
+          "a\xc4\x01x",
+          ""},
+         {4, 1, 0, 6, 0}},
+        {"meta NaN",
+         5,
+         {sig, "\x02", "",
+          "\x81\xa1"
+          "a\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",
+          ""},
+         {4, 1, 0, 12, 0}},
+        {"meta uint64 max",
+         5,
+         {sig, "\x02", "",
+          "\x81\xa1"
+          "a\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+          ""},
+         {4, 1, 0, 12, 0}},
         {"meta too big", 5, {sig, "\x02", "", big_meta, ""}, {4, 1, 0, sizeof big_meta, 0}},
     };
     pair_t p = {0};
@@ -707,15 +801,19 @@ static void test_edge_valid(void)
     pair_t p = {0};
     CHECK(pair_open(&p) == 0);
     char err[LP_ERR_LEN];
+    /* a meta of exactly LP_META_MAX bytes: {"k": <str 16 of the rest>} */
     static char meta[LP_META_MAX];
-    memset(meta, ' ', sizeof meta);
-    meta[0] = '{';
-    meta[sizeof meta - 1] = '}';
+    size_t str = sizeof meta - 6;
+    memcpy(meta, "\x81\xa1k\xda", 4);
+    meta[4] = (char)(str >> 8);
+    meta[5] = (char)(str & 0xff);
+    memset(meta + 6, 'v', str);
     const void *f[] = {LP_PROTO_SIGNATURE, "\x0b", "", meta, ""};
     size_t s[] = {4, 1, 0, sizeof meta, 0};
     CHECK(send_raw(p.dealer, f, s, 5) == 0);
     lp_msg_t *m = recv_msg(p.router, true, err);
-    bool ok = m && lp_msg_cmd(m) == LP_CMD_ACK && json_object_size(lp_msg_meta(m)) == 0;
+    bool ok = m && lp_msg_cmd(m) == LP_CMD_ACK &&
+              json_string_length(json_object_get(lp_msg_meta(m), "k")) == str;
     lp_msg_destroy(&m);
     /* empty meta frame: an empty object */
     const void *f2[] = {LP_PROTO_SIGNATURE, "\x01", s_rid, "", "x"};
