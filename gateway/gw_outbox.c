@@ -20,7 +20,7 @@
 typedef struct s_entry {
     struct s_entry *prev, *next; /* oldest send first */
     uint8_t id[LP_REQ_ID_LEN];
-    char *text;
+    char *record; /* MessagePack map */
     size_t len;
     int64_t sent_ns;
 } s_entry_t;
@@ -31,7 +31,7 @@ struct gw_outbox {
     lp_map_t *entries; /* id -> s_entry_t */
     s_entry_t *head, *tail;
     lp_timer_t tick;
-    lp_buf_t batch; /* records of this turn, one per line, not yet handed to ZeroMQ */
+    lp_buf_t batch; /* records of this turn, one after the other, not yet handed to ZeroMQ */
     gw_outbox_stats_t stats;
 };
 
@@ -67,8 +67,8 @@ static bool s_flush(gw_outbox_t *self)
         return true;
     lp_msg_t *m = lp_msg_new(LP_CMD_RECORD, NULL);
     size_t len = 0;
-    char *lines = lp_buf_steal(&self->batch, &len);
-    lp_msg_give_body(m, lines, len);
+    char *records = lp_buf_steal(&self->batch, &len);
+    lp_msg_give_body(m, records, len);
     if (lp_msg_send(&m, self->socket) == 0)
         return true;
     lp_msg_destroy(&m);
@@ -79,8 +79,7 @@ static bool s_flush(gw_outbox_t *self)
 static bool s_push(gw_outbox_t *self, s_entry_t *e)
 {
     e->sent_ns = lp_mono_ns();
-    lp_buf_append(&self->batch, e->text, e->len);
-    lp_buf_append(&self->batch, "\n", 1);
+    lp_buf_append(&self->batch, e->record, e->len);
     return self->batch.len < GW_BATCH_BYTES || s_flush(self);
 }
 
@@ -121,7 +120,7 @@ void gw_outbox_destroy(gw_outbox_t **self_p)
     while (self->head) {
         s_entry_t *e = self->head;
         s_unlink(self, e);
-        free(e->text);
+        free(e->record);
         free(e);
     }
     lp_map_destroy(&self->entries);
@@ -130,11 +129,11 @@ void gw_outbox_destroy(gw_outbox_t **self_p)
     *self_p = NULL;
 }
 
-void gw_outbox_send(gw_outbox_t *self, const uint8_t *id, char *text, size_t len)
+void gw_outbox_send(gw_outbox_t *self, const uint8_t *id, char *record, size_t len)
 {
     if (lp_map_size(self->entries) >= GW_OUTBOX_MAX ||
         lp_map_get(self->entries, id, LP_REQ_ID_LEN)) {
-        free(text);
+        free(record);
         if (self->stats.dropped++ % 1000 == 0)
             log_error("usage record dropped: %d records wait for a logger's acknowledgement; "
                       "%llu dropped so far",
@@ -143,7 +142,7 @@ void gw_outbox_send(gw_outbox_t *self, const uint8_t *id, char *text, size_t len
     }
     s_entry_t *e = lp_calloc(1, sizeof *e);
     memcpy(e->id, id, LP_REQ_ID_LEN);
-    e->text = text;
+    e->record = record;
     e->len = len;
     lp_map_put(self->entries, e->id, LP_REQ_ID_LEN, e);
     s_append(self, e);
@@ -168,7 +167,7 @@ void gw_outbox_ack(gw_outbox_t *self, const void *ids, size_t len)
         if (!e)
             continue; /* acknowledged twice (it was sent twice) */
         s_unlink(self, e);
-        free(e->text);
+        free(e->record);
         free(e);
         self->stats.acked++;
     }

@@ -12,6 +12,7 @@
 #include "gw_outbox.h"
 #include "lp_json.h"
 #include "lp_log.h"
+#include "lp_msg.h"
 #include "lp_price.h"
 #include "lp_time.h"
 
@@ -176,8 +177,8 @@ static void s_send(gw_server_t *srv, const uint8_t *id, json_t *rec)
     gw_limits_settle(srv->limits, id, lp_json_int(rec, "total_tokens", 0),
                      lp_json_num(rec, "spend", 0));
     size_t len = 0;
-    char *text = lp_json_dump(rec, &len);
-    gw_outbox_send(srv->outbox, id, text, len);
+    char *packed = lp_meta_encode(rec, &len); /* the logger reads it as it reads a meta */
+    gw_outbox_send(srv->outbox, id, packed, len);
 }
 
 /* ---- pending records ---- */

@@ -150,52 +150,60 @@ static void s_turn_acks(lg_server_t *self, bool ok)
         lp_timer_start(self->loop, &self->ack_timer, LG_ACK_MS, s_on_ack_timer, self);
 }
 
-/* One record (a line of a RECORD body): spooled (or printed), then acknowledged. */
-static void s_on_record(lg_server_t *self, lp_msg_t *msg, const char *line, size_t len)
+/* One record of a RECORD (taken): spooled as a line of JSON (or only printed), then
+ * acknowledged. */
+static void s_on_record(lg_server_t *self, lp_msg_t *msg, json_t *rec)
 {
-    char err[LP_ERR_LEN];
     uint8_t id[LP_REQ_ID_LEN];
-    json_t *rec = lp_json_parse(line, len, err);
-    const char *rid = json_is_object(rec) ? lp_json_str(rec, "request_id") : NULL;
+    const char *rid = lp_json_str(rec, "request_id");
     if (!rid || lp_req_id_parse(rid, id) < 0) {
         /* Without its id it cannot be acknowledged (a sender resends it: said once per
          * 1000), and resending could not fix it. */
         if (self->malformed++ % 1000 == 0)
-            log_warn("dropping a malformed usage record (%llu so far): %s", self->malformed,
-                     rec ? "not a usage record" : err);
+            log_warn("dropping a usage record without a request_id (%llu so far)", self->malformed);
         json_decref(rec);
         return;
     }
-    if (self->spool && lg_spool_add(self->spool, line, len) < 0) {
-        /* Not printed either: the gateway sends it again, and then it is. */
-        if (self->refused++ % 1000 == 0)
-            log_error("spool full (%.1f MiB): not acknowledging records until PostgreSQL "
-                      "catches up; %llu refused so far",
-                      (double)lg_spool_max(self->spool) / (1 << 20), self->refused);
-        json_decref(rec);
-        return;
+    if (self->spool) {
+        size_t len = 0;
+        char *line = lp_json_dump(rec, &len); /* one line: JSON escapes every newline */
+        int rc = lg_spool_add(self->spool, line, len);
+        free(line);
+        if (rc < 0) {
+            /* Not printed either: the gateway sends it again, and then it is. */
+            if (self->refused++ % 1000 == 0)
+                log_error("spool full (%.1f MiB): not acknowledging records until PostgreSQL "
+                          "catches up; %llu refused so far",
+                          (double)lg_spool_max(self->spool) / (1 << 20), self->refused);
+            json_decref(rec);
+            return;
+        }
+        self->spooled++;
     }
     self->records++;
     lg_line_format(rec, self->format, self->colour, &self->out);
     lg_summary_add(self->summary, rec);
     json_decref(rec);
-    if (self->spool)
-        self->spooled++;
     s_ack_later(self, msg, id); /* spooled, or stdout is the destination */
 }
 
-/* A RECORD: one usage record per line (a gateway sends those of a loop turn together). */
+/* A RECORD: usage records, MessagePack maps one after the other (a gateway sends those of a
+ * loop turn together). */
 static void s_on_records(lg_server_t *self, lp_msg_t *msg)
 {
-    size_t len = 0;
+    size_t len = 0, off = 0;
     const char *body = lp_msg_body(msg, &len);
-    while (len) {
-        const char *nl = memchr(body, '\n', len);
-        size_t n = nl ? (size_t)(nl - body) : len;
-        if (n)
-            s_on_record(self, msg, body, n);
-        body += n + (nl ? 1 : 0);
-        len -= n + (nl ? 1 : 0);
+    while (off < len) {
+        char err[LP_ERR_LEN];
+        json_t *rec = lp_meta_decode_next(body, len, &off, err);
+        if (!rec) {
+            /* The rest cannot be found again: its records are resent after 3 s. */
+            if (self->malformed++ % 1000 == 0)
+                log_warn("dropping a malformed RECORD at byte %zu of %zu (%llu so far): %s", off,
+                         len, self->malformed, err);
+            return;
+        }
+        s_on_record(self, msg, rec);
     }
 }
 

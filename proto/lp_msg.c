@@ -211,7 +211,7 @@ static uint64_t s_be(const uint8_t *p, size_t n)
  * reading them (its C++ side has limits, the C side none), so a 5-byte header claiming 2^32
  * entries would ask for 128 GiB. Walk the headers first: every element takes at least one
  * byte, so no container may promise more elements than bytes remain. */
-static bool s_counts_bounded(const uint8_t *p, size_t len)
+static bool s_counts_bounded(const uint8_t *p, size_t len, size_t *end)
 {
     size_t pos = 0;
     uint64_t expected = 1; /* items still to read */
@@ -269,13 +269,16 @@ static bool s_counts_bounded(const uint8_t *p, size_t len)
         pos += (size_t)skip;
         expected += items;
     }
+    *end = pos;
     return true;
 }
 
-json_t *lp_meta_decode(const void *data, size_t len, char *err)
+json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err)
 {
-    if (!s_counts_bounded(data, len)) {
-        lp_err_set(err, "not MessagePack, or a container longer than the frame");
+    const uint8_t *p = (const uint8_t *)data + *off;
+    size_t left = len - *off, end = 0;
+    if (!s_counts_bounded(p, left, &end)) {
+        lp_err_set(err, "not MessagePack, or a container longer than the data");
         return NULL;
     }
     msgpack_zone zone;
@@ -284,18 +287,28 @@ json_t *lp_meta_decode(const void *data, size_t len, char *err)
         return NULL;
     }
     msgpack_object o;
-    size_t off = 0;
-    json_t *meta = NULL;
-    msgpack_unpack_return rc = msgpack_unpack(data, len, &off, &zone, &o);
-    if (rc == MSGPACK_UNPACK_EXTRA_BYTES)
-        lp_err_set(err, "%zu bytes after the map", len - off);
-    else if (rc != MSGPACK_UNPACK_SUCCESS)
-        lp_err_set(err, rc == MSGPACK_UNPACK_CONTINUE ? "truncated" : "not MessagePack");
+    size_t used = 0;
+    json_t *map = NULL;
+    msgpack_unpack_return rc = msgpack_unpack((const char *)p, end, &used, &zone, &o);
+    if (rc != MSGPACK_UNPACK_SUCCESS || used != end)
+        lp_err_set(err, "not MessagePack");
     else if (o.type != MSGPACK_OBJECT_MAP)
         lp_err_set(err, "not a map");
-    else
-        meta = s_unpack(&o, err);
+    else if ((map = s_unpack(&o, err)) != NULL)
+        *off += end;
     msgpack_zone_destroy(&zone);
+    return map;
+}
+
+json_t *lp_meta_decode(const void *data, size_t len, char *err)
+{
+    size_t off = 0;
+    json_t *meta = lp_meta_decode_next(data, len, &off, err);
+    if (meta && off != len) {
+        lp_err_set(err, "%zu bytes after the map", len - off);
+        json_decref(meta);
+        return NULL;
+    }
     return meta;
 }
 

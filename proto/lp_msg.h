@@ -67,6 +67,8 @@ long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def);
  * into a new buffer (caller frees), decode (NULL with a reason in err, LP_ERR_LEN). */
 char *lp_meta_encode(const json_t *meta, size_t *len);
 json_t *lp_meta_decode(const void *data, size_t len, char *err);
+/* One map of several in a row (a RECORD body) from data + *off; *off moves past it. */
+json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err);
 
 /* Body bytes (borrowed, valid until the body changes); *len may be 0. */
 const void *lp_msg_body(lp_msg_t *self, size_t *len);
