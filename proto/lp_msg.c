@@ -121,10 +121,16 @@ char *lp_meta_encode(const json_t *meta, size_t *len)
     return msgpack_sbuffer_release(&sb); /* malloc'd: the caller frees */
 }
 
+/* A MessagePack string's bytes: msgpack-c gives an empty one no pointer, jansson wants one. */
+static const char *s_str(const msgpack_object *o)
+{
+    return o->via.str.size ? o->via.str.ptr : "";
+}
+
 /* A MessagePack string as jansson takes it: UTF-8 without NUL (as the JSON meta was). */
 static bool s_text_ok(const msgpack_object *o)
 {
-    return o->type == MSGPACK_OBJECT_STR && !memchr(o->via.str.ptr, 0, o->via.str.size);
+    return o->type == MSGPACK_OBJECT_STR && !memchr(s_str(o), 0, o->via.str.size);
 }
 
 static json_t *s_unpack(const msgpack_object *o, char *err)
@@ -139,7 +145,7 @@ static json_t *s_unpack(const msgpack_object *o, char *err)
                 json_decref(m);
                 return NULL;
             }
-            const char *k = kv->key.via.str.ptr;
+            const char *k = s_str(&kv->key);
             size_t klen = kv->key.via.str.size;
             if (json_object_getn(m, k, klen)) {
                 lp_err_set(err, "duplicate key '%.*s'", (int)LP_MIN(klen, 40), k);
@@ -169,7 +175,7 @@ static json_t *s_unpack(const msgpack_object *o, char *err)
         return a;
     }
     case MSGPACK_OBJECT_STR: {
-        json_t *v = s_text_ok(o) ? json_stringn(o->via.str.ptr, o->via.str.size) : NULL;
+        json_t *v = s_text_ok(o) ? json_stringn(s_str(o), o->via.str.size) : NULL;
         if (!v)
             lp_err_set(err, "a string that is not UTF-8 without NUL");
         return v;

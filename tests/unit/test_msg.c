@@ -445,6 +445,10 @@ static void test_meta_add_splices(void)
                          json_string("g"), false);
     CHECK_STR(t, "{\"status\":200,\"usage\":{\"total_tokens\":3},\"group\":\"g\",\"attempts\":1}");
     free(t);
+    /* empty strings, as keys and values (msgpack-c gives them no pointer) */
+    t = relay_with(&p, "{\"\":\"\",\"s\":[\"\",{\"\":1}]}", "group", json_string(""), false);
+    CHECK_STR(t, "{\"\":\"\",\"s\":[\"\",{\"\":1}],\"group\":\"\",\"attempts\":1}");
+    free(t);
     /* an empty object and an empty frame */
     t = relay_with(&p, "{}", "group", json_string("g"), false);
     CHECK_STR(t, "{\"group\":\"g\",\"attempts\":1}");
@@ -681,73 +685,33 @@ static void test_malformed(void)
         {"req_id 17 bytes", 5, {sig, "\x04", "0123456789abcdefg", "", ""}, {4, 1, 17, 0, 0}},
         {"meta JSON text", 5, {sig, "\x02", "", "{\"a\":1}", ""}, {4, 1, 0, 7, 0}},
         {"meta unused byte", 5, {sig, "\x02", "", "\xc1", ""}, {4, 1, 0, 1, 0}},
-        {"meta truncated",
-         5,
-         {sig, "\x02", "",
-          "\x81\xa1"
-          "a",
-          ""},
-         {4, 1, 0, 3, 0}},
+        {"meta truncated", 5, {sig, "\x02", "", "\x81\xa1\x61", ""}, {4, 1, 0, 3, 0}},
         {"meta trailing", 5, {sig, "\x02", "", "\x80\x01", ""}, {4, 1, 0, 2, 0}},
         {"meta array", 5, {sig, "\x02", "", "\x92\x01\x02", ""}, {4, 1, 0, 3, 0}},
         {"meta string", 5, {sig, "\x02", "", "\xa1s", ""}, {4, 1, 0, 2, 0}},
         {"meta dup keys",
          5,
-         {sig, "\x02", "",
-          "\x82\xa1"
-          "a\x01\xa1"
-          "a\x02",
-          ""},
+         {sig, "\x02", "", "\x82\xa1\x61\x01\xa1\x61\x02", ""},
          {4, 1, 0, 7, 0}},
         {"meta map claiming 2^32 entries",
          5,
-         {sig, "\x02", "",
-          "\xdf\xff\xff\xff\xff\xa1"
-          "a",
-          ""},
+         {sig, "\x02", "", "\xdf\xff\xff\xff\xff\xa1\x61", ""},
          {4, 1, 0, 7, 0}},
-        {"meta array claiming more than the frame",
+        {"meta array longer than the frame",
          5,
-         {sig, "\x02", "",
-          "\x81\xa1"
-          "a\xdc\x00\x09\x01",
-          ""},
+         {sig, "\x02", "", "\x81\xa1\x61\xdc\x00\x09\x01", ""},
          {4, 1, 0, 7, 0}},
         {"meta int key", 5, {sig, "\x02", "", "\x81\x01\x01", ""}, {4, 1, 0, 3, 0}},
-        {"meta bad UTF-8",
-         5,
-         {sig, "\x02", "",
-          "\x81\xa1"
-          "a\xa1\xff",
-          ""},
-         {4, 1, 0, 5, 0}},
-        {"meta NUL in string",
-         5,
-         {sig, "\x02", "",
-          "\x81\xa1"
-          "a\xa1\x00",
-          ""},
-         {4, 1, 0, 5, 0}},
-        {"meta binary",
-         5,
-         {sig, "\x02", "",
-          "\x81\xa1"
-          "a\xc4\x01x",
-          ""},
-         {4, 1, 0, 6, 0}},
+        {"meta bad UTF-8", 5, {sig, "\x02", "", "\x81\xa1\x61\xa1\xff", ""}, {4, 1, 0, 5, 0}},
+        {"meta NUL in string", 5, {sig, "\x02", "", "\x81\xa1\x61\xa1\x00", ""}, {4, 1, 0, 5, 0}},
+        {"meta binary", 5, {sig, "\x02", "", "\x81\xa1\x61\xc4\x01\x78", ""}, {4, 1, 0, 6, 0}},
         {"meta NaN",
          5,
-         {sig, "\x02", "",
-          "\x81\xa1"
-          "a\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",
-          ""},
+         {sig, "\x02", "", "\x81\xa1\x61\xcb\x7f\xf8\0\0\0\0\0\0", ""},
          {4, 1, 0, 12, 0}},
         {"meta uint64 max",
          5,
-         {sig, "\x02", "",
-          "\x81\xa1"
-          "a\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
-          ""},
+         {sig, "\x02", "", "\x81\xa1\x61\xcf\xff\xff\xff\xff\xff\xff\xff\xff", ""},
          {4, 1, 0, 12, 0}},
         {"meta too big", 5, {sig, "\x02", "", big_meta, ""}, {4, 1, 0, sizeof big_meta, 0}},
     };
