@@ -909,10 +909,7 @@ static void s_deployment_free(lp_deployment_t *d)
     free(d->provider_model);
     free(d->api_base);
     free(d->public_base);
-    if (d->api_key) {
-        explicit_bzero(d->api_key, strlen(d->api_key));
-        free(d->api_key);
-    }
+    lp_free_secret(d->api_key);
     free(d->api_version);
     free(d->id);
     free(d->mock_response);
@@ -946,22 +943,14 @@ void lp_cfg_destroy(lp_cfg_t **self_p)
     json_decref(self->default_fallbacks);
     json_decref(self->cache_params);
     free(self->log_level);
-    if (self->master_key) {
-        explicit_bzero(self->master_key, strlen(self->master_key));
-        free(self->master_key);
-    }
+    lp_free_secret(self->master_key);
     free(self->database_url);
     free(self->redis_url);
-    for (size_t i = 0; i < self->nfile_values; i++) {
-        explicit_bzero(self->file_values[i], strlen(self->file_values[i]));
-        free(self->file_values[i]);
-    }
+    for (size_t i = 0; i < self->nfile_values; i++)
+        lp_free_secret(self->file_values[i]);
     free(self->file_values);
     free(self->redis_host);
-    if (self->redis_password) {
-        explicit_bzero(self->redis_password, strlen(self->redis_password));
-        free(self->redis_password);
-    }
+    lp_free_secret(self->redis_password);
     for (size_t i = 0; i < self->nwarnings; i++)
         free(self->warnings[i]);
     free(self->warnings);

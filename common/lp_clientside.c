@@ -205,10 +205,7 @@ void lp_clientside_deployment_free(lp_deployment_t **d_p)
         return;
     free(d->api_base);
     free(d->public_base);
-    if (d->api_key) {
-        explicit_bzero(d->api_key, strlen(d->api_key));
-        free(d->api_key);
-    }
+    lp_free_secret(d->api_key);
     json_decref(d->params);
     free(d);
     *d_p = NULL;

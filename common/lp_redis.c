@@ -406,10 +406,7 @@ void lp_redis_destroy(lp_redis_t **self_p)
     if (ac)
         redisAsyncFree(ac); /* calls s_on_reply for each, which frees them */
     free(self->user);
-    if (self->password) {
-        explicit_bzero(self->password, strlen(self->password));
-        free(self->password);
-    }
+    lp_free_secret(self->password);
     free(self);
     *self_p = NULL;
 }

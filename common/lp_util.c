@@ -48,6 +48,14 @@ void *lp_realloc(void *p, size_t size)
     return q;
 }
 
+void lp_free_secret(char *s)
+{
+    if (!s)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 char *lp_strdup(const char *s)
 {
     return lp_strndup(s, strlen(s));

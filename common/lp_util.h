@@ -38,6 +38,8 @@ void *lp_calloc(size_t n, size_t size);
 void *lp_realloc(void *p, size_t size);
 char *lp_strdup(const char *s);
 char *lp_strndup(const char *s, size_t n);
+/* Wipe a secret string (a key, a URL with a password), then free it; NULL-safe. */
+void lp_free_secret(char *s);
 /* printf into a new string the caller frees. */
 char *lp_asprintf(const char *fmt, ...) LP_PRINTF(1, 2);
 

@@ -493,8 +493,7 @@ gw_server_t *gw_server_new(lp_cfg_t **cfg, lp_prices_t **prices, const gw_listen
     if (redis_url) {
         self->redis =
             lp_redis_new(self->loop, redis_url, GW_REDIS_TIMEOUT_MS, s_on_redis_state, self, err);
-        explicit_bzero(redis_url, strlen(redis_url));
-        free(redis_url);
+        lp_free_secret(redis_url);
         if (!self->redis)
             goto fail;
     }

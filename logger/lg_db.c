@@ -657,8 +657,7 @@ void lg_db_destroy(lg_db_t **self_p)
     s_batch_free(self);
     while (self->queries)
         s_query_finish(self, "the logger is stopping");
-    explicit_bzero(self->url, strlen(self->url));
-    free(self->url);
+    lp_free_secret(self->url);
     free(self);
     *self_p = NULL;
 }

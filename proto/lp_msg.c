@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <msgpack.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -110,15 +111,20 @@ static void s_pack(msgpack_packer *pk, const json_t *v)
     }
 }
 
+/* msgpack-c's writer callback: append to an lp_buf (which starts small, unlike an sbuffer). */
+static int s_buf_write(void *buf, const char *data, size_t len)
+{
+    lp_buf_append(buf, data, len);
+    return 0;
+}
+
 char *lp_meta_encode(const json_t *meta, size_t *len)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    lp_buf_t b = {0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, &b, s_buf_write);
     s_pack(&pk, meta);
-    *len = sb.size;
-    return msgpack_sbuffer_release(&sb); /* malloc'd: the caller frees */
+    return lp_buf_steal(&b, len);
 }
 
 /* A MessagePack string's bytes: msgpack-c gives an empty one no pointer, jansson wants one. */
@@ -427,6 +433,23 @@ static int s_send_bytes(void *socket, const void *data, size_t len, bool more)
     return zmq_send(socket, data, len, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0 ? -1 : 0;
 }
 
+static void s_free_frame(void *data, void *hint)
+{
+    LP_UNUSED(hint);
+    free(data);
+}
+
+/* Make a malloc'd buffer a frame's content without copying it (the frame frees it). */
+static void s_give_frame(zmq_msg_t *frame, void *data, size_t len)
+{
+    zmq_msg_close(frame);
+    if (zmq_msg_init_data(frame, data, len, s_free_frame, NULL) < 0) {
+        /* Cannot happen with a valid buffer; keep ownership rules simple anyway. */
+        free(data);
+        zmq_msg_init(frame);
+    }
+}
+
 /* Fold pending additions into the meta object (it is re-encoded whole on send). */
 static void s_merge_extra(lp_msg_t *self)
 {
@@ -473,12 +496,11 @@ static void s_splice_extra(lp_msg_t *self)
         s_merge_extra(self); /* nothing received to keep */
         return;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    lp_buf_t b = {0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, &b, s_buf_write);
     msgpack_pack_map(&pk, count + extra);
-    msgpack_sbuffer_write(&sb, (const char *)raw + head, size - head);
+    lp_buf_append(&b, raw + head, size - head);
     json_object_foreach(self->extra, key, v)
     {
         size_t n = strlen(key);
@@ -486,10 +508,9 @@ static void s_splice_extra(lp_msg_t *self)
         msgpack_pack_str_body(&pk, key, n);
         s_pack(&pk, v);
     }
-    zmq_msg_close(&self->meta_raw);
-    zmq_msg_init_size(&self->meta_raw, sb.size);
-    memcpy(zmq_msg_data(&self->meta_raw), sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
+    size_t len = 0;
+    char *data = lp_buf_steal(&b, &len);
+    s_give_frame(&self->meta_raw, data, len); /* releases the received frame */
     /* The object says the same as the frame now (a message whose send failed stays whole). */
     json_object_update(self->meta, self->extra);
     json_decref(self->extra);
@@ -506,10 +527,7 @@ int lp_msg_send(lp_msg_t **self_p, void *socket)
     if (self->meta_dirty) {
         size_t len = 0;
         char *packed = lp_meta_encode(self->meta, &len);
-        zmq_msg_close(&self->meta_raw);
-        zmq_msg_init_size(&self->meta_raw, len);
-        memcpy(zmq_msg_data(&self->meta_raw), packed, len);
-        free(packed);
+        s_give_frame(&self->meta_raw, packed, len);
         self->meta_dirty = false;
     }
     /* The first frame decides: if it goes, the rest go (ZeroMQ multipart atomicity). */
@@ -564,17 +582,6 @@ void lp_req_id_format(const uint8_t *b, char *buf)
     buf[o] = '\0';
 }
 
-static int s_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int lp_req_id_parse(const char *text, uint8_t *id)
 {
     size_t o = 0;
@@ -583,8 +590,8 @@ int lp_req_id_parse(const char *text, uint8_t *id)
             if (text[o++] != '-')
                 return -1;
         }
-        int hi = s_hex_digit(text[o]);
-        int lo = hi < 0 ? -1 : s_hex_digit(text[o + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)text[o]);
+        int lo = hi < 0 ? -1 : OPENSSL_hexchar2int((unsigned char)text[o + 1]);
         if (lo < 0)
             return -1;
         id[i] = (uint8_t)(hi << 4 | lo);
@@ -679,20 +686,9 @@ void lp_msg_set_body(lp_msg_t *self, const void *data, size_t len)
         memcpy(zmq_msg_data(&self->body), data, len);
 }
 
-static void s_free_body(void *data, void *hint)
-{
-    LP_UNUSED(hint);
-    free(data);
-}
-
 void lp_msg_give_body(lp_msg_t *self, void *data, size_t len)
 {
-    zmq_msg_close(&self->body);
-    if (zmq_msg_init_data(&self->body, data, len, s_free_body, NULL) < 0) {
-        /* Cannot happen with a valid buffer; keep ownership rules simple anyway. */
-        free(data);
-        zmq_msg_init(&self->body);
-    }
+    s_give_frame(&self->body, data, len);
 }
 
 void lp_msg_move_body(lp_msg_t *self, lp_msg_t *src)

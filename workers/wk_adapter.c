@@ -105,9 +105,19 @@ void wk_header(struct curl_slist **list, const char *name, const char *value)
 {
     char *line = lp_asprintf("%s: %s", name, value);
     struct curl_slist *l = curl_slist_append(*list, line);
-    free(line);
+    lp_free_secret(line); /* it may hold a key */
     lp_assert(l != NULL);
     *list = l;
+}
+
+void wk_bearer(wk_job_t *job)
+{
+    const char *key = job->d->api_key;
+    if (!key || !*key || strcmp(key, "none") == 0)
+        return;
+    char *auth = lp_asprintf("Bearer %s", key);
+    wk_header(&job->headers, "Authorization", auth);
+    lp_free_secret(auth);
 }
 
 int wk_unsupported(const wk_job_t *job, const char *param, wk_fail_t *fail)

@@ -65,6 +65,9 @@ void wk_fail_from_status(wk_fail_t *fail, long upstream_status);
 void wk_scrub(char *text, const char *api_key);
 /* Append "Name: value" to a header list (NULL on allocation failure is fatal). */
 void wk_header(struct curl_slist **list, const char *name, const char *value);
+/* Authorization: Bearer <the deployment's key>, unless it has none ("none" is LiteLLM's
+ * placeholder for a server without a key). */
+void wk_bearer(wk_job_t *job);
 /* A client parameter the provider cannot take: with drop_params it is dropped (0), else the
  * call is refused with a 400 naming it (-1, fail filled), as LiteLLM does. */
 int wk_unsupported(const wk_job_t *job, const char *param, wk_fail_t *fail);

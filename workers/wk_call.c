@@ -616,8 +616,7 @@ static int s_test_start(wk_job_t *job, lp_msg_t *msg, wk_fail_t *fail)
     json_decref(doc);
     json_decref(req);
     lp_cfg_t *cfg = lp_cfg_load_string(text, "litellm_params", err);
-    explicit_bzero(text, strlen(text)); /* it held the keys */
-    free(text);
+    lp_free_secret(text); /* it held the keys */
     if (!cfg)
         return wk_fail(fail, 400, "invalid_litellm_params", false, "%s", err);
     lp_public_bases(cfg);

@@ -41,12 +41,7 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
     json_decref(body);
     wk_header(&job->headers, "Content-Type", "application/json");
     wk_header(&job->headers, "Accept", job->stream ? "text/event-stream" : "application/json");
-    if (d->api_key && *d->api_key && strcmp(d->api_key, "none") != 0) {
-        char *auth = lp_asprintf("Bearer %s", d->api_key);
-        wk_header(&job->headers, "Authorization", auth);
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-    }
+    wk_bearer(job);
     const char *org = lp_json_str(d->params, "organization");
     if (org && !strpbrk(org, "\r\n"))
         wk_header(&job->headers, "OpenAI-Organization", org);

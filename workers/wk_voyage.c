@@ -129,12 +129,7 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
     job->body = lp_json_dump(body, &job->body_len);
     wk_header(&job->headers, "Content-Type", "application/json");
     wk_header(&job->headers, "Accept", "application/json");
-    if (d->api_key && *d->api_key && strcmp(d->api_key, "none") != 0) {
-        char *auth = lp_asprintf("Bearer %s", d->api_key);
-        wk_header(&job->headers, "Authorization", auth);
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-    }
+    wk_bearer(job);
     wk_extra_headers(job, &job->headers);
     rc = 0;
 done:
