@@ -4,7 +4,7 @@
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
         build-essential pkg-config libzmq3-dev libmicrohttpd-dev libcurl4-openssl-dev \
-        libjansson-dev libhiredis-dev libpq-dev libyaml-dev libssl-dev libmsgpack-dev \
+        libjansson-dev libhiredis-dev libpq-dev libyaml-dev libssl-dev libmsgpack-dev libyajl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -13,7 +13,7 @@ RUN make -j"$(nproc)" build/bin/llm-gateway build/bin/llm-router build/bin/llm-w
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libzmq5 libmicrohttpd12 libcurl4 libjansson4 libhiredis0.14 libpq5 libyaml-0-2 libmsgpackc2 \
+        libzmq5 libmicrohttpd12 libcurl4 libjansson4 libhiredis0.14 libpq5 libyaml-0-2 libmsgpackc2 libyajl2 \
         libssl3 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/llm-proxy --create-home llmproxy

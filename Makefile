@@ -30,7 +30,7 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
-PKGS_COMMON := libzmq jansson yaml-0.1 libcrypto msgpack
+PKGS_COMMON := libzmq jansson yaml-0.1 libcrypto msgpack yajl
 SYS_LIBS := -lm
 pkg_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
 pkg_libs = $(shell pkg-config --libs $(1) 2>/dev/null)

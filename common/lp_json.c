@@ -70,6 +70,24 @@ static size_t s_utf8_seq(const char *p, size_t left)
     return n;
 }
 
+bool lp_utf8_valid(const char *p, size_t len, size_t *bad_at)
+{
+    for (size_t i = 0; i < len;) {
+        if ((unsigned char)p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = s_utf8_seq(p + i, len - i);
+        if (n == 0) {
+            if (bad_at)
+                *bad_at = i;
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
 json_t *lp_json_text(const char *s)
 {
     json_t *v = json_string(s);

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build=(build-essential pkg-config libzmq3-dev libmicrohttpd-dev libcurl4-openssl-dev
-       libjansson-dev libhiredis-dev libpq-dev libyaml-dev libssl-dev libmsgpack-dev)
+       libjansson-dev libhiredis-dev libpq-dev libyaml-dev libssl-dev libmsgpack-dev libyajl-dev)
 test=(postgresql redis-server python3 curl procps clang libclang-rt-14-dev docker-compose inotify-tools)
 
 mode=${1:-build}

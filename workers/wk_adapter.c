@@ -254,6 +254,30 @@ void wk_sse_emit(lp_buf_t *out, const json_t *value)
     lp_buf_puts(out, "\n\n");
 }
 
+static void s_one_line(lp_buf_t *out, size_t from)
+{
+    for (char *p = out->data + from; (p = strpbrk(p, "\r\n")) != NULL;)
+        *p = ' ';
+}
+
+size_t wk_sse_relay_start(lp_buf_t *out, const char *name)
+{
+    if (name) {
+        size_t at = out->len;
+        lp_buf_printf(out, "event: %s", name);
+        s_one_line(out, at);
+        lp_buf_puts(out, "\n");
+    }
+    lp_buf_puts(out, "data: ");
+    return out->len;
+}
+
+void wk_sse_relay_end(lp_buf_t *out, size_t from)
+{
+    s_one_line(out, from);
+    lp_buf_puts(out, "\n\n");
+}
+
 void wk_stream_usage(const wk_job_t *job, long long *prompt, long long *completion,
                      long long *total)
 {

@@ -22,9 +22,10 @@ typedef struct {
     char message[WK_MSG_LEN];
 } wk_fail_t;
 
-/* A successful answer in OpenAI's shape. */
+/* A successful answer in OpenAI's shape: a document, or the client's bytes as they are. */
 typedef struct {
-    json_t *response; /* body for the client (owned by the result) */
+    json_t *response; /* body for the client (owned by the result), or NULL: */
+    lp_buf_t body;    /* the body for the client, ready to send */
     long long prompt_tokens, completion_tokens, total_tokens;
 } wk_result_t;
 
@@ -87,6 +88,12 @@ size_t wk_prompt_bytes(const json_t *req);
 long long wk_estimate_tokens(size_t bytes);
 /* Append one SSE event "data: <json>\n\n" to out. */
 void wk_sse_emit(lp_buf_t *out, const json_t *value);
+/* Start an event relayed as the provider wrote it: "event: <name>\n" (when name is not
+ * NULL) and "data: "; wk_sse_relay_end ends it, its line breaks made spaces. Valid JSON has
+ * line breaks only between tokens, so the event stays one data line whatever the provider's
+ * layout, and a name cannot start a line of its own. */
+size_t wk_sse_relay_start(lp_buf_t *out, const char *name);
+void wk_sse_relay_end(lp_buf_t *out, size_t from);
 /* The usage of a stream: the provider's, else estimated from the bytes seen. */
 void wk_stream_usage(const wk_job_t *job, long long *prompt, long long *completion,
                      long long *total);

@@ -1023,9 +1023,9 @@ static int s_passthrough_event(wk_job_t *job, const json_t *ev, const char *type
         job->done = true;
     else if (strcmp(type, "content_block_delta") == 0)
         job->content_bytes += len / 2; /* for an estimate, should usage never come */
-    lp_buf_printf(out, "event: %s\ndata: ", type);
+    size_t from = wk_sse_relay_start(out, type);
     lp_buf_append(out, data, len);
-    lp_buf_puts(out, "\n\n");
+    wk_sse_relay_end(out, from);
     return 0;
 }
 

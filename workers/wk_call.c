@@ -131,6 +131,19 @@ static void s_reply_fail(wk_job_t *job, const wk_fail_t *fail)
 static void s_reply_result(wk_job_t *job, wk_result_t *res)
 {
     if (job->messages && !job->passthrough && !job->count_tokens) {
+        if (!res->response) { /* the adapter's bytes: read them to translate them */
+            char err[LP_ERR_LEN];
+            res->response = lp_json_parse(res->body.data, res->body.len, err);
+            lp_buf_free(&res->body);
+            if (!res->response) {
+                wk_fail_t fail = {.retry_after_ms = -1};
+                wk_fail(&fail, 502, "invalid_upstream_response", true,
+                        "%s returned a completion that cannot be read: %s", job->d->provider->name,
+                        err);
+                s_reply_fail(job, &fail);
+                return;
+            }
+        }
         json_t *msg = wk_messages_from_chat(res->response);
         json_decref(res->response);
         res->response = msg;
@@ -142,7 +155,7 @@ static void s_reply_result(wk_job_t *job, wk_result_t *res)
     s_cost_meta(job, meta, res->prompt_tokens, res->completion_tokens);
     s_describe(job, meta);
     size_t len = 0;
-    char *body = lp_json_dump(res->response, &len);
+    char *body = res->response ? lp_json_dump(res->response, &len) : lp_buf_steal(&res->body, &len);
     lp_msg_give_body(m, body, len);
     json_decref(res->response);
     res->response = NULL;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp_jscan.h"
 #include "lp_json.h"
 #include "wk_adapter.h"
 
@@ -49,26 +50,154 @@ static int s_prepare(wk_job_t *job, wk_fail_t *fail)
     return 0;
 }
 
+/* What one pass over an OpenAI answer or stream chunk keeps: the fields the proxy reads and
+ * the spans it changes. Everything else goes to the client byte for byte. */
+typedef struct {
+    wk_job_t *job;
+    const char *list; /* "choices" or "data": must be an array */
+    bool list_ok;     /* it is */
+    size_t list_len;  /* choices in a chunk */
+    size_t members;   /* top-level members */
+    size_t close_at;  /* the top-level closing brace */
+    int model_seen, usage_seen, list_seen;
+    size_t model_from, model_to; /* the top-level model's value */
+    size_t usage_from, usage_to; /* the top-level usage member, for cutting it */
+    bool usage;                  /* usage is an object */
+    long long prompt, completion, total;
+    bool error;         /* a top-level error member (streams) */
+    bool finish;        /* a choice has a finish_reason */
+    size_t delta_bytes; /* text a chunk carries, for token estimates */
+} s_scan_t;
+
+/* Strings whose length counts as relayed text when the provider reports no usage. */
+static const char *s_text_paths[] = {
+    "choices.*.delta.content",
+    "choices.*.delta.reasoning_content",
+    "choices.*.delta.tool_calls.*.function.arguments",
+    "choices.*.delta.tool_calls.*.function.name",
+    "choices.*.text", /* legacy completions */
+};
+
+/* A top-level member the proxy reads or rewrites may appear once only. */
+static bool s_once(lp_jscan_t *s, int *seen, const char *key)
+{
+    return ++*seen == 1 || lp_jscan_stop(s, "duplicate \"%s\" member", key);
+}
+
+static bool s_top_member(lp_jscan_t *s, s_scan_t *a, lp_jscan_kind_t kind, const char *text,
+                         size_t len)
+{
+    bool first = kind != LP_JSCAN_CLOSE;                           /* the value's first event */
+    bool last = kind != LP_JSCAN_OBJECT && kind != LP_JSCAN_ARRAY; /* and its last */
+    if (first)
+        a->members++;
+    if (lp_jscan_at(s, "model")) {
+        if (first && !s_once(s, &a->model_seen, "model"))
+            return false;
+        if (last) {
+            a->model_from = lp_jscan_start(s);
+            a->model_to = lp_jscan_end(s);
+        }
+    } else if (lp_jscan_at(s, "usage")) {
+        if (first && !s_once(s, &a->usage_seen, "usage"))
+            return false;
+        if (kind == LP_JSCAN_OBJECT)
+            a->usage = true;
+        if (last)
+            lp_jscan_member_span(s, &a->usage_from, &a->usage_to);
+    } else if (lp_jscan_at(s, a->list)) {
+        if (first && !s_once(s, &a->list_seen, a->list))
+            return false;
+        a->list_ok = kind == LP_JSCAN_ARRAY || (a->list_ok && kind == LP_JSCAN_CLOSE);
+    } else if (lp_jscan_at(s, "error")) {
+        a->error = true;
+    } else if (lp_jscan_at(s, "id") && kind == LP_JSCAN_STRING) {
+        size_t n = LP_MIN(len, sizeof a->job->chunk_id - 1);
+        memcpy(a->job->chunk_id, text, n);
+        a->job->chunk_id[n] = '\0';
+    } else if (lp_jscan_at(s, "created") && kind == LP_JSCAN_NUMBER) {
+        a->job->created = lp_jscan_count(text, len, a->job->created);
+    }
+    return true;
+}
+
+static bool s_scan(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, size_t len, void *arg)
+{
+    s_scan_t *a = arg;
+    switch (lp_jscan_depth(s)) {
+    case 0:
+        if (kind == LP_JSCAN_CLOSE)
+            a->close_at = lp_jscan_end(s) - 1;
+        return kind == LP_JSCAN_OBJECT || kind == LP_JSCAN_CLOSE ||
+               lp_jscan_stop(s, "not a JSON object");
+    case 1:
+        return s_top_member(s, a, kind, text, len);
+    case 2:
+        if (kind != LP_JSCAN_CLOSE && lp_jscan_at(s, "choices.*"))
+            a->list_len++;
+        else if (kind == LP_JSCAN_NUMBER && lp_jscan_at(s, "usage.prompt_tokens"))
+            a->prompt = lp_jscan_count(text, len, 0);
+        else if (kind == LP_JSCAN_NUMBER && lp_jscan_at(s, "usage.completion_tokens"))
+            a->completion = lp_jscan_count(text, len, 0);
+        else if (kind == LP_JSCAN_NUMBER && lp_jscan_at(s, "usage.total_tokens"))
+            a->total = lp_jscan_count(text, len, 0);
+        return true;
+    default:
+        if (kind != LP_JSCAN_STRING)
+            return true;
+        if (lp_jscan_at(s, "choices.*.finish_reason"))
+            a->finish = true;
+        for (size_t i = 0; i < LP_ARRAY_LEN(s_text_paths); i++)
+            if (lp_jscan_at(s, s_text_paths[i]))
+                a->delta_bytes += len;
+        return true;
+    }
+}
+
+/* out gets text with `model` set to the model group the client asked for (added when the
+ * provider sent none) and, when cut_usage, without its usage member. */
+static void s_restamp(const wk_job_t *job, const s_scan_t *a, const char *text, size_t len,
+                      bool cut_usage, lp_buf_t *out)
+{
+    lp_buf_t model = {0};
+    lp_jscan_edit_t edits[2];
+    size_t n = 0;
+    bool cut = cut_usage && a->usage_seen;
+    if (cut)
+        edits[n++] = (lp_jscan_edit_t){a->usage_from, a->usage_to, "", 0};
+    json_t *group = lp_json_text(job->group);
+    if (a->model_seen) {
+        lp_json_dump_to(&model, group);
+        edits[n++] = (lp_jscan_edit_t){a->model_from, a->model_to, model.data, model.len};
+    } else {
+        bool others = a->members > (cut ? 1u : 0u);
+        lp_buf_puts(&model, others ? ",\"model\":" : "\"model\":");
+        lp_json_dump_to(&model, group);
+        edits[n++] = (lp_jscan_edit_t){a->close_at, a->close_at, model.data, model.len};
+    }
+    json_decref(group);
+    if (n == 2 && edits[1].from < edits[0].from) {
+        lp_jscan_edit_t t = edits[0];
+        edits[0] = edits[1];
+        edits[1] = t;
+    }
+    lp_jscan_splice(out, text, len, edits, n);
+    lp_buf_free(&model);
+}
+
 static int s_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)
 {
     char err[LP_ERR_LEN];
-    json_t *resp = lp_json_parse(job->resp.data ? job->resp.data : "", job->resp.len, err);
-    const char *list = job->call == WK_CALL_EMBEDDING ? "data" : "choices";
-    if (!json_is_object(resp) || !json_is_array(json_object_get(resp, list))) {
-        json_decref(resp);
+    bool embedding = job->call == WK_CALL_EMBEDDING;
+    s_scan_t a = {.job = job, .list = embedding ? "data" : "choices"};
+    if (lp_jscan_run(job->resp.data, job->resp.len, s_scan, &a, err) < 0 || !a.list_ok)
         return wk_fail(fail, 502, "invalid_upstream_response", true,
                        "%s returned a response that is not an OpenAI %s object",
-                       job->d->provider->name,
-                       job->call == WK_CALL_EMBEDDING ? "embeddings" : "completion");
-    }
-    json_t *usage = json_object_get(resp, "usage");
-    out->prompt_tokens = lp_json_tokens(usage, "prompt_tokens", 0);
-    out->completion_tokens = lp_json_tokens(usage, "completion_tokens", 0);
-    out->total_tokens = lp_json_tokens(usage, "total_tokens", 0);
-    if (!out->total_tokens)
-        out->total_tokens = out->prompt_tokens + out->completion_tokens;
-    json_object_set_new(resp, "model", json_string(job->group));
-    out->response = resp;
+                       job->d->provider->name, embedding ? "embeddings" : "completion");
+    out->prompt_tokens = a.prompt;
+    out->completion_tokens = a.completion;
+    out->total_tokens = a.total ? a.total : a.prompt + a.completion;
+    s_restamp(job, &a, job->resp.data, job->resp.len, false, &out->body);
     return 0;
 }
 
@@ -108,33 +237,19 @@ static void s_error(wk_job_t *job, wk_fail_t *fail)
     json_decref(body);
 }
 
-/* Text a delta carries, for token estimates when the provider reports no usage. */
-static size_t s_delta_bytes(const json_t *choices)
+/* The provider's error event, in its own words (rare: parsed in full). */
+static int s_stream_error(wk_job_t *job, const char *data, size_t len, wk_fail_t *fail)
 {
-    size_t n = 0, i, k;
-    json_t *c, *tc;
-    json_array_foreach(choices, i, c)
-    {
-        json_t *delta = json_object_get(c, "delta");
-        n += json_string_length(json_object_get(delta, "content"));
-        n += json_string_length(json_object_get(delta, "reasoning_content"));
-        json_array_foreach(json_object_get(delta, "tool_calls"), k, tc)
-        {
-            json_t *fn = json_object_get(tc, "function");
-            n += json_string_length(json_object_get(fn, "arguments"));
-            n += json_string_length(json_object_get(fn, "name"));
-        }
-        n += json_string_length(json_object_get(c, "text")); /* legacy completions */
-    }
-    return n;
-}
-
-static void s_take_usage(wk_job_t *job, const json_t *usage)
-{
-    job->have_usage = true;
-    job->usage_prompt = lp_json_tokens(usage, "prompt_tokens", 0);
-    job->usage_completion = lp_json_tokens(usage, "completion_tokens", 0);
-    job->usage_total = lp_json_tokens(usage, "total_tokens", 0);
+    char text[256];
+    json_t *chunk = lp_json_parse(data, len, NULL);
+    json_t *error = json_object_get(chunk, "error");
+    const char *msg =
+        json_is_string(error) ? json_string_value(error) : lp_json_str(error, "message");
+    lp_strlcpy(text, msg ? msg : "error event", sizeof text);
+    json_decref(chunk);
+    wk_scrub(text, job->d->api_key);
+    return wk_fail(fail, 502, "upstream_stream_error", false, "%s: %s", job->d->provider->name,
+                   text);
 }
 
 /* One provider chunk: validated, model restamped, usage kept aside, relayed. */
@@ -149,49 +264,26 @@ static int s_stream_event(wk_job_t *job, const char *event, const char *data, si
     if (job->done)
         return 0; /* nothing after the terminator counts */
     char err[LP_ERR_LEN];
-    json_t *chunk = lp_json_parse(data, len, err);
-    if (!json_is_object(chunk)) {
-        json_decref(chunk);
+    s_scan_t a = {.job = job, .list = "choices"};
+    if (lp_jscan_run(data, len, s_scan, &a, err) < 0)
         return wk_fail(fail, 502, "invalid_upstream_stream", false,
-                       "%s sent an invalid stream event: %s", job->d->provider->name,
-                       chunk ? "not a JSON object" : err);
+                       "%s sent an invalid stream event: %s", job->d->provider->name, err);
+    if (a.error)
+        return s_stream_error(job, data, len, fail);
+    if (a.usage) {
+        job->have_usage = true;
+        job->usage_prompt = a.prompt;
+        job->usage_completion = a.completion;
+        job->usage_total = a.total;
+        if (a.list_ok && a.list_len == 0)
+            return 0; /* the usage chunk: sent at the end, if the client wants it */
     }
-    json_t *error = json_object_get(chunk, "error");
-    if (error) {
-        char text[256];
-        const char *msg =
-            json_is_string(error) ? json_string_value(error) : lp_json_str(error, "message");
-        lp_strlcpy(text, msg ? msg : "error event", sizeof text);
-        wk_scrub(text, job->d->api_key);
-        json_decref(chunk);
-        return wk_fail(fail, 502, "upstream_stream_error", false, "%s: %s", job->d->provider->name,
-                       text);
-    }
-    const char *id = lp_json_str(chunk, "id");
-    if (id)
-        lp_strlcpy(job->chunk_id, id, sizeof job->chunk_id);
-    job->created = lp_json_int(chunk, "created", job->created);
-    json_t *usage = json_object_get(chunk, "usage");
-    json_t *choices = json_object_get(chunk, "choices");
-    if (json_is_object(usage))
-        s_take_usage(job, usage);
-    if (json_is_array(choices) && json_array_size(choices) == 0 && json_is_object(usage)) {
-        json_decref(chunk); /* the usage chunk: sent at the end, if the client wants it */
-        return 0;
-    }
-    size_t i;
-    json_t *c;
-    json_array_foreach(choices, i, c)
-    {
-        if (json_is_string(json_object_get(c, "finish_reason")))
-            job->finish_seen = true;
-    }
-    job->content_bytes += s_delta_bytes(choices);
-    if (!job->include_usage)
-        json_object_del(chunk, "usage");
-    json_object_set_new(chunk, "model", json_string(job->group));
-    wk_sse_emit(out, chunk);
-    json_decref(chunk);
+    if (a.finish)
+        job->finish_seen = true;
+    job->content_bytes += a.delta_bytes;
+    size_t from = wk_sse_relay_start(out, NULL);
+    s_restamp(job, &a, data, len, !job->include_usage, out);
+    wk_sse_relay_end(out, from);
     return 0;
 }
 

@@ -1,0 +1,322 @@
+#include "lp_jscan.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "lp_json.h"
+
+/* One open container. */
+typedef struct {
+    bool array;
+    size_t start;           /* its opening bracket */
+    size_t members;         /* members or elements so far, the current one included */
+    size_t key_start;       /* the current member's key (its opening quote) */
+    size_t prev_member_end; /* end of the member before the current one */
+    size_t last_value_end;  /* end of the last member's value */
+    size_t key_len;         /* the current member's key, when it fits */
+    bool key_long;
+    char key[LP_JSCAN_KEY];
+} s_level_t;
+
+struct lp_jscan {
+    yajl_handle yajl;
+    const char *data;
+    size_t len;
+    lp_jscan_fn *fn;
+    void *arg;
+    int open;              /* containers open around the current value */
+    size_t prev_end;       /* just past the token before the current one */
+    size_t end;            /* just past the current token */
+    size_t container_start; /* the current OBJECT/ARRAY/CLOSE's bracket */
+    size_t top_end;         /* just past the top-level value, once it is complete */
+    bool container;
+    bool completing; /* in yajl_complete_parse: a number ending the text is reported */
+    char *err;
+    bool stopped;
+    s_level_t level[LP_JSCAN_PATH];
+};
+
+static bool s_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The level holding the current value, or NULL at the top or beyond the tracked depth. */
+static s_level_t *s_parent(lp_jscan_t *s)
+{
+    return s->open > 0 && s->open <= LP_JSCAN_PATH ? &s->level[s->open - 1] : NULL;
+}
+
+/* A value begins: count it as an array's element. */
+static void s_value_begins(lp_jscan_t *s)
+{
+    s_level_t *p = s_parent(s);
+    if (p && p->array)
+        p->members++;
+}
+
+/* A value ended: remember where, for cutting the next member. */
+static void s_value_ends(lp_jscan_t *s)
+{
+    s_level_t *p = s_parent(s);
+    if (p)
+        p->last_value_end = s->end;
+}
+
+/* Report the current token to the callback; 1 continues the parse (yajl's convention). */
+static int s_emit(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, size_t len)
+{
+    s->end = s->completing ? s->len : yajl_get_bytes_consumed(s->yajl);
+    bool go = s->fn(s, kind, text, len, s->arg);
+    if (kind != LP_JSCAN_OBJECT && kind != LP_JSCAN_ARRAY) {
+        s_value_ends(s);
+        if (s->open == 0)
+            s->top_end = s->end;
+    }
+    s->prev_end = s->end;
+    return go ? 1 : 0;
+}
+
+static int s_scalar(void *ctx, lp_jscan_kind_t kind, const char *text, size_t len)
+{
+    lp_jscan_t *s = ctx;
+    s->container = false;
+    s_value_begins(s);
+    return s_emit(s, kind, text, len);
+}
+
+static int s_null(void *ctx)
+{
+    return s_scalar(ctx, LP_JSCAN_NULL, NULL, 0);
+}
+
+static int s_bool(void *ctx, int value)
+{
+    return value ? s_scalar(ctx, LP_JSCAN_BOOL, "true", 4)
+                 : s_scalar(ctx, LP_JSCAN_BOOL, "false", 5);
+}
+
+static int s_number(void *ctx, const char *text, size_t len)
+{
+    return s_scalar(ctx, LP_JSCAN_NUMBER, text, len);
+}
+
+static int s_string(void *ctx, const unsigned char *text, size_t len)
+{
+    return s_scalar(ctx, LP_JSCAN_STRING, (const char *)text, len);
+}
+
+static int s_open(lp_jscan_t *s, bool array)
+{
+    if (s->open >= LP_JSON_MAX_DEPTH) {
+        lp_jscan_stop(s, "JSON nested deeper than %d levels", LP_JSON_MAX_DEPTH);
+        return 0;
+    }
+    s_value_begins(s);
+    s->container = true;
+    s->container_start = yajl_get_bytes_consumed(s->yajl) - 1;
+    if (!s_emit(s, array ? LP_JSCAN_ARRAY : LP_JSCAN_OBJECT, NULL, 0))
+        return 0;
+    if (s->open < LP_JSCAN_PATH)
+        s->level[s->open] = (s_level_t){.array = array, .start = s->container_start};
+    s->open++;
+    return 1;
+}
+
+static int s_start_map(void *ctx)
+{
+    return s_open(ctx, false);
+}
+
+static int s_start_array(void *ctx)
+{
+    return s_open(ctx, true);
+}
+
+static int s_close(void *ctx)
+{
+    lp_jscan_t *s = ctx;
+    s->open--;
+    s->container = true;
+    s->container_start = s->open < LP_JSCAN_PATH ? s->level[s->open].start : 0;
+    return s_emit(s, LP_JSCAN_CLOSE, NULL, 0);
+}
+
+static int s_key(void *ctx, const unsigned char *key, size_t len)
+{
+    lp_jscan_t *s = ctx;
+    s->end = yajl_get_bytes_consumed(s->yajl);
+    if (s->open <= LP_JSCAN_PATH) {
+        s_level_t *p = &s->level[s->open - 1];
+        p->prev_member_end = p->members ? p->last_value_end : 0;
+        p->members++;
+        size_t at = s->prev_end;
+        while (at < s->len && s->data[at] != '"')
+            at++; /* only blanks and a comma before it: yajl has checked them */
+        p->key_start = at;
+        p->key_long = len >= sizeof p->key;
+        p->key_len = p->key_long ? 0 : len;
+        memcpy(p->key, key, p->key_len);
+    }
+    s->prev_end = s->end;
+    return 1;
+}
+
+static const yajl_callbacks s_callbacks = {
+    .yajl_null = s_null,
+    .yajl_boolean = s_bool,
+    .yajl_number = s_number,
+    .yajl_string = s_string,
+    .yajl_start_map = s_start_map,
+    .yajl_map_key = s_key,
+    .yajl_end_map = s_close,
+    .yajl_start_array = s_start_array,
+    .yajl_end_array = s_close,
+};
+
+int lp_jscan_run(const char *data, size_t len, lp_jscan_fn *fn, void *arg, char *err)
+{
+    /* yajl's own check lets overlong forms and surrogates through; this one does not. */
+    size_t bad = 0;
+    if (!lp_utf8_valid(data, len, &bad))
+        return lp_err_set(err, "invalid UTF-8 at byte %zu", bad);
+    /* yajl takes form feeds and vertical tabs for blanks; JSON (and the client) does not. */
+    const char *ctl = data ? memchr(data, '\f', len) : NULL;
+    if (!ctl && data)
+        ctl = memchr(data, '\v', len);
+    if (ctl)
+        return lp_err_set(err, "control character 0x%02x at byte %zu", (unsigned)*ctl,
+                          (size_t)(ctl - data));
+    lp_jscan_t s = {.data = data, .len = len, .fn = fn, .arg = arg, .err = err};
+    s.yajl = yajl_alloc(&s_callbacks, NULL, &s);
+    lp_assert(s.yajl != NULL); /* only fails when out of memory */
+    yajl_config(s.yajl, yajl_dont_validate_strings, 1);
+    const unsigned char *text = (const unsigned char *)(data ? data : "");
+    yajl_status st = yajl_parse(s.yajl, text, len);
+    if (st == yajl_status_ok) {
+        s.completing = true;
+        st = yajl_complete_parse(s.yajl);
+    }
+    int rc = 0;
+    /* yajl ends a complete value without looking at an unfinished token after it. */
+    size_t rest = s.top_end;
+    while (st == yajl_status_ok && rest < len && s_space(data[rest]))
+        rest++;
+    if (st == yajl_status_ok && rest < len) {
+        rc = lp_err_set(err, "trailing bytes after the JSON value at byte %zu", rest);
+    } else if (st != yajl_status_ok) {
+        rc = -1;
+        if (!s.stopped) {
+            unsigned char *why = yajl_get_error(s.yajl, 0, text, len);
+            size_t n = why ? strcspn((const char *)why, "\n") : 0;
+            lp_err_set(err, "%.*s at byte %zu", (int)n, why ? (const char *)why : "invalid JSON",
+                       yajl_get_bytes_consumed(s.yajl));
+            yajl_free_error(s.yajl, why);
+        }
+    }
+    yajl_free(s.yajl);
+    return rc;
+}
+
+bool lp_jscan_stop(lp_jscan_t *s, const char *fmt, ...)
+{
+    if (s->err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->err, LP_ERR_LEN, fmt, ap);
+        va_end(ap);
+    }
+    s->stopped = true;
+    return false;
+}
+
+int lp_jscan_depth(const lp_jscan_t *s)
+{
+    return s->open;
+}
+
+bool lp_jscan_at(const lp_jscan_t *s, const char *path)
+{
+    if (s->open > LP_JSCAN_PATH)
+        return false;
+    const char *p = path;
+    for (int i = 0; i < s->open; i++) {
+        if (!*p)
+            return false; /* the path is shorter */
+        size_t n = strcspn(p, ".");
+        const s_level_t *l = &s->level[i];
+        bool any = n == 1 && p[0] == '*';
+        if (!any && (l->array || l->key_long || l->key_len != n || memcmp(l->key, p, n) != 0))
+            return false;
+        p += n;
+        if (*p == '.')
+            p++;
+        else if (i + 1 < s->open)
+            return false;
+    }
+    return *p == '\0';
+}
+
+size_t lp_jscan_start(const lp_jscan_t *s)
+{
+    if (s->container)
+        return s->container_start;
+    size_t at = s->prev_end;
+    while (at < s->len && (s_space(s->data[at]) || s->data[at] == ':' || s->data[at] == ','))
+        at++;
+    return at;
+}
+
+size_t lp_jscan_end(const lp_jscan_t *s)
+{
+    return s->end;
+}
+
+void lp_jscan_member_span(const lp_jscan_t *s, size_t *from, size_t *to)
+{
+    const s_level_t *p = s->open > 0 && s->open <= LP_JSCAN_PATH ? &s->level[s->open - 1] : NULL;
+    lp_assert(p && !p->array);
+    if (p->members > 1) {
+        *from = p->prev_member_end; /* ", key: value" */
+        *to = s->end;
+        return;
+    }
+    *from = p->key_start; /* the first member: "key: value," */
+    size_t at = s->end;
+    while (at < s->len && s_space(s->data[at]))
+        at++;
+    *to = at < s->len && s->data[at] == ',' ? at + 1 : s->end;
+}
+
+long long lp_jscan_count(const char *text, size_t len, long long def)
+{
+    if (!text || len == 0 || memchr(text, '.', len) || memchr(text, 'e', len) ||
+        memchr(text, 'E', len))
+        return def;
+    if (text[0] == '-')
+        return 0;
+    long long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return def;
+        n = n * 10 + (text[i] - '0');
+        if (n > LP_TOKENS_MAX)
+            return LP_TOKENS_MAX;
+    }
+    return n;
+}
+
+void lp_jscan_splice(lp_buf_t *out, const char *text, size_t len, const lp_jscan_edit_t *edits,
+                     size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        lp_assert(edits[i].from >= at && edits[i].to >= edits[i].from && edits[i].to <= len);
+        lp_buf_append(out, text + at, edits[i].from - at);
+        lp_buf_append(out, edits[i].with, edits[i].with_len);
+        at = edits[i].to;
+    }
+    lp_buf_append(out, text + at, len - at);
+}
