@@ -95,13 +95,11 @@ static void s_hist_add(s_hist_t *h, double seconds)
     h->sum += seconds;
 }
 
-void gw_metrics_observe(gw_metrics_t *self, const json_t *rec)
+void gw_metrics_observe(gw_metrics_t *self, const gw_record_t *rec)
 {
-    const char *group = lp_json_str(rec, "model_group");
-    const char *model_id = lp_json_str(rec, "model_id");
-    group = group ? group : "";
-    model_id = model_id ? model_id : "";
-    int status = (int)lp_json_int(rec, "http_status", 0);
+    const char *group = rec->model_group ? rec->model_group : "";
+    const char *model_id = rec->deployment[1] ? rec->deployment[1] : "";
+    int status = rec->http_status;
     char *key = lp_asprintf("%s\n%s\n%d", group, model_id, status);
     s_count_t *c = lp_map_get(self->counts, key, strlen(key));
     if (!c) {
@@ -119,14 +117,13 @@ void gw_metrics_observe(gw_metrics_t *self, const json_t *rec)
         g->group = lp_strdup(group);
         lp_map_put(self->groups, group, strlen(group), g);
     }
-    s_hist_add(&g->duration, lp_json_num(rec, "duration_ms", 0) / 1000.0);
-    json_t *ttft = json_object_get(rec, "ttft_ms");
-    if (lp_json_bool(rec, "stream", false) && json_is_number(ttft))
-        s_hist_add(&g->ttft, json_number_value(ttft) / 1000.0);
-    g->prompt_tokens += (unsigned long long)lp_json_int(rec, "prompt_tokens", 0);
-    g->completion_tokens += (unsigned long long)lp_json_int(rec, "completion_tokens", 0);
-    g->spend += lp_json_num(rec, "spend", 0);
-    g->cache_hits += lp_json_bool(rec, "cache_hit", false) ? 1 : 0;
+    s_hist_add(&g->duration, (double)rec->duration_ns / 1e9);
+    if (rec->stream && rec->ttft_us >= 0)
+        s_hist_add(&g->ttft, (double)rec->ttft_us / 1e6);
+    g->prompt_tokens += (unsigned long long)rec->prompt_tokens;
+    g->completion_tokens += (unsigned long long)rec->completion_tokens;
+    g->spend += rec->spend;
+    g->cache_hits += rec->cache_hit ? 1 : 0;
 }
 
 void gw_metrics_router(gw_metrics_t *self, const json_t *stats)

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "gw_record.h"
 #include "gw_req.h"
 
 typedef struct gw_metrics gw_metrics_t;
@@ -15,7 +16,7 @@ typedef struct gw_metrics gw_metrics_t;
 gw_metrics_t *gw_metrics_new(void);
 void gw_metrics_destroy(gw_metrics_t **self_p);
 /* Count one finished request from its usage record. */
-void gw_metrics_observe(gw_metrics_t *self, const json_t *record);
+void gw_metrics_observe(gw_metrics_t *self, const gw_record_t *record);
 /* Keep the router's latest figures (meta of its HEARTBEAT; borrowed, copied). */
 void gw_metrics_router(gw_metrics_t *self, const json_t *stats);
 /* The /metrics handler. */

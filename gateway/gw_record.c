@@ -1,15 +1,14 @@
 #define LP_LOG_MODULE "gw_record"
 #include "gw_record.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
 #include "gw_cache.h"
 #include "gw_limits.h"
 #include "gw_metrics.h"
 #include "gw_outbox.h"
+#include "lp_crypto.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_msg.h"
@@ -30,20 +29,6 @@ static const char *s_call_type(gw_call_t call)
     }
 }
 
-static void s_time(json_t *rec, const char *key, int64_t wall_ns)
-{
-    char buf[LP_ISO_LEN];
-    lp_iso8601(wall_ns, buf, sizeof buf);
-    json_object_set_new(rec, key, json_string(buf));
-}
-
-/* Copy a string member of the worker's meta into the record (null when absent). */
-static void s_copy(json_t *rec, const char *key, const json_t *meta, const char *from)
-{
-    const char *v = lp_json_str(meta, from);
-    json_object_set_new(rec, key, v ? lp_json_text(v) : json_null());
-}
-
 /* Record fields that name the deployment, and where the worker's meta has them. */
 static const char *s_deployment_fields[][2] = {{"model", "provider_model"},
                                                {"model_id", "deployment"},
@@ -51,63 +36,70 @@ static const char *s_deployment_fields[][2] = {{"model", "provider_model"},
                                                {"api_base", "api_base"},
                                                {"worker", "worker"}};
 
-void gw_record_apply(json_t *rec, const json_t *meta)
+/* Replace *field with a copy of a meta's string member (NULL when absent). */
+static void s_copy(char **field, const json_t *meta, const char *from)
+{
+    const char *v = lp_json_str(meta, from);
+    free(*field);
+    *field = v ? lp_strdup(v) : NULL;
+}
+
+void gw_record_apply(gw_record_t *rec, const json_t *meta)
 {
     /* meta NULL (answered by the gateway itself): zeros and nulls, never missing fields. */
     for (size_t i = 0; i < LP_ARRAY_LEN(s_deployment_fields); i++)
-        s_copy(rec, s_deployment_fields[i][0], meta, s_deployment_fields[i][1]);
+        s_copy(&rec->deployment[i], meta, s_deployment_fields[i][1]);
     const json_t *usage = json_object_get(meta, "usage");
-    json_object_set_new(rec, "prompt_tokens", json_integer(lp_json_int(usage, "prompt_tokens", 0)));
-    json_object_set_new(rec, "completion_tokens",
-                        json_integer(lp_json_int(usage, "completion_tokens", 0)));
-    json_object_set_new(rec, "total_tokens", json_integer(lp_json_int(usage, "total_tokens", 0)));
-    json_object_set_new(rec, "usage_estimated",
-                        json_boolean(lp_json_bool(meta, "usage_estimated", false)));
-    json_object_set_new(rec, "spend", json_real(lp_json_num(meta, "cost", 0)));
-    json_object_set_new(rec, "attempts", json_integer(lp_json_int(meta, "attempts", 0)));
-    json_object_set_new(rec, "retries", json_integer(lp_json_int(meta, "retries", 0)));
-    json_object_set_new(rec, "fallbacks", json_integer(lp_json_int(meta, "fallbacks", 0)));
-    long long upstream_us = lp_json_int(meta, "upstream_us", -1);
-    long long ttfb_us = lp_json_int(meta, "ttfb_us", -1);
-    json_object_set_new(rec, "upstream_ms",
-                        upstream_us >= 0 ? json_real((double)upstream_us / 1e3) : json_null());
-    json_object_set_new(rec, "ttft_ms",
-                        ttfb_us >= 0 ? json_real((double)ttfb_us / 1e3) : json_null());
-    static const char *hops[][2] = {{"router_us", "router_ms"}, {"worker_us", "worker_ms"}};
-    for (size_t i = 0; i < LP_ARRAY_LEN(hops); i++) {
-        long long us = lp_json_int(meta, hops[i][0], -1);
-        json_object_set_new(rec, hops[i][1], us >= 0 ? json_real((double)us / 1e3) : json_null());
-    }
+    rec->prompt_tokens = lp_json_int(usage, "prompt_tokens", 0);
+    rec->completion_tokens = lp_json_int(usage, "completion_tokens", 0);
+    rec->total_tokens = lp_json_int(usage, "total_tokens", 0);
+    rec->usage_estimated = lp_json_bool(meta, "usage_estimated", false);
+    rec->spend = lp_json_num(meta, "cost", 0);
+    rec->attempts = lp_json_int(meta, "attempts", 0);
+    rec->retries = lp_json_int(meta, "retries", 0);
+    rec->fallbacks = lp_json_int(meta, "fallbacks", 0);
+    rec->upstream_us = lp_json_int(meta, "upstream_us", -1);
+    rec->ttft_us = lp_json_int(meta, "ttfb_us", -1);
+    rec->router_us = lp_json_int(meta, "router_us", -1);
+    rec->worker_us = lp_json_int(meta, "worker_us", -1);
 }
 
 /* A stream whose worker died never got its usage: bill what the client saw, a token per
  * relayed event and the prompt as reserved, at the deployment's price, marked estimated. */
-static void s_estimate_cut_stream(const gw_req_t *req, json_t *rec, const json_t *meta)
+static void s_estimate_cut_stream(const gw_req_t *req, gw_record_t *rec, const json_t *meta)
 {
     if (!req->streaming || !req->out.events || json_object_get(meta, "usage"))
         return;
     long long prompt = req->prompt_guess, completion = (long long)req->out.events;
-    json_object_set_new(rec, "prompt_tokens", json_integer(prompt));
-    json_object_set_new(rec, "completion_tokens", json_integer(completion));
-    json_object_set_new(rec, "total_tokens", json_integer(prompt + completion));
-    json_object_set_new(rec, "usage_estimated", json_true());
+    rec->prompt_tokens = prompt;
+    rec->completion_tokens = completion;
+    rec->total_tokens = prompt + completion;
+    rec->usage_estimated = true;
     /* The router's error knows no deployment; the worker's HEAD named it. */
     const json_t *head = req->head ? lp_msg_meta(req->head) : NULL;
     for (size_t i = 0; i < LP_ARRAY_LEN(s_deployment_fields); i++)
-        if (json_is_null(json_object_get(rec, s_deployment_fields[i][0])))
-            s_copy(rec, s_deployment_fields[i][0], head, s_deployment_fields[i][1]);
+        if (!rec->deployment[i])
+            s_copy(&rec->deployment[i], head, s_deployment_fields[i][1]);
     const char *id = lp_json_str(head, "deployment");
     const lp_deployment_t *d = id ? lp_cfg_deployment(req->srv->cfg, id) : NULL;
     bool known = false, first = false;
     if (d)
-        json_object_set_new(
-            rec, "spend",
-            json_real(lp_price_cost(req->srv->prices, d, prompt, completion, &known, &first)));
+        rec->spend = lp_price_cost(req->srv->prices, d, prompt, completion, &known, &first);
 }
 
-json_t *gw_record_build(const gw_req_t *req, bool delivered)
+/* The error code of an answer the gateway made itself: in its error body. */
+static char *s_local_code(const gw_req_t *req)
 {
-    json_t *rec = json_object();
+    json_t *body = json_loadb(req->local, req->local_len, 0, NULL);
+    const char *code = lp_json_str(json_object_get(body, "error"), "code");
+    char *copy = code ? lp_strdup(code) : NULL;
+    json_decref(body);
+    return copy;
+}
+
+gw_record_t *gw_record_new(const gw_req_t *req, bool delivered)
+{
+    gw_record_t *rec = lp_calloc(1, sizeof *rec);
     /* The worker's last word (END/ERROR); for a stream, its HEAD until the END comes. */
     const json_t *meta = req->reply  ? lp_msg_meta(req->reply)
                          : req->head ? lp_msg_meta(req->head)
@@ -115,69 +107,131 @@ json_t *gw_record_build(const gw_req_t *req, bool delivered)
     int64_t end_ns = lp_mono_ns();
     if (!req->streaming && req->answer_ns)
         end_ns = req->answer_ns;
-    int64_t duration_ns = end_ns - req->start_ns;
-    json_object_set_new(rec, "request_id", json_string(req->idstr));
-    json_object_set_new(rec, "call_type", json_string(s_call_type(req->call)));
-    json_object_set_new(rec, "api_key", json_string(req->key_hash));
+    rec->duration_ns = end_ns - req->start_ns;
+    memcpy(rec->request_id, req->idstr, sizeof rec->request_id);
+    rec->call_type = s_call_type(req->call);
+    memcpy(rec->api_key, req->key_hash, sizeof rec->api_key);
     /* The group that served the request (a fallback's, when one answered). */
     const char *group = lp_json_str(meta, "group");
     group = group ? group : req->group;
-    json_object_set_new(rec, "model_group", group ? json_string(group) : json_null());
-    json_object_set_new(rec, "requested_group", req->group ? json_string(req->group) : json_null());
-    json_object_set_new(rec, "user", req->user ? lp_json_text(req->user) : json_null());
-    json_object_set_new(rec, "stream", json_boolean(req->stream));
+    rec->model_group = group ? lp_strdup(group) : NULL;
+    rec->requested_group = req->group ? lp_strdup(req->group) : NULL;
+    rec->user = req->user ? lp_strdup(req->user) : NULL;
+    rec->stream = req->stream;
     gw_record_apply(rec, meta);
     s_estimate_cut_stream(req, rec, meta);
-    s_time(rec, "startTime", req->start_wall_ns);
-    s_time(rec, "endTime", req->start_wall_ns + duration_ns);
-    long long ttfb_us = lp_json_int(meta, "ttfb_us", -1);
-    if (req->stream && ttfb_us >= 0 && req->sent_ns)
-        s_time(rec, "completionStartTime",
-               req->start_wall_ns + (req->sent_ns - req->start_ns) + ttfb_us * 1000);
+    rec->start_ns = req->start_wall_ns;
+    rec->end_ns = req->start_wall_ns + rec->duration_ns;
+    if (req->stream && rec->ttft_us >= 0 && req->sent_ns)
+        rec->completion_ns =
+            req->start_wall_ns + (req->sent_ns - req->start_ns) + rec->ttft_us * 1000;
     else
-        s_time(rec, "completionStartTime", req->start_wall_ns + duration_ns);
+        rec->completion_ns = rec->end_ns;
     int status = req->status;
     if (req->reply && req->streaming)
         status = (int)lp_msg_meta_int(req->reply, "status", status);
     if (req->client_gone)
         status = 499;
-    bool ok = status >= 200 && status < 300 && delivered;
-    json_object_set_new(rec, "status", json_string(ok ? "success" : "failure"));
-    json_object_set_new(rec, "http_status", json_integer(status));
-    s_copy(rec, "error_code", status >= 400 ? meta : NULL, "code");
-    if (req->client_gone) {
-        json_object_set_new(rec, "error_code", json_string("client_closed_request"));
-    } else if (status >= 400 && !req->reply && req->local) {
-        /* Refused by the gateway itself: the code is in the local error body. */
-        json_t *body = json_loadb(req->local, req->local_len, 0, NULL);
-        const char *code = lp_json_str(json_object_get(body, "error"), "code");
-        json_object_set_new(rec, "error_code", code ? json_string(code) : json_null());
-        json_decref(body);
-    }
-    json_object_set_new(rec, "duration_ms", json_real((double)duration_ns / 1e6));
+    rec->success = status >= 200 && status < 300 && delivered;
+    rec->http_status = status;
+    if (req->client_gone)
+        rec->error_code = lp_strdup("client_closed_request");
+    else if (status >= 400 && !req->reply && req->local)
+        rec->error_code = s_local_code(req); /* refused by the gateway itself */
+    else if (status >= 400)
+        s_copy(&rec->error_code, meta, "code");
     /* The gateway's own share: from the first byte until the request left for the router. */
-    if (req->sent_ns && req->answer_ns >= req->sent_ns) {
-        int64_t own = (req->sent_ns - req->start_ns);
-        json_object_set_new(rec, "gateway_ms", json_real((double)own / 1e6));
+    rec->gateway_ns =
+        req->sent_ns && req->answer_ns >= req->sent_ns ? req->sent_ns - req->start_ns : -1;
+    rec->cache_hit = gw_cache_hit(req);
+    if (rec->cache_hit) {
+        rec->cache_key = lp_strdup(gw_cache_key(req));
+        rec->spend = 0;
     }
-    bool hit = gw_cache_hit(req);
-    json_object_set_new(rec, "cache_hit", json_boolean(hit));
-    if (hit) {
-        json_object_set_new(rec, "cache_key", json_string(gw_cache_key(req)));
-        json_object_set_new(rec, "spend", json_real(0));
-    }
-    json_object_set_new(rec, "client_gone", json_boolean(req->client_gone || !delivered));
+    rec->client_gone = req->client_gone || !delivered;
     return rec;
+}
+
+void gw_record_destroy(gw_record_t **self_p)
+{
+    gw_record_t *rec = *self_p;
+    if (!rec)
+        return;
+    free(rec->model_group);
+    free(rec->requested_group);
+    free(rec->user);
+    for (size_t i = 0; i < LP_ARRAY_LEN(rec->deployment); i++)
+        free(rec->deployment[i]);
+    free(rec->error_code);
+    free(rec->cache_key);
+    free(rec);
+    *self_p = NULL;
+}
+
+static void s_time(lp_mapw_t *w, const char *key, int64_t wall_ns)
+{
+    char buf[LP_ISO_LEN];
+    lp_iso8601(wall_ns, buf, sizeof buf);
+    lp_mapw_str(w, key, buf);
+}
+
+/* Milliseconds from microseconds, nil when unknown. */
+static void s_ms(lp_mapw_t *w, const char *key, long long us)
+{
+    if (us >= 0)
+        lp_mapw_real(w, key, (double)us / 1e3);
+    else
+        lp_mapw_nil(w, key);
+}
+
+/* The record as the logger reads it (PROTOCOL.md, RECORD). */
+static char *s_pack(const gw_record_t *rec, size_t *len)
+{
+    lp_mapw_t w = {0};
+    lp_mapw_str(&w, "request_id", rec->request_id);
+    lp_mapw_str(&w, "call_type", rec->call_type);
+    lp_mapw_str(&w, "api_key", rec->api_key);
+    lp_mapw_str(&w, "model_group", rec->model_group);
+    lp_mapw_str(&w, "requested_group", rec->requested_group);
+    lp_mapw_str(&w, "user", rec->user);
+    lp_mapw_bool(&w, "stream", rec->stream);
+    for (size_t i = 0; i < LP_ARRAY_LEN(s_deployment_fields); i++)
+        lp_mapw_str(&w, s_deployment_fields[i][0], rec->deployment[i]);
+    lp_mapw_int(&w, "prompt_tokens", rec->prompt_tokens);
+    lp_mapw_int(&w, "completion_tokens", rec->completion_tokens);
+    lp_mapw_int(&w, "total_tokens", rec->total_tokens);
+    lp_mapw_bool(&w, "usage_estimated", rec->usage_estimated);
+    lp_mapw_real(&w, "spend", rec->spend);
+    lp_mapw_int(&w, "attempts", rec->attempts);
+    lp_mapw_int(&w, "retries", rec->retries);
+    lp_mapw_int(&w, "fallbacks", rec->fallbacks);
+    s_ms(&w, "upstream_ms", rec->upstream_us);
+    s_ms(&w, "ttft_ms", rec->ttft_us);
+    s_ms(&w, "router_ms", rec->router_us);
+    s_ms(&w, "worker_ms", rec->worker_us);
+    s_time(&w, "startTime", rec->start_ns);
+    s_time(&w, "endTime", rec->end_ns);
+    s_time(&w, "completionStartTime", rec->completion_ns);
+    lp_mapw_str(&w, "status", rec->success ? "success" : "failure");
+    lp_mapw_int(&w, "http_status", rec->http_status);
+    lp_mapw_str(&w, "error_code", rec->error_code);
+    lp_mapw_real(&w, "duration_ms", (double)rec->duration_ns / 1e6);
+    if (rec->gateway_ns >= 0)
+        lp_mapw_real(&w, "gateway_ms", (double)rec->gateway_ns / 1e6);
+    lp_mapw_bool(&w, "cache_hit", rec->cache_hit);
+    if (rec->cache_key)
+        lp_mapw_str(&w, "cache_key", rec->cache_key);
+    lp_mapw_bool(&w, "client_gone", rec->client_gone);
+    return lp_mapw_finish(&w, len);
 }
 
 /* The record is final: the key's reservation becomes its real usage, and the record goes
  * to the logger. */
-static void s_send(gw_server_t *srv, const uint8_t *id, json_t *rec)
+static void s_send(gw_server_t *srv, const uint8_t *id, const gw_record_t *rec)
 {
-    gw_limits_settle(srv->limits, id, lp_json_int(rec, "total_tokens", 0),
-                     lp_json_num(rec, "spend", 0));
+    gw_limits_settle(srv->limits, id, rec->total_tokens, rec->spend);
     size_t len = 0;
-    char *packed = lp_meta_encode(rec, &len); /* the logger reads it as it reads a meta */
+    char *packed = s_pack(rec, &len);
     gw_outbox_send(srv->outbox, id, packed, len);
 }
 
@@ -186,8 +240,8 @@ static void s_send(gw_server_t *srv, const uint8_t *id, json_t *rec)
 typedef struct {
     gw_server_t *srv;
     uint8_t id[LP_REQ_ID_LEN];
-    json_t *rec;     /* set when the request completed */
-    lp_msg_t *final; /* set when the worker's last word came */
+    gw_record_t *rec; /* set when the request completed */
+    lp_msg_t *final;  /* set when the worker's last word came */
     lp_timer_t timer;
 } s_pending_t;
 
@@ -197,7 +251,7 @@ static void s_pending_close(s_pending_t *p)
         if (p->final)
             gw_record_apply(p->rec, lp_msg_meta(p->final));
         s_send(p->srv, p->id, p->rec);
-        json_decref(p->rec);
+        gw_record_destroy(&p->rec);
     }
     lp_timer_stop(p->srv->loop, &p->timer);
     lp_map_remove(p->srv->pending, p->id, LP_REQ_ID_LEN);
@@ -250,7 +304,7 @@ void gw_pending_flush(gw_server_t *srv)
 static void s_record_send(gw_req_t *req, bool delivered)
 {
     gw_server_t *srv = req->srv;
-    json_t *rec = gw_record_build(req, delivered);
+    gw_record_t *rec = gw_record_new(req, delivered);
     gw_metrics_observe(srv->metrics, rec);
     s_pending_t *p = lp_map_get(srv->pending, req->id, LP_REQ_ID_LEN);
     if (p && !p->rec) {
@@ -260,7 +314,7 @@ static void s_record_send(gw_req_t *req, bool delivered)
         return;
     }
     s_send(srv, req->id, rec);
-    json_decref(rec);
+    gw_record_destroy(&rec);
 }
 
 void gw_record_once(gw_req_t *req, bool delivered)

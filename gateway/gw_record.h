@@ -9,15 +9,43 @@
 #include <stdbool.h>
 
 #include "gw_req.h"
+#include "lp_crypto.h"
+#include "lp_msg.h"
 
 /* How long a cancelled request's record waits for the worker's usage before it goes as is. */
 #define GW_PENDING_MS 3000
 
-/* Build the record of req. delivered: the answer reached the client. Caller owns it. */
-json_t *gw_record_build(const gw_req_t *req, bool delivered);
-/* Fill the record's fields that come from a worker's END/ERROR meta (usage, cost, where the
- * call went, attempts, timings). */
-void gw_record_apply(json_t *rec, const json_t *meta);
+/* One usage record, as plain fields until it is written for the logger (MessagePack, no
+ * jansson object: there is one per request). Strings are owned; NULL is a null field. */
+typedef struct gw_record {
+    char request_id[LP_REQ_ID_STR_LEN];
+    const char *call_type;
+    char api_key[LP_SHA256_HEX_LEN]; /* the sha256 of the caller's key */
+    char *model_group, *requested_group, *user;
+    bool stream;
+    /* model (the provider's name), model_id, custom_llm_provider, api_base, worker */
+    char *deployment[5];
+    long long prompt_tokens, completion_tokens, total_tokens;
+    bool usage_estimated;
+    double spend;
+    long long attempts, retries, fallbacks;
+    long long upstream_us, ttft_us, router_us, worker_us; /* -1: unknown */
+    int64_t start_ns, end_ns, completion_ns;              /* wall clock */
+    bool success;
+    int http_status;
+    char *error_code;
+    int64_t duration_ns, gateway_ns; /* gateway_ns -1: not measured */
+    bool cache_hit;
+    char *cache_key;
+    bool client_gone;
+} gw_record_t;
+
+/* The record of req. delivered: the answer reached the client. */
+gw_record_t *gw_record_new(const gw_req_t *req, bool delivered);
+void gw_record_destroy(gw_record_t **self_p);
+/* Fill the fields that come from a worker's END/ERROR meta (usage, cost, where the call
+ * went, attempts, timings); meta NULL: zeros and nulls. */
+void gw_record_apply(gw_record_t *rec, const json_t *meta);
 /* Build and hand the request's record to the logger link, once (never blocks; counted when
  * dropped): as soon as the answer from the router is complete, before it is written to the
  * client (so a gateway killed while writing it loses no record), else when libmicrohttpd

@@ -127,6 +127,78 @@ char *lp_meta_encode(const json_t *meta, size_t *len)
     return lp_buf_steal(&b, len);
 }
 
+/* ---- maps written member by member ---- */
+
+/* The map header goes first but its count is known last: room for the largest (map 32,
+ * which every decoder takes whatever the count) is kept at the start. */
+#define S_MAPW_HEAD 5
+
+static msgpack_packer s_mapw_key(lp_mapw_t *w, const char *key)
+{
+    if (w->buf.len == 0)
+        lp_buf_append(&w->buf, "\xdf\0\0\0\0", S_MAPW_HEAD);
+    w->count++;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &w->buf, s_buf_write);
+    size_t n = strlen(key);
+    msgpack_pack_str(&pk, n);
+    msgpack_pack_str_body(&pk, key, n);
+    return pk;
+}
+
+void lp_mapw_str(lp_mapw_t *w, const char *key, const char *value)
+{
+    msgpack_packer pk = s_mapw_key(w, key);
+    if (!value) {
+        msgpack_pack_nil(&pk);
+        return;
+    }
+    size_t n = strlen(value);
+    msgpack_pack_str(&pk, n);
+    size_t at = w->buf.len;
+    msgpack_pack_str_body(&pk, value, n);
+    for (size_t bad; !lp_utf8_valid(w->buf.data + at, w->buf.len - at, &bad); at += bad + 1)
+        w->buf.data[at + bad] = '?';
+}
+
+void lp_mapw_int(lp_mapw_t *w, const char *key, long long value)
+{
+    msgpack_packer pk = s_mapw_key(w, key);
+    msgpack_pack_int64(&pk, value);
+}
+
+void lp_mapw_real(lp_mapw_t *w, const char *key, double value)
+{
+    msgpack_packer pk = s_mapw_key(w, key);
+    msgpack_pack_double(&pk, value);
+}
+
+void lp_mapw_bool(lp_mapw_t *w, const char *key, bool value)
+{
+    msgpack_packer pk = s_mapw_key(w, key);
+    if (value)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+}
+
+void lp_mapw_nil(lp_mapw_t *w, const char *key)
+{
+    msgpack_packer pk = s_mapw_key(w, key);
+    msgpack_pack_nil(&pk);
+}
+
+char *lp_mapw_finish(lp_mapw_t *w, size_t *len)
+{
+    if (w->buf.len == 0)
+        lp_buf_append(&w->buf, "\x80", 1); /* the empty map */
+    else
+        for (int i = 0; i < 4; i++)
+            w->buf.data[1 + i] = (char)(w->count >> (24 - 8 * i));
+    w->count = 0;
+    return lp_buf_steal(&w->buf, len);
+}
+
 /* A MessagePack string's bytes: msgpack-c gives an empty one no pointer, jansson wants one. */
 static const char *s_str(const msgpack_object *o)
 {

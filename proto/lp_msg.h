@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lp_buf.h"
 #include "lp_proto.h"
 #include "lp_util.h"
 
@@ -69,6 +70,22 @@ char *lp_meta_encode(const json_t *meta, size_t *len);
 json_t *lp_meta_decode(const void *data, size_t len, char *err);
 /* One map of several in a row (a RECORD body) from data + *off; *off moves past it. */
 json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err);
+
+/* A map written member by member, without a jansson object: a RECORD's usage record has a
+ * fixed shape and is written once per request. The decoder reads it like any meta. Strings
+ * are C strings (NULL writes nil); a byte that is not UTF-8 becomes '?', as lp_json_text
+ * does, so the map always decodes. */
+typedef struct {
+    lp_buf_t buf;
+    uint32_t count;
+} lp_mapw_t;
+void lp_mapw_str(lp_mapw_t *w, const char *key, const char *value);
+void lp_mapw_int(lp_mapw_t *w, const char *key, long long value);
+void lp_mapw_real(lp_mapw_t *w, const char *key, double value);
+void lp_mapw_bool(lp_mapw_t *w, const char *key, bool value);
+void lp_mapw_nil(lp_mapw_t *w, const char *key);
+/* The map (caller frees); the writer is empty again. */
+char *lp_mapw_finish(lp_mapw_t *w, size_t *len);
 
 /* Body bytes (borrowed, valid until the body changes); *len may be 0. */
 const void *lp_msg_body(lp_msg_t *self, size_t *len);

@@ -1,5 +1,6 @@
 /* test_msg: the lp_msg codec over real ZeroMQ sockets (inproc ROUTER <-> DEALER). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -791,6 +792,52 @@ static void test_edge_valid(void)
     CHECK(ok);
 }
 
+/* A map written member by member decodes like any meta: every kind, strings made UTF-8,
+ * more members than a fixmap holds, and the empty map. */
+static void test_map_writer(void)
+{
+    lp_mapw_t w = {0};
+    lp_mapw_str(&w, "s", "caf\xc3\xa9");
+    lp_mapw_str(&w, "bad", "a\xff\xc3z");
+    lp_mapw_str(&w, "none", NULL);
+    lp_mapw_str(&w, "empty", "");
+    lp_mapw_int(&w, "i", -42);
+    lp_mapw_int(&w, "big", 1LL << 40);
+    lp_mapw_real(&w, "r", 1.25);
+    lp_mapw_bool(&w, "t", true);
+    lp_mapw_bool(&w, "f", false);
+    lp_mapw_nil(&w, "n");
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        lp_mapw_int(&w, key, i);
+    }
+    size_t len = 0;
+    char *packed = lp_mapw_finish(&w, &len);
+    char err[LP_ERR_LEN];
+    json_t *got = lp_meta_decode(packed, len, err);
+    free(packed);
+    CHECK_WHY(got != NULL, err);
+    json_t *want = json_pack("{s:s,s:s,s:n,s:s,s:i,s:I,s:f,s:b,s:b,s:n}", "s", "caf\xc3\xa9", "bad",
+                             "a??z", "none", "empty", "", "i", -42, "big", (json_int_t)(1LL << 40),
+                             "r", 1.25, "t", 1, "f", 0, "n");
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        json_object_set_new(want, key, json_integer(i));
+    }
+    bool same = json_equal(got, want);
+    json_decref(got);
+    json_decref(want);
+    CHECK(same);
+    CHECK(w.buf.len == 0 && w.count == 0);
+    packed = lp_mapw_finish(&w, &len);
+    got = lp_meta_decode(packed, len, err);
+    free(packed);
+    CHECK(json_is_object(got) && json_object_size(got) == 0);
+    json_decref(got);
+}
+
 int main(void)
 {
     RUN(test_req_id_format);
@@ -807,5 +854,6 @@ int main(void)
     RUN(test_recv_empty);
     RUN(test_malformed);
     RUN(test_edge_valid);
+    RUN(test_map_writer);
     return th_report();
 }
