@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lp_jscan.h"
 #include "lp_json.h"
 #include "wk_adapter.h"
 
@@ -744,27 +745,79 @@ static json_t *s_usage(const json_t *usage, wk_result_t *out)
     return u;
 }
 
-/* A /v1/messages answer goes back as it came; only its usage is read (for the record). */
-static int s_passthrough_respond(wk_job_t *job, json_t *resp, wk_result_t *out, wk_fail_t *fail)
+/* What the proxy reads of an Anthropic answer or event it relays as it came: the type and
+ * the usage (at usage, or message.usage in message_start). */
+typedef struct {
+    char type[128];                    /* event types are short names */
+    bool usage;                        /* a usage object */
+    long long input, output;           /* -1: not an integer */
+    long long cache_write, cache_read; /* 0 when absent */
+} s_relay_t;
+
+static bool s_relay_scan(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, size_t len,
+                         void *arg)
 {
-    if (!json_is_object(resp)) {
-        json_decref(resp);
-        return wk_fail(fail, 502, "invalid_upstream_response", true,
-                       "%s returned a response that is not a JSON object", job->d->provider->name);
+    s_relay_t *r = arg;
+    int depth = lp_jscan_depth(s);
+    if (depth == 0)
+        return kind == LP_JSCAN_OBJECT || kind == LP_JSCAN_CLOSE ||
+               lp_jscan_stop(s, "not a JSON object");
+    if (depth == 1 && kind == LP_JSCAN_STRING && lp_jscan_at(s, "type")) {
+        size_t n = LP_MIN(len, sizeof r->type - 1);
+        memcpy(r->type, text, n);
+        r->type[n] = '\0';
+    } else if (kind == LP_JSCAN_OBJECT &&
+               (lp_jscan_at(s, "usage") || lp_jscan_at(s, "message.usage"))) {
+        r->usage = true;
+    } else if (kind == LP_JSCAN_NUMBER && (depth == 2 || depth == 3)) {
+        static const char *fields[] = {"input_tokens", "output_tokens",
+                                       "cache_creation_input_tokens", "cache_read_input_tokens"};
+        long long *to[] = {&r->input, &r->output, &r->cache_write, &r->cache_read};
+        for (size_t i = 0; i < LP_ARRAY_LEN(fields); i++) {
+            char usage[64], message[64];
+            snprintf(usage, sizeof usage, "usage.%s", fields[i]);
+            snprintf(message, sizeof message, "message.usage.%s", fields[i]);
+            if (lp_jscan_at(s, usage) || lp_jscan_at(s, message))
+                *to[i] = lp_jscan_count(text, len, i < 2 ? -1 : 0);
+        }
     }
-    if (!job->count_tokens)
-        json_decref(s_usage(json_object_get(resp, "usage"), out));
-    out->response = resp;
+    return true;
+}
+
+/* Read a relayed answer or event. 0, or -1 with the reason in err. */
+static int s_relay_read(const char *data, size_t len, s_relay_t *r, char *err)
+{
+    *r = (s_relay_t){.input = -1, .output = -1};
+    return lp_jscan_run(data, len, s_relay_scan, r, err);
+}
+
+/* A /v1/messages answer goes back as it came, bytes untouched; only its usage is read (for
+ * the record). */
+static int s_passthrough_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)
+{
+    char err[LP_ERR_LEN];
+    s_relay_t r;
+    if (s_relay_read(job->resp.data, job->resp.len, &r, err) < 0)
+        return wk_fail(fail, 502, "invalid_upstream_response", true,
+                       "%s returned a response that is not a JSON object (%s)",
+                       job->d->provider->name, err);
+    if (!job->count_tokens) {
+        out->prompt_tokens = LP_MAX(r.input, 0) + r.cache_write + r.cache_read;
+        out->completion_tokens = LP_MAX(r.output, 0);
+        out->total_tokens = out->prompt_tokens + out->completion_tokens;
+    }
+    out->body = job->resp; /* handed over: no copy */
+    job->resp = (lp_buf_t){0};
     return 0;
 }
 
 /* A Messages answer as an OpenAI chat.completion. */
 static int s_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)
 {
+    if (job->passthrough)
+        return s_passthrough_respond(job, out, fail);
     char err[LP_ERR_LEN];
     json_t *resp = lp_json_parse(job->resp.data ? job->resp.data : "", job->resp.len, err);
-    if (job->passthrough)
-        return s_passthrough_respond(job, resp, out, fail);
     const char *type = lp_json_str(resp, "type");
     json_t *content = json_object_get(resp, "content");
     if (!json_is_object(resp) || !json_is_array(content) || (type && strcmp(type, "message"))) {
@@ -1010,19 +1063,33 @@ static int s_stream_error(wk_job_t *job, const json_t *ev, wk_fail_t *fail)
 
 /* /v1/messages to Anthropic: each event is relayed as it came; usage and the end are read
  * on the way (an error event ends the stream as the proxy's own error event). */
-static int s_passthrough_event(wk_job_t *job, const json_t *ev, const char *type, const char *data,
-                               size_t len, lp_buf_t *out, wk_fail_t *fail)
+static int s_passthrough_event(wk_job_t *job, const char *event, const char *data, size_t len,
+                               lp_buf_t *out, wk_fail_t *fail)
 {
-    if (strcmp(type, "error") == 0)
-        return s_stream_error(job, ev, fail);
-    if (strcmp(type, "message_start") == 0)
-        s_take_usage(job, json_object_get(json_object_get(ev, "message"), "usage"));
-    else if (strcmp(type, "message_delta") == 0)
-        s_take_usage(job, json_object_get(ev, "usage"));
-    else if (strcmp(type, "message_stop") == 0)
+    char err[LP_ERR_LEN];
+    s_relay_t r;
+    if (s_relay_read(data, len, &r, err) < 0)
+        return wk_fail(fail, 502, "invalid_upstream_stream", false,
+                       "%s sent an invalid stream event: %s", job->d->provider->name, err);
+    const char *type = r.type[0] ? r.type : event ? event : "";
+    if (strcmp(type, "error") == 0) {
+        json_t *ev = lp_json_parse(data, len, NULL); /* rare: read in full for its words */
+        int rc = s_stream_error(job, ev, fail);
+        json_decref(ev);
+        return rc;
+    }
+    if (r.usage && (strcmp(type, "message_start") == 0 || strcmp(type, "message_delta") == 0)) {
+        if (r.input >= 0)
+            job->usage_prompt = r.input + r.cache_write + r.cache_read;
+        if (r.output >= 0)
+            job->usage_completion = r.output;
+        job->usage_total = job->usage_prompt + job->usage_completion;
+        job->have_usage = true;
+    } else if (strcmp(type, "message_stop") == 0) {
         job->done = true;
-    else if (strcmp(type, "content_block_delta") == 0)
+    } else if (strcmp(type, "content_block_delta") == 0) {
         job->content_bytes += len / 2; /* for an estimate, should usage never come */
+    }
     size_t from = wk_sse_relay_start(out, type);
     lp_buf_append(out, data, len);
     wk_sse_relay_end(out, from);
@@ -1035,6 +1102,8 @@ static int s_stream_event(wk_job_t *job, const char *event, const char *data, si
 {
     if (job->done)
         return 0; /* nothing after message_stop counts */
+    if (job->passthrough)
+        return s_passthrough_event(job, event, data, len, out, fail);
     char err[LP_ERR_LEN];
     json_t *ev = lp_json_parse(data, len, err);
     if (!json_is_object(ev)) {
@@ -1047,11 +1116,6 @@ static int s_stream_event(wk_job_t *job, const char *event, const char *data, si
     if (!type)
         type = event ? event : "";
     int rc = 0;
-    if (job->passthrough) {
-        rc = s_passthrough_event(job, ev, type, data, len, out, fail);
-        json_decref(ev);
-        return rc;
-    }
     if (strcmp(type, "message_start") == 0) {
         s_message_start(job, ev, out);
     } else if (strcmp(type, "content_block_start") == 0) {

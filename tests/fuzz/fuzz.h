@@ -62,6 +62,7 @@ typedef struct {
     wk_call_t call;
     bool stream;
     const char *req;
+    bool passthrough; /* /v1/messages to Anthropic: answers and events relayed as they came */
 } fz_case_t;
 
 /* A job for the case, after adapter->prepare() (which must succeed on these fixed requests:

@@ -1,5 +1,6 @@
 /* fuzz_anthropic_response: the input is an Anthropic Messages API body: respond() for a chat
- * call that offered tools, error() for each error status. */
+ * call that offered tools and for a /v1/messages call relayed as it came, error() for each
+ * error status. */
 #include "fuzz.h"
 
 static const fz_case_t s_cases[] = {
@@ -7,7 +8,12 @@ static const fz_case_t s_cases[] = {
      "{\"model\":\"claude\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
      "{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],"
      "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
-     "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]}"},
+     "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]}",
+     false},
+    {FZ_DEP_ANTHROPIC, WK_CALL_CHAT, false,
+     "{\"model\":\"claude\",\"max_tokens\":64,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+     "}",
+     true},
 };
 
 FZ_ADAPTER_TARGET(fz_run_respond, wk_anthropic_adapter)

@@ -11,6 +11,7 @@
 #include "lp_buf.h"
 #include "lp_jscan.h"
 #include "lp_json.h"
+#include "wk_messages.h"
 #include "lp_log.h"
 #include "lp_msg.h"
 #include "lp_sse.h"
@@ -162,6 +163,7 @@ wk_job_t *fz_job_new(const wk_adapter_t *adapter, const fz_case_t *c)
     job->timeout_ms = 600000;
     job->retry_after_ms = -1;
     job->tool_block = -1; /* as wk_call_start sets it */
+    job->messages = job->passthrough = c->passthrough;
     char err[LP_ERR_LEN];
     job->req = lp_json_parse(c->req, strlen(c->req), err);
     FZ_CHECK(json_is_object(job->req), "harness: bad request %s: %s", c->req, err);
@@ -246,29 +248,46 @@ static void s_check_object(const char *p, size_t n, const char *model, const cha
 }
 
 /* The client bytes of a stream: "data: <JSON object>\n\n" events, and when the stream ended
- * well a final "data: [DONE]\n\n" (and [DONE] nowhere else). */
-static void s_check_sse(const lp_buf_t *out, bool ended_well)
+ * well a final "data: [DONE]\n\n" (and [DONE] nowhere else). Relayed Anthropic events
+ * (passthrough) are "event: <name>\n" lines before each data line, with no [DONE]: a stream
+ * that ended well ends with message_stop, one that did not with an error event. */
+static void s_check_sse(const lp_buf_t *out, bool ended_well, bool passthrough)
 {
     const char *p = out->data ? out->data : "";
     const char *end = p + out->len;
     bool done = false;
+    char last[64] = "";
     while (p < end) {
         FZ_CHECK(!done, "client stream goes on after [DONE]");
+        if (passthrough && (size_t)(end - p) >= 7 && memcmp(p, "event: ", 7) == 0) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            FZ_CHECK(nl != NULL, "event line not terminated");
+            size_t n = LP_MIN((size_t)(nl - p - 7), sizeof last - 1);
+            memcpy(last, p + 7, n);
+            last[n] = '\0';
+            FZ_CHECK(!memchr(p + 7, '\r', (size_t)(nl - p - 7)), "CR inside an event name");
+            p = nl + 1;
+        }
         FZ_CHECK((size_t)(end - p) >= 6 && memcmp(p, "data: ", 6) == 0,
                  "client stream event does not start with 'data: ': %.80s", p);
         p += 6;
         const char *stop = memmem(p, (size_t)(end - p), "\n\n", 2);
         FZ_CHECK(stop != NULL, "client stream event not terminated: %.80s", p);
         size_t n = (size_t)(stop - p);
-        if (n == 6 && memcmp(p, "[DONE]", 6) == 0) {
+        FZ_CHECK(!memchr(p, '\n', n) && !memchr(p, '\r', n), "an event spans lines: %.*s",
+                 (int)LP_MIN(n, 200), p);
+        if (!passthrough && n == 6 && memcmp(p, "[DONE]", 6) == 0)
             done = true;
-        } else {
+        else
             s_check_object(p, n, NULL, "client stream event");
-        }
         p = stop + 2;
     }
-    FZ_CHECK(done == ended_well,
-             ended_well ? "stream ended well without [DONE]" : "[DONE] sent on a failed stream");
+    if (passthrough)
+        FZ_CHECK(strcmp(last, ended_well ? "message_stop" : "error") == 0,
+                 "relayed stream ended %s with '%s'", ended_well ? "well" : "badly", last);
+    else
+        FZ_CHECK(done == ended_well, ended_well ? "stream ended well without [DONE]"
+                                                : "[DONE] sent on a failed stream");
 }
 
 /* ---- adapters ---- */
@@ -284,8 +303,10 @@ void fz_run_respond(const wk_adapter_t *adapter, const fz_case_t *cases, size_t 
         wk_fail_t fail = {.retry_after_ms = -1};
         int rc = adapter->respond(job, &res, &fail);
         if (rc == 0 && !res.response) {
-            /* The provider's bytes, edited: still one JSON object, model restamped. */
-            s_check_object(res.body.data, res.body.len, job->group, adapter->name);
+            /* The provider's bytes, maybe edited: still one JSON object, model restamped
+             * unless relayed as it came. */
+            s_check_object(res.body.data, res.body.len, job->passthrough ? NULL : job->group,
+                           adapter->name);
             lp_buf_free(&res.body);
         } else if (rc == 0) {
             FZ_CHECK(json_is_object(res.response), "%s respond() succeeded without an object",
@@ -356,14 +377,18 @@ void fz_run_stream(const wk_adapter_t *adapter, const fz_case_t *cases, size_t n
         if (failed) {
             fz_check_fail(job, &fail);
             /* wk_call's s_stream_fail: the error becomes the stream's last event. */
-            size_t elen = 0;
-            char *err = lp_error_body(fail.status, NULL, fail.code, NULL, fail.message, &elen);
-            lp_buf_puts(&job->out, "data: ");
-            lp_buf_append(&job->out, err, elen);
-            lp_buf_puts(&job->out, "\n\n");
-            free(err);
+            if (job->messages) {
+                wk_messages_error_event(&job->out, fail.status, fail.message);
+            } else {
+                size_t elen = 0;
+                char *err = lp_error_body(fail.status, NULL, fail.code, NULL, fail.message, &elen);
+                lp_buf_puts(&job->out, "data: ");
+                lp_buf_append(&job->out, err, elen);
+                lp_buf_puts(&job->out, "\n\n");
+                free(err);
+            }
         }
-        s_check_sse(&job->out, !failed);
+        s_check_sse(&job->out, !failed, job->passthrough);
         long long p, k, t;
         wk_stream_usage(job, &p, &k, &t);
         fz_job_free(job);

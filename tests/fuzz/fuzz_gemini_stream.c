@@ -8,7 +8,8 @@ static const fz_case_t s_cases[] = {
      "{\"model\":\"gem\",\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],"
      "\"stream\":true,\"stream_options\":{\"include_usage\":true},"
      "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
-     "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]}"},
+     "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]}",
+     false},
 };
 
 FZ_ADAPTER_TARGET(fz_run_stream, wk_gemini_adapter)

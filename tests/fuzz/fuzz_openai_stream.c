@@ -6,9 +6,10 @@
 static const fz_case_t s_cases[] = {
     {FZ_DEP_OPENAI, WK_CALL_CHAT, true,
      "{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,"
-     "\"stream_options\":{\"include_usage\":true}}"},
+     "\"stream_options\":{\"include_usage\":true}}",
+     false},
     {FZ_DEP_OPENAI, WK_CALL_COMPLETION, true,
-     "{\"model\":\"gpt\",\"prompt\":\"Say hi\",\"stream\":true}"},
+     "{\"model\":\"gpt\",\"prompt\":\"Say hi\",\"stream\":true}", false},
 };
 
 FZ_ADAPTER_TARGET(fz_run_stream, wk_openai_adapter)

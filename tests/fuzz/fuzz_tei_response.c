@@ -4,9 +4,10 @@
 #include "fuzz.h"
 
 static const fz_case_t s_cases[] = {
-    {FZ_DEP_TEI, WK_CALL_EMBEDDING, false, "{\"model\":\"tei-embed\",\"input\":\"hello\"}"},
+    {FZ_DEP_TEI, WK_CALL_EMBEDDING, false, "{\"model\":\"tei-embed\",\"input\":\"hello\"}", false},
     {FZ_DEP_TEI, WK_CALL_EMBEDDING, false,
-     "{\"model\":\"tei-embed\",\"input\":[\"a\",\"b\",\"c\"],\"encoding_format\":\"base64\"}"},
+     "{\"model\":\"tei-embed\",\"input\":[\"a\",\"b\",\"c\"],\"encoding_format\":\"base64\"}",
+     false},
 };
 
 FZ_ADAPTER_TARGET(fz_run_respond, wk_tei_adapter)

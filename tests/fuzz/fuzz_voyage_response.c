@@ -4,9 +4,10 @@
 #include "fuzz.h"
 
 static const fz_case_t s_cases[] = {
-    {FZ_DEP_VOYAGE, WK_CALL_EMBEDDING, false, "{\"model\":\"voyage-embed\",\"input\":\"hello\"}"},
+    {FZ_DEP_VOYAGE, WK_CALL_EMBEDDING, false, "{\"model\":\"voyage-embed\",\"input\":\"hello\"}",
+     false},
     {FZ_DEP_VOYAGE, WK_CALL_EMBEDDING, false,
-     "{\"model\":\"voyage-embed\",\"input\":[\"a\",\"b\",\"c\"],\"input_type\":\"query\"}"},
+     "{\"model\":\"voyage-embed\",\"input\":[\"a\",\"b\",\"c\"],\"input_type\":\"query\"}", false},
 };
 
 FZ_ADAPTER_TARGET(fz_run_respond, wk_voyage_adapter)

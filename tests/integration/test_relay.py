@@ -40,8 +40,10 @@ def setup(env):
                          api_key="sk-relay-upstream")
               for name in ("exact", "nomodel", "dupmodel", "overlong", "notlist", "array",
                            "stream", "streamlines", "streambad")]
-    models.append(deployment("claude", "anthropic/claude-x", base + "/claude",
-                             api_key="sk-relay-upstream"))
+    for name in ("claude", "claudejson"):
+        models.append(deployment(name, "anthropic/claude-x", "%s/%s" % (base, name),
+                                 api_key="sk-relay-upstream", input_cost_per_token=1,
+                                 output_cost_per_token=1000))
     stack = Stack(env, config(models, router={"num_retries": 0}), name="relay")
     stack.provider = server
     return stack
@@ -181,3 +183,26 @@ def test_anthropic_passthrough_event_on_several_lines(stack):
     check_eq(raw.count(b"data: "), 4, "one data line per event")
     got = [json.loads(d) for d in sse_events(raw)]
     check_eq(got[:3], [start, delta, end], "events")
+
+
+def test_anthropic_passthrough_answer_byte_for_byte(stack):
+    """/v1/messages to Anthropic: the answer's bytes untouched, its usage read for the cost."""
+    answer = (b'{ "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",\n'
+              b' "content": [{"type": "text", "text": "h\\u00e9"}], "stop_reason": "end_turn",'
+              b' "usage": {"input_tokens": 3, "cache_read_input_tokens": 2,'
+              b' "output_tokens": 5} }')
+    ANSWERS["claudejson"] = ("json", answer)
+    st, h, raw = stack.http.request(
+        "POST", "/v1/messages",
+        {"model": "claudejson", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+        {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+    check_eq(st, 200, "status")
+    check_eq(raw, answer, "relayed answer")
+    # input 3 + cache read 2 at 1 each, output 5 at 1000 each
+    check_eq(float(h["x-litellm-response-cost"]), 5005.0, "cost from the usage read")
+    ANSWERS["claudejson"] = ("json", b'{"type":"message","type":"x"')
+    st, _, raw = stack.http.request(
+        "POST", "/v1/messages",
+        {"model": "claudejson", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+        {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+    check_eq(st, 502, "truncated answer")

@@ -33,8 +33,8 @@ static bool s_probe(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, size_
         snprintf(p->seen + at, sizeof p->seen - at, "%s:%.*s|", s_kind(kind), (int)len,
                  text ? text : "");
     }
-    if (p->cut && lp_jscan_depth(s) == 1 && lp_jscan_at(s, p->cut) &&
-        kind != LP_JSCAN_OBJECT && kind != LP_JSCAN_ARRAY) {
+    if (p->cut && lp_jscan_depth(s) == 1 && lp_jscan_at(s, p->cut) && kind != LP_JSCAN_OBJECT &&
+        kind != LP_JSCAN_ARRAY) {
         lp_jscan_member_span(s, &p->from, &p->to);
         p->vfrom = lp_jscan_start(s);
         p->vto = lp_jscan_end(s);
@@ -120,7 +120,8 @@ static void test_long_keys_match_only_a_wildcard(void)
 
 static void test_value_spans(void)
 {
-    const char *text = "{ \"id\" : \"a\\\"b\" ,\n \"model\" :\t\"gpt-4o\", \"x\": {\"y\": [1, 2]} }";
+    const char *text =
+        "{ \"id\" : \"a\\\"b\" ,\n \"model\" :\t\"gpt-4o\", \"x\": {\"y\": [1, 2]} }";
     char err[LP_ERR_LEN];
     s_probe_t p = {.cut = "model"};
     CHECK(scan(text, &p, err) == 0);
