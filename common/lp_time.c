@@ -27,10 +27,18 @@ int64_t lp_wall_ns(void)
 
 void lp_iso8601(int64_t wall_ns, char *buf, size_t size)
 {
+    /* Stamps come in runs within one second (three per usage record, one per log line):
+     * the date and time of the last second are kept, per thread. */
+    static _Thread_local time_t last = -1;
+    static _Thread_local char head[80]; /* 19 bytes in practice */
     time_t secs = (time_t)(wall_ns / LP_NS_PER_S);
     int ms = (int)((wall_ns % LP_NS_PER_S) / LP_NS_PER_MS);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    if (secs != last) {
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        last = secs;
+    }
+    snprintf(buf, size, "%s.%03dZ", head, ms);
 }

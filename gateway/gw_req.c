@@ -126,14 +126,23 @@ static void s_header(struct MHD_Response *r, const char *name, const char *value
         log_debug("header %s refused by libmicrohttpd", name);
 }
 
-/* A numeric header: whole numbers without decimals, durations with microsecond precision. */
-static void s_header_num(struct MHD_Response *r, const char *name, double v, bool whole)
+/* A whole-number header. */
+static void s_header_num(struct MHD_Response *r, const char *name, long long v)
 {
-    char buf[48];
-    if (whole)
-        snprintf(buf, sizeof buf, "%.0f", v);
-    else
-        snprintf(buf, sizeof buf, "%.3f", v);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", v);
+    s_header(r, name, buf);
+}
+
+/* Microseconds as milliseconds with three decimals (integers only: no floating-point
+ * formatting on every answer). */
+#define S_MS_FMT "%lld.%03lld"
+#define S_MS(us) (long long)(us) / 1000, (long long)(us) % 1000
+
+static void s_header_ms(struct MHD_Response *r, const char *name, long long us)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, S_MS_FMT, S_MS(LP_MAX(us, 0)));
     s_header(r, name, buf);
 }
 
@@ -142,14 +151,14 @@ static void s_header_num(struct MHD_Response *r, const char *name, double v, boo
  * dispatched, worker the worker's own time, upstream-ttfb and upstream the provider's (for
  * a stream, until its first bytes). gateway + router + worker + upstream <= total. */
 static void s_server_timing(gw_req_t *self, struct MHD_Response *r, const json_t *meta,
-                            double total_ms)
+                            long long total_us)
 {
     char buf[256];
     size_t n = 0;
     if (self->sent_ns && self->answer_ns >= self->sent_ns) {
-        double trip_ms = (double)(self->answer_ns - self->sent_ns) / 1e6;
-        n += (size_t)snprintf(buf + n, sizeof buf - n, "gateway;dur=%.3f, ",
-                              LP_MAX(total_ms - trip_ms, 0.0));
+        long long trip_us = (self->answer_ns - self->sent_ns) / 1000;
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "gateway;dur=" S_MS_FMT ", ",
+                              S_MS(LP_MAX(total_us - trip_us, 0)));
     }
     static const struct {
         const char *name, *key;
@@ -160,17 +169,17 @@ static void s_server_timing(gw_req_t *self, struct MHD_Response *r, const json_t
     for (size_t i = 0; i < LP_ARRAY_LEN(parts) && n < sizeof buf; i++) {
         long long us = lp_json_int(meta, parts[i].key, -1);
         if (us >= 0)
-            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s;dur=%.3f, ", parts[i].name,
-                                  (double)us / 1000.0);
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s;dur=" S_MS_FMT ", ", parts[i].name,
+                                  S_MS(us));
     }
     if (n < sizeof buf)
-        snprintf(buf + n, sizeof buf - n, "total;dur=%.3f", total_ms);
+        snprintf(buf + n, sizeof buf - n, "total;dur=" S_MS_FMT, S_MS(total_us));
     s_header(r, "server-timing", buf);
 }
 
 /* The x-litellm-* headers LiteLLM clients read: where the call went, what it cost, and
  * how much of the time was the proxy's own (for a stream: until its first byte). */
-static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total_ms)
+static void s_model_headers(gw_req_t *self, struct MHD_Response *r, long long total_us)
 {
     lp_msg_t *from = self->streaming ? self->head : self->reply;
     const json_t *meta = from ? lp_msg_meta(from) : NULL;
@@ -181,9 +190,8 @@ static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total
         return;
     s_header(r, "x-litellm-model-id", lp_json_str(meta, "deployment"));
     s_header(r, "x-litellm-model-api-base", lp_json_str(meta, "api_base"));
-    s_header_num(r, "x-litellm-attempted-retries", (double)lp_json_int(meta, "retries", 0), true);
-    s_header_num(r, "x-litellm-attempted-fallbacks", (double)lp_json_int(meta, "fallbacks", 0),
-                 true);
+    s_header_num(r, "x-litellm-attempted-retries", lp_json_int(meta, "retries", 0));
+    s_header_num(r, "x-litellm-attempted-fallbacks", lp_json_int(meta, "fallbacks", 0));
     json_t *cost = json_object_get(meta, "cost");
     if (json_is_number(cost)) {
         char buf[48];
@@ -191,14 +199,12 @@ static void s_model_headers(gw_req_t *self, struct MHD_Response *r, double total
         s_header(r, "x-litellm-response-cost", buf);
     }
     long long upstream_us = lp_json_int(meta, "upstream_us", -1);
-    if (upstream_us >= 0) {
-        double overhead = total_ms - (double)upstream_us / 1000.0;
-        s_header_num(r, "x-litellm-overhead-duration-ms", overhead > 0 ? overhead : 0, false);
-    }
-    s_server_timing(self, r, meta, total_ms);
+    if (upstream_us >= 0)
+        s_header_ms(r, "x-litellm-overhead-duration-ms", total_us - upstream_us);
+    s_server_timing(self, r, meta, total_us);
     long long retry_ms = lp_json_int(meta, "retry_after_ms", -1);
     if (retry_ms >= 0 && (self->status == 429 || self->status == 503))
-        s_header_num(r, "retry-after", (double)((retry_ms + 999) / 1000), true);
+        s_header_num(r, "retry-after", (retry_ms + 999) / 1000);
 }
 
 static void s_send_credit(gw_req_t *self)
@@ -251,10 +257,10 @@ static void s_limit_headers(gw_req_t *self, struct MHD_Response *r)
                           self->rl_limit_tokens, self->rl_remaining_tokens};
     for (size_t i = 0; i < LP_ARRAY_LEN(names); i++) {
         if (values[i] >= 0)
-            s_header_num(r, names[i], (double)values[i], true);
+            s_header_num(r, names[i], values[i]);
     }
     if (self->retry_after_s > 0)
-        s_header_num(r, "retry-after", self->retry_after_s, true);
+        s_header_num(r, "retry-after", self->retry_after_s);
 }
 
 /* An error for a /v1/messages client: {"type":"error","error":{"type","message"}}. */
@@ -281,13 +287,13 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
     struct MHD_Response *r = s_response(self);
     if (!r)
         return MHD_NO;
-    double total_ms = (double)(lp_mono_ns() - self->start_ns) / 1e6;
+    long long total_us = (lp_mono_ns() - self->start_ns) / 1000;
     s_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, self->content_type);
     s_header(r, "x-litellm-call-id", self->idstr);
     s_header(r, "x-litellm-version", LP_VERSION);
-    s_header_num(r, "x-litellm-response-duration-ms", total_ms, false);
+    s_header_ms(r, "x-litellm-response-duration-ms", total_us);
     if (self->call != GW_CALL_NONE)
-        s_model_headers(self, r, total_ms);
+        s_model_headers(self, r, total_us);
     if (self->status == 401)
         s_header(r, "www-authenticate", "Bearer");
     s_limit_headers(self, r);

@@ -12,6 +12,7 @@
 #include "lp_map.h"
 #include "lp_opts.h"
 #include "lp_provider.h"
+#include "lp_time.h"
 #include "lp_util.h"
 
 /* ---- lp_buf ---- */
@@ -616,6 +617,21 @@ static void test_provider_for_model(void)
     CHECK(strstr(lp_provider_names(), "anthropic/") != NULL);
 }
 
+static void test_iso8601(void)
+{
+    char buf[LP_ISO_LEN];
+    lp_iso8601(0, buf, sizeof buf);
+    CHECK_STR(buf, "1970-01-01T00:00:00.000Z");
+    lp_iso8601(1700000000123456789LL, buf, sizeof buf);
+    CHECK_STR(buf, "2023-11-14T22:13:20.123Z");
+    lp_iso8601(1700000000999000000LL, buf, sizeof buf); /* the same second again */
+    CHECK_STR(buf, "2023-11-14T22:13:20.999Z");
+    lp_iso8601(1700000001000000000LL, buf, sizeof buf);
+    CHECK_STR(buf, "2023-11-14T22:13:21.000Z");
+    lp_iso8601(951782400000000000LL, buf, sizeof buf); /* a leap day */
+    CHECK_STR(buf, "2000-02-29T00:00:00.000Z");
+}
+
 int main(void)
 {
     RUN(test_buf_append_puts);
@@ -643,6 +659,7 @@ int main(void)
     RUN(test_opts_env);
     RUN(test_opts_errors);
     RUN(test_opts_help);
+    RUN(test_iso8601);
     RUN(test_provider_for_model);
     return th_report();
 }
