@@ -26,9 +26,9 @@ struct lp_jscan {
     size_t len;
     lp_jscan_fn *fn;
     void *arg;
-    int open;              /* containers open around the current value */
-    size_t prev_end;       /* just past the token before the current one */
-    size_t end;            /* just past the current token */
+    int open;               /* containers open around the current value */
+    size_t prev_end;        /* just past the token before the current one */
+    size_t end;             /* just past the current token */
     size_t container_start; /* the current OBJECT/ARRAY/CLOSE's bracket */
     size_t top_end;         /* just past the top-level value, once it is complete */
     bool container;

@@ -198,9 +198,6 @@ static void s_model_headers(gw_req_t *self, struct MHD_Response *r, long long to
         snprintf(buf, sizeof buf, "%.10g", json_number_value(cost));
         s_header(r, "x-litellm-response-cost", buf);
     }
-    long long upstream_us = lp_json_int(meta, "upstream_us", -1);
-    if (upstream_us >= 0)
-        s_header_ms(r, "x-litellm-overhead-duration-ms", total_us - upstream_us);
     s_server_timing(self, r, meta, total_us);
     long long retry_ms = lp_json_int(meta, "retry_after_ms", -1);
     if (retry_ms >= 0 && (self->status == 429 || self->status == 503))
@@ -292,6 +289,10 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
     s_header(r, "x-litellm-call-id", self->idstr);
     s_header(r, "x-litellm-version", LP_VERSION);
     s_header_ms(r, "x-litellm-response-duration-ms", total_us);
+    /* Every answer says what the proxy itself took: all of it, less a provider's call. */
+    lp_msg_t *from = self->streaming ? self->head : self->reply;
+    long long upstream_us = from ? lp_msg_meta_int(from, "upstream_us", 0) : 0;
+    s_header_ms(r, "x-litellm-overhead-duration-ms", total_us - LP_MAX(upstream_us, 0));
     if (self->call != GW_CALL_NONE)
         s_model_headers(self, r, total_us);
     if (self->status == 401)

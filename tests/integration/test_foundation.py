@@ -60,9 +60,10 @@ def teardown(stack):
 
 
 def test_liveliness_is_public(stack):
-    status, _, body = stack.http.json("GET", "/health/liveliness")
+    status, h, body = stack.http.json("GET", "/health/liveliness")
     check_eq(status, 200, "status")
     check_eq(body, "I'm alive!", "body")
+    check(float(h["x-litellm-overhead-duration-ms"]) >= 0, "overhead header on every answer")
 
 
 def test_readiness_reports_router_workers_and_db(stack):
@@ -79,6 +80,8 @@ def test_models_need_a_key(stack):
     status, h, body = stack.http.json("GET", "/v1/models")
     check_error(status, body, 401, "missing_api_key", "authentication_error")
     check_eq(h.get("www-authenticate"), "Bearer", "www-authenticate")
+    check_eq(h["x-litellm-overhead-duration-ms"], h["x-litellm-response-duration-ms"],
+             "a refusal is all overhead")
     status, _, body = stack.http.json("GET", "/v1/models", headers=stack.auth("sk-wrong-key-00000"))
     check_error(status, body, 401, "invalid_api_key")
     status, _, body = stack.http.json("GET", "/models",
@@ -117,6 +120,7 @@ def test_mock_response_from_config(stack):
     check(len(h["x-litellm-call-id"]) == 36, "call id header")
     check_eq(h["x-litellm-model-group"], "demo", "model group header")
     check_eq(stack.env.mock.requests(), [], "mock_response must not call a provider")
+    check(float(h["x-litellm-overhead-duration-ms"]) >= 0, "overhead header without a call")
 
 
 def test_mock_response_from_request(stack):
