@@ -1,7 +1,10 @@
 #include "lp_jscan.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
@@ -10,7 +13,6 @@
 /* One open container. */
 typedef struct {
     bool array;
-    size_t start;           /* its opening bracket */
     size_t members;         /* members or elements so far, the current one included */
     size_t key_start;       /* the current member's key (its opening quote) */
     size_t prev_member_end; /* end of the member before the current one */
@@ -36,6 +38,7 @@ struct lp_jscan {
     char *err;
     bool stopped;
     s_level_t level[LP_JSCAN_PATH];
+    size_t start[LP_JSON_MAX_DEPTH]; /* each open container's opening bracket */
 };
 
 static bool s_space(char c)
@@ -120,8 +123,8 @@ static int s_open(lp_jscan_t *s, bool array)
     if (!s_emit(s, array ? LP_JSCAN_ARRAY : LP_JSCAN_OBJECT, NULL, 0))
         return 0;
     if (s->open < LP_JSCAN_PATH)
-        s->level[s->open] = (s_level_t){.array = array, .start = s->container_start};
-    s->open++;
+        s->level[s->open] = (s_level_t){.array = array};
+    s->start[s->open++] = s->container_start;
     return 1;
 }
 
@@ -140,7 +143,7 @@ static int s_close(void *ctx)
     lp_jscan_t *s = ctx;
     s->open--;
     s->container = true;
-    s->container_start = s->open < LP_JSCAN_PATH ? s->level[s->open].start : 0;
+    s->container_start = s->start[s->open];
     return s_emit(s, LP_JSCAN_CLOSE, NULL, 0);
 }
 
@@ -164,6 +167,53 @@ static int s_key(void *ctx, const unsigned char *key, size_t len)
     return 1;
 }
 
+/* The 4 hex digits after "\\u" at p (len bytes left), or -1. */
+static long s_hex4(const char *p, size_t len)
+{
+    if (len < 4)
+        return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = OPENSSL_hexchar2int((unsigned char)p[i]);
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* yajl decodes a lone surrogate escape ("\\ud83d" without its low half) to '?' and lets a
+ * low half pass alone; the text is relayed as written and strict clients refuse both. A
+ * backslash only ever stands in a string (elsewhere yajl refuses it), and each escape
+ * consumes the character after it, so walking the backslashes finds every \\u escape. */
+static bool s_surrogates_paired(const char *data, size_t len, size_t *bad)
+{
+    if (!data)
+        return true;
+    const char *p = data, *end = data + len;
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (end - p < 2)
+            return true; /* yajl will refuse the text */
+        if (p[1] != 'u') {
+            p += 2;
+            continue;
+        }
+        long u = s_hex4(p + 2, (size_t)(end - p - 2));
+        if (u < 0)
+            return true; /* not an escape: yajl will refuse the text */
+        bool high = u >= 0xD800 && u <= 0xDBFF, low = u >= 0xDC00 && u <= 0xDFFF;
+        long next = high && end - p >= 12 && p[6] == '\\' && p[7] == 'u'
+                        ? s_hex4(p + 8, (size_t)(end - p - 8))
+                        : -1;
+        if (low || (high && !(next >= 0xDC00 && next <= 0xDFFF))) {
+            *bad = (size_t)(p - data);
+            return false;
+        }
+        p += high ? 12 : 6;
+    }
+    return true;
+}
+
 static const yajl_callbacks s_callbacks = {
     .yajl_null = s_null,
     .yajl_boolean = s_bool,
@@ -182,6 +232,8 @@ int lp_jscan_run(const char *data, size_t len, lp_jscan_fn *fn, void *arg, char 
     size_t bad = 0;
     if (!lp_utf8_valid(data, len, &bad))
         return lp_err_set(err, "invalid UTF-8 at byte %zu", bad);
+    if (!s_surrogates_paired(data, len, &bad))
+        return lp_err_set(err, "unpaired UTF-16 surrogate escape at byte %zu", bad);
     /* yajl takes form feeds and vertical tabs for blanks; JSON (and the client) does not. */
     const char *ctl = data ? memchr(data, '\f', len) : NULL;
     if (!ctl && data)
@@ -211,8 +263,10 @@ int lp_jscan_run(const char *data, size_t len, lp_jscan_fn *fn, void *arg, char 
         if (!s.stopped) {
             unsigned char *why = yajl_get_error(s.yajl, 0, text, len);
             size_t n = why ? strcspn((const char *)why, "\n") : 0;
+            /* yajl counts from the start of the last buffer it was given: at completion, an
+             * empty one after the text. */
             lp_err_set(err, "%.*s at byte %zu", (int)n, why ? (const char *)why : "invalid JSON",
-                       yajl_get_bytes_consumed(s.yajl));
+                       s.completing ? len : yajl_get_bytes_consumed(s.yajl));
             yajl_free_error(s.yajl, why);
         }
     }
@@ -306,6 +360,23 @@ long long lp_jscan_count(const char *text, size_t len, long long def)
             return LP_TOKENS_MAX;
     }
     return n;
+}
+
+bool lp_jscan_int(const char *text, size_t len, long long *out)
+{
+    char buf[24]; /* the longest long long has 20 characters */
+    if (!text || len == 0 || len >= sizeof buf || memchr(text, '.', len) ||
+        memchr(text, 'e', len) || memchr(text, 'E', len))
+        return false;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
 }
 
 void lp_jscan_splice(lp_buf_t *out, const char *text, size_t len, const lp_jscan_edit_t *edits,

@@ -4,13 +4,15 @@
  * It serves the answers the proxy relays nearly untouched. An OpenAI-compatible provider's
  * completion or stream chunk is read for a few fields (usage, finish reasons, the id), two
  * spans are changed (`model` restamped, `usage` dropped) and every other byte goes to the
- * client as the provider wrote it. With jansson the same work was a tree of allocations, a
- * hash per key and a full re-serialisation: about five times the instructions. jansson
- * stays the library for every document the proxy builds or translates.
+ * client as the provider wrote it; an Anthropic answer or event on the /v1/messages
+ * passthrough is read for its type and usage and relayed whole. With jansson the same work was a
+ * tree of allocations, a hash per key and a full re-serialisation: about five times the
+ * instructions. jansson stays the library for every document the proxy builds or translates.
  *
- * The text must be one value no deeper than LP_JSON_MAX_DEPTH, in valid UTF-8; a string
- * may hold any escaped character, and repeated keys are passed to the callback like any
- * other (a caller that cares rejects them). */
+ * The text must be one value no deeper than LP_JSON_MAX_DEPTH, in valid UTF-8, without
+ * unpaired surrogate escapes; a string may hold any other escaped character (\u0000
+ * included), and repeated keys are passed to the callback like any other (a caller that
+ * cares rejects them). */
 #ifndef LP_JSCAN_H
 #define LP_JSCAN_H
 
@@ -61,12 +63,15 @@ size_t lp_jscan_start(const lp_jscan_t *s);
 size_t lp_jscan_end(const lp_jscan_t *s);
 /* The span to cut to remove the current object member, its key and one separating comma
  * included, so that the rest stays valid JSON. Only for a member's last event (a scalar or
- * the CLOSE of a container). */
+ * the CLOSE of a container), of an object within LP_JSCAN_PATH levels (lp_jscan_at with a
+ * key path says so); anything else is a programmer error (assert). */
 void lp_jscan_member_span(const lp_jscan_t *s, size_t *from, size_t *to);
 
-/* A count (tokens, a timestamp) from a number's text: an integer, clamped into
- * [0, LP_TOKENS_MAX] as lp_json_tokens does; def when the number is not an integer. */
+/* A token count from a number's text: an integer, clamped into [0, LP_TOKENS_MAX] as
+ * lp_json_tokens does; def when the number is not an integer. */
 long long lp_jscan_count(const char *text, size_t len, long long def);
+/* An integer from a number's text into *out; false when it is not one or does not fit. */
+bool lp_jscan_int(const char *text, size_t len, long long *out);
 
 /* ---- splicing ---- */
 

@@ -88,21 +88,19 @@ bool lp_utf8_valid(const char *p, size_t len, size_t *bad_at)
     return true;
 }
 
+void lp_utf8_scrub(char *p, size_t len)
+{
+    for (size_t bad = 0, at = 0; !lp_utf8_valid(p + at, len - at, &bad); at += bad + 1)
+        p[at + bad] = '?';
+}
+
 json_t *lp_json_text(const char *s)
 {
     json_t *v = json_string(s);
     if (v)
         return v;
-    /* Keep every well-formed UTF-8 sequence; each byte of a broken one becomes '?'. */
-    size_t len = strlen(s);
     char *copy = lp_strdup(s);
-    for (size_t i = 0; i < len;) {
-        size_t n = s_utf8_seq(copy + i, len - i);
-        if (n == 0)
-            copy[i++] = '?';
-        else
-            i += n;
-    }
+    lp_utf8_scrub(copy, strlen(copy));
     v = json_string(copy);
     free(copy);
     return v;

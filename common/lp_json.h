@@ -31,6 +31,9 @@ double lp_json_num(const json_t *obj, const char *key, double def);
 /* True when p[len] is well-formed UTF-8 (no overlongs, surrogates or code points past
  * U+10FFFF); otherwise the offset of the first bad byte goes to *bad_at (may be NULL). */
 bool lp_utf8_valid(const char *p, size_t len, size_t *bad_at);
+/* Make p[len] UTF-8 in place: each byte of a broken sequence becomes '?' (the well-formed
+ * ones stay). */
+void lp_utf8_scrub(char *p, size_t len);
 /* A JSON string for any C string: invalid UTF-8 bytes become '?' instead of failing. */
 json_t *lp_json_text(const char *s);
 /* Parse bytes that must be one JSON value no deeper than LP_JSON_MAX_DEPTH. Rejects invalid

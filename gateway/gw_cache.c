@@ -967,6 +967,24 @@ static void s_store_events(gw_cache_req_t *c)
     free(text);
 }
 
+/* Some inputs were answered from the cache and the provider's answer for the others cannot
+ * be merged with them: the client must not get a list with items missing. */
+static void s_merge_failed(gw_cache_req_t *c, const char *why)
+{
+    bool partial = false;
+    for (size_t i = 0; i < c->nitems; i++)
+        partial |= c->items[i].cached != NULL;
+    if (!partial)
+        return; /* the provider's answer covers every input: it goes as it is */
+    log_warn("embeddings answer not merged with the cached items: %s", why);
+    size_t n = 0;
+    char *text = lp_error_body(502, NULL, "invalid_upstream_response", NULL,
+                               "the provider's embeddings could not be merged with the cached "
+                               "ones",
+                               &n);
+    gw_req_answer(c->req, 502, text, n);
+}
+
 /* Store the fresh embeddings one by one and answer with every input, in order. */
 static void s_merge_items(gw_cache_req_t *c)
 {
@@ -977,6 +995,7 @@ static void s_merge_items(gw_cache_req_t *c)
     json_t *resp = lp_json_parse(body, len, err);
     json_t *data = json_object_get(resp, "data");
     if (!json_is_array(data)) {
+        s_merge_failed(c, resp ? "no data list" : "not JSON the gateway reads");
         json_decref(resp);
         return;
     }
@@ -1000,7 +1019,8 @@ static void s_merge_items(gw_cache_req_t *c)
             if (!fresh) {
                 json_decref(merged);
                 json_decref(resp);
-                return; /* not the answer we expected: leave it as it is */
+                s_merge_failed(c, "an input has no embedding");
+                return;
             }
             emb = fresh;
             if (!c->no_store) {
@@ -1071,7 +1091,10 @@ void gw_cache_answered(gw_cache_t *self, gw_req_t *req)
     }
     size_t len = 0;
     const char *body = lp_msg_body(req->reply, &len);
-    if (len > 0 && body[0] == '{')
+    size_t blank = 0; /* a provider's answer is relayed with its own spacing */
+    while (blank < len && strchr(" \t\r\n", body[blank]))
+        blank++;
+    if (blank < len && body[blank] == '{')
         s_put_response(c, body, len);
 }
 

@@ -157,8 +157,7 @@ void lp_mapw_str(lp_mapw_t *w, const char *key, const char *value)
     msgpack_pack_str(&pk, n);
     size_t at = w->buf.len;
     msgpack_pack_str_body(&pk, value, n);
-    for (size_t bad; !lp_utf8_valid(w->buf.data + at, w->buf.len - at, &bad); at += bad + 1)
-        w->buf.data[at + bad] = '?';
+    lp_utf8_scrub(w->buf.data + at, n);
 }
 
 void lp_mapw_int(lp_mapw_t *w, const char *key, long long value)

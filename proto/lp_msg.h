@@ -1,7 +1,7 @@
 /* lp_msg: the one encoder/decoder of protocol messages (lp_proto.h, PROTOCOL.md). Nothing
  * else in the tree knows the frame order or the meta's encoding (MessagePack, read into and
- * written from jansson values). Bodies travel as zmq_msg_t: moved or shared
- * between messages without copying. */
+ * written from jansson values; usage records are written field by field with lp_mapw).
+ * Bodies travel as zmq_msg_t: moved or shared between messages without copying. */
 #ifndef LP_MSG_H
 #define LP_MSG_H
 

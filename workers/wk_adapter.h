@@ -22,7 +22,8 @@ typedef struct {
     char message[WK_MSG_LEN];
 } wk_fail_t;
 
-/* A successful answer in OpenAI's shape: a document, or the client's bytes as they are. */
+/* A successful answer for the client: a document to serialise, or bytes ready to send (an
+ * OpenAI-compatible provider's answer restamped, an Anthropic answer relayed as it came). */
 typedef struct {
     json_t *response; /* body for the client (owned by the result), or NULL: */
     lp_buf_t body;    /* the body for the client, ready to send */

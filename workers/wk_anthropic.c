@@ -2,7 +2,9 @@
  * OpenAI chat request is rewritten into a Messages request (system prompt hoisted, roles
  * alternating, tools and tool results as content blocks, max_tokens always set) following
  * LiteLLM's OpenAI -> Anthropic translation; answers, errors and the SSE event stream come
- * back in OpenAI's shapes with `model` restamped to the model group. Chat only. */
+ * back in OpenAI's shapes with `model` restamped to the model group. Chat only. A
+ * /v1/messages client's request goes through as it came (passthrough), and so do the
+ * answer's bytes and events, read only for their usage (lp_jscan). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -770,18 +772,34 @@ static bool s_relay_scan(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, 
                (lp_jscan_at(s, "usage") || lp_jscan_at(s, "message.usage"))) {
         r->usage = true;
     } else if (kind == LP_JSCAN_NUMBER && (depth == 2 || depth == 3)) {
-        static const char *fields[] = {"input_tokens", "output_tokens",
-                                       "cache_creation_input_tokens", "cache_read_input_tokens"};
+        static const struct {
+            const char *path;
+            int field; /* input, output, cache writes, cache reads */
+        } counts[] = {{"usage.input_tokens", 0},
+                      {"message.usage.input_tokens", 0},
+                      {"usage.output_tokens", 1},
+                      {"message.usage.output_tokens", 1},
+                      {"usage.cache_creation_input_tokens", 2},
+                      {"message.usage.cache_creation_input_tokens", 2},
+                      {"usage.cache_read_input_tokens", 3},
+                      {"message.usage.cache_read_input_tokens", 3}};
         long long *to[] = {&r->input, &r->output, &r->cache_write, &r->cache_read};
-        for (size_t i = 0; i < LP_ARRAY_LEN(fields); i++) {
-            char usage[64], message[64];
-            snprintf(usage, sizeof usage, "usage.%s", fields[i]);
-            snprintf(message, sizeof message, "message.usage.%s", fields[i]);
-            if (lp_jscan_at(s, usage) || lp_jscan_at(s, message))
-                *to[i] = lp_jscan_count(text, len, i < 2 ? -1 : 0);
-        }
+        for (size_t i = 0; i < LP_ARRAY_LEN(counts); i++)
+            if (lp_jscan_at(s, counts[i].path))
+                *to[counts[i].field] = lp_jscan_count(text, len, counts[i].field < 2 ? -1 : 0);
     }
     return true;
+}
+
+/* The usage a relayed answer or event reported, as OpenAI counts it (cache writes and reads
+ * are prompt, as s_prompt_tokens has it): *prompt only when input_tokens was there,
+ * *completion only when output_tokens was. */
+static void s_relay_usage(const s_relay_t *r, long long *prompt, long long *completion)
+{
+    if (r->input >= 0)
+        *prompt = r->input + r->cache_write + r->cache_read;
+    if (r->output >= 0)
+        *completion = r->output;
 }
 
 /* Read a relayed answer or event. 0, or -1 with the reason in err. */
@@ -802,8 +820,8 @@ static int s_passthrough_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fai
                        "%s returned a response that is not a JSON object (%s)",
                        job->d->provider->name, err);
     if (!job->count_tokens) {
-        out->prompt_tokens = LP_MAX(r.input, 0) + r.cache_write + r.cache_read;
-        out->completion_tokens = LP_MAX(r.output, 0);
+        out->prompt_tokens = r.cache_write + r.cache_read;
+        s_relay_usage(&r, &out->prompt_tokens, &out->completion_tokens);
         out->total_tokens = out->prompt_tokens + out->completion_tokens;
     }
     out->body = job->resp; /* handed over: no copy */
@@ -1079,10 +1097,7 @@ static int s_passthrough_event(wk_job_t *job, const char *event, const char *dat
         return rc;
     }
     if (r.usage && (strcmp(type, "message_start") == 0 || strcmp(type, "message_delta") == 0)) {
-        if (r.input >= 0)
-            job->usage_prompt = r.input + r.cache_write + r.cache_read;
-        if (r.output >= 0)
-            job->usage_completion = r.output;
+        s_relay_usage(&r, &job->usage_prompt, &job->usage_completion);
         job->usage_total = job->usage_prompt + job->usage_completion;
         job->have_usage = true;
     } else if (strcmp(type, "message_stop") == 0) {

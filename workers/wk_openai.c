@@ -116,7 +116,7 @@ static bool s_top_member(lp_jscan_t *s, s_scan_t *a, lp_jscan_kind_t kind, const
         memcpy(a->job->chunk_id, text, n);
         a->job->chunk_id[n] = '\0';
     } else if (lp_jscan_at(s, "created") && kind == LP_JSCAN_NUMBER) {
-        a->job->created = lp_jscan_count(text, len, a->job->created);
+        lp_jscan_int(text, len, &a->job->created); /* kept as it was when not an integer */
     }
     return true;
 }
@@ -270,6 +270,15 @@ static int s_stream_event(wk_job_t *job, const char *event, const char *data, si
                        "%s sent an invalid stream event: %s", job->d->provider->name, err);
     if (a.error)
         return s_stream_error(job, data, len, fail);
+    /* A /v1/messages client's stream is translated from these chunks by a jansson reader
+     * (wk_messages); what jansson refuses and the scan passes on (a repeated key, a NUL
+     * escape) would vanish from that answer, so it ends the stream here instead. */
+    json_t *strict = job->messages && !job->passthrough ? lp_json_parse(data, len, err) : NULL;
+    if (job->messages && !job->passthrough && !strict)
+        return wk_fail(fail, 502, "invalid_upstream_stream", false,
+                       "%s sent a stream event that cannot be translated: %s",
+                       job->d->provider->name, err);
+    json_decref(strict);
     if (a.usage) {
         job->have_usage = true;
         job->usage_prompt = a.prompt;

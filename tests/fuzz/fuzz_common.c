@@ -235,10 +235,19 @@ static bool s_object_scan(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text,
     return true;
 }
 
-/* p[n] is one JSON object, as lp_jscan reads what it relays; with model, its top-level
- * model is that string. */
+/* p[n] is one JSON object, for jansson (taking repeated keys and NUL escapes, which are
+ * valid JSON; refusing only numbers it cannot hold and a NUL escape in a key) and for
+ * lp_jscan; with model, its top-level model is that string. */
 static void s_check_object(const char *p, size_t n, const char *model, const char *what)
 {
+    json_error_t jerr;
+    json_t *v = json_loadb(p, n, JSON_ALLOW_NUL, &jerr);
+    FZ_CHECK(json_is_object(v) ||
+                 (!v && (strstr(jerr.text, "too big") || strstr(jerr.text, "overflow") ||
+                         strstr(jerr.text, "NUL byte in object key"))),
+             "%s is not a JSON object for jansson (%s): %.*s", what,
+             v ? "not an object" : jerr.text, (int)(n > 200 ? 200 : n), p);
+    json_decref(v);
     char err[LP_ERR_LEN] = "";
     s_object_t o = {0};
     FZ_CHECK(lp_jscan_run(p, n, s_object_scan, &o, err) == 0 && o.object,

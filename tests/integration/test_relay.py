@@ -39,7 +39,7 @@ def setup(env):
     models = [deployment(name, "openai/provider-model", "%s/%s/v1" % (base, name),
                          api_key="sk-relay-upstream")
               for name in ("exact", "nomodel", "dupmodel", "overlong", "notlist", "array",
-                           "stream", "streamlines", "streambad")]
+                           "stream", "streamlines", "streambad", "msgdup")]
     for name in ("claude", "claudejson"):
         models.append(deployment(name, "anthropic/claude-x", "%s/%s" % (base, name),
                                  api_key="sk-relay-upstream", input_cost_per_token=1,
@@ -206,3 +206,23 @@ def test_anthropic_passthrough_answer_byte_for_byte(stack):
         {"model": "claudejson", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
         {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
     check_eq(st, 502, "truncated answer")
+
+
+def test_translated_stream_refuses_what_it_cannot_translate(stack):
+    """A /v1/messages client on an OpenAI provider: a chunk the translation cannot read (a
+    repeated key) ends the stream with an error event; no text is dropped silently."""
+    ok = _chunk(b'"choices":[{"index":0,"delta":{"content":"Hello "},"finish_reason":null}]')
+    dup = _chunk(b'"choices":[{"index":0,"index":0,"delta":{"content":"world"},'
+                 b'"finish_reason":null}]')
+    ANSWERS["msgdup"] = ("sse", [ok, dup, b"[DONE]"])
+    st, _, raw = stack.http.request(
+        "POST", "/v1/messages",
+        {"model": "msgdup", "max_tokens": 10, "stream": True,
+         "messages": [{"role": "user", "content": "hi"}]},
+        {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+    check_eq(st, 200, "status")
+    events = [json.loads(d) for d in sse_events(raw)]
+    texts = [e["delta"]["text"] for e in events if e.get("type") == "content_block_delta"]
+    check_eq(texts, ["Hello "], "text before the bad chunk")
+    check_eq(events[-1]["type"], "error", "the stream ends with an error event")
+    check("message_stop" not in [e.get("type") for e in events], "no clean end")

@@ -15,6 +15,8 @@ typedef struct {
     size_t from, to;     /* its member span */
     size_t vfrom, vto;   /* its value's span */
     const char *stop_at; /* stop the scan at this path */
+    int deep;            /* the span of the container closing at this depth */
+    size_t deep_from, deep_to;
 } s_probe_t;
 
 static const char *s_kind(lp_jscan_kind_t k)
@@ -28,6 +30,10 @@ static bool s_probe(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, size_
     s_probe_t *p = arg;
     if (p->stop_at && lp_jscan_at(s, p->stop_at))
         return lp_jscan_stop(s, "stopped at %s", p->stop_at);
+    if (p->deep && kind == LP_JSCAN_CLOSE && lp_jscan_depth(s) == p->deep) {
+        p->deep_from = lp_jscan_start(s);
+        p->deep_to = lp_jscan_end(s);
+    }
     if (p->path && lp_jscan_at(s, p->path)) {
         size_t at = strlen(p->seen);
         snprintf(p->seen + at, sizeof p->seen - at, "%s:%.*s|", s_kind(kind), (int)len,
@@ -172,6 +178,11 @@ static void test_rejects_what_is_not_json(void)
         "1 2",
         "{\"a\":\f1}",
         "{\"a\"\v:1}",
+        "{\"a\":\"\\ud83d\"}",
+        "{\"a\":\"\\ude00\"}",
+        "{\"a\":\"\\ud83dx\"}",
+        "{\"a\":\"\\ud83d\\u0041\"}",
+        "{\"\\udbff\":1}",
         "{\"a\":\"\xff\"}",
         "{\"a\":\"\xc0\xaf\"}",
         "{\"a\":\"\xed\xa0\x80\"}",
@@ -203,6 +214,44 @@ static void test_top_level_scalars(void)
         CHECK_WHY(scan(good[i], &p, err) == 0, good[i]);
         CHECK_WHY(strchr(p.seen, '|') != NULL, good[i]);
     }
+}
+
+static void test_escapes_that_stay(void)
+{
+    char err[LP_ERR_LEN];
+    static const char *good[] = {"{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\\\ud83d\"}",
+                                 "{\"a\":\"\\u0000\\n\\\"\"}", "[\"\\uDBFF\\uDFFF\"]"};
+    for (size_t i = 0; i < LP_ARRAY_LEN(good); i++) {
+        s_probe_t p = {0};
+        CHECK_WHY(scan(good[i], &p, err) == 0, err);
+    }
+}
+
+static void test_error_offsets(void)
+{
+    char err[LP_ERR_LEN];
+    s_probe_t p = {0};
+    CHECK(scan("[1", &p, err) == -1);
+    CHECK_WHY(strstr(err, "at byte 2") != NULL, err);
+    CHECK(scan("{\"a\":1}tru", &p, err) == -1);
+    CHECK_WHY(strstr(err, "at byte 10") != NULL, err);
+    CHECK(scan("{\"a\":\"\xff\"}", &p, err) == -1);
+    CHECK_WHY(strstr(err, "invalid UTF-8 at byte 6") != NULL, err);
+}
+
+/* A container's span is known at its CLOSE at any depth, past the levels whose keys are kept. */
+static void test_deep_container_spans(void)
+{
+    char text[64] = "";
+    for (int i = 0; i < 12; i++)
+        strcat(text, "[");
+    strcat(text, "7");
+    for (int i = 0; i < 12; i++)
+        strcat(text, "]");
+    char err[LP_ERR_LEN];
+    s_probe_t p = {.deep = 11};
+    CHECK(scan(text, &p, err) == 0);
+    CHECK(p.deep_from == 11 && p.deep_to == 14);
 }
 
 static void test_depth_limit(void)
@@ -239,6 +288,10 @@ static void test_counts(void)
     CHECK(lp_jscan_count("1e3", 3, -1) == -1);
     CHECK(lp_jscan_count("99999999999999999999999", 23, -1) == LP_TOKENS_MAX);
     CHECK(lp_jscan_count(NULL, 0, 7) == 7);
+    long long v = 0;
+    CHECK(lp_jscan_int("1700000000123", 13, &v) && v == 1700000000123LL);
+    CHECK(lp_jscan_int("-5", 2, &v) && v == -5);
+    CHECK(!lp_jscan_int("1.0", 3, &v) && !lp_jscan_int("99999999999999999999", 20, &v));
 }
 
 static void test_splice_insert_and_cut(void)
@@ -263,6 +316,9 @@ int main(void)
     RUN(test_member_cuts_stay_valid);
     RUN(test_rejects_what_is_not_json);
     RUN(test_top_level_scalars);
+    RUN(test_escapes_that_stay);
+    RUN(test_error_offsets);
+    RUN(test_deep_container_spans);
     RUN(test_depth_limit);
     RUN(test_callback_stops_with_its_reason);
     RUN(test_counts);
