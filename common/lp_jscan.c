@@ -297,20 +297,41 @@ bool lp_jscan_at(const lp_jscan_t *s, const char *path)
         return false;
     const char *p = path;
     for (int i = 0; i < s->open; i++) {
-        if (!*p)
-            return false; /* the path is shorter */
-        size_t n = strcspn(p, ".");
         const s_level_t *l = &s->level[i];
-        bool any = n == 1 && p[0] == '*';
-        if (!any && (l->array || l->key_long || l->key_len != n || memcmp(l->key, p, n) != 0))
-            return false;
-        p += n;
-        if (*p == '.')
+        if (p[0] == '*' && (p[1] == '.' || p[1] == '\0')) {
+            p++;
+        } else {
+            if (l->array || l->key_long)
+                return false;
+            size_t k = 0; /* the component, up to '.' or the end, against the key */
+            while (k < l->key_len && p[k] == l->key[k] && p[k] != '.' && p[k] != '\0')
+                k++;
+            if (k != l->key_len || (p[k] != '.' && p[k] != '\0'))
+                return false;
+            p += k;
+        }
+        if (*p == '.' && i + 1 < s->open)
             p++;
         else if (i + 1 < s->open)
-            return false;
+            return false; /* the path is shorter */
     }
     return *p == '\0';
+}
+
+const char *lp_jscan_key(const lp_jscan_t *s, size_t *len)
+{
+    const s_level_t *l = s->open > 0 && s->open <= LP_JSCAN_PATH ? &s->level[s->open - 1] : NULL;
+    if (!l || l->array || l->key_long)
+        return NULL;
+    *len = l->key_len;
+    return l->key;
+}
+
+bool lp_jscan_key_is(const lp_jscan_t *s, const char *name)
+{
+    size_t n = 0;
+    const char *key = lp_jscan_key(s, &n);
+    return key && strlen(name) == n && memcmp(key, name, n) == 0;
 }
 
 size_t lp_jscan_start(const lp_jscan_t *s)

@@ -57,6 +57,12 @@ int lp_jscan_depth(const lp_jscan_t *s);
 /* True when the current value sits at path: keys separated by '.', '*' for any key or
  * array element ("usage.prompt_tokens", "choices.*.delta.content"); "" is the top level. */
 bool lp_jscan_at(const lp_jscan_t *s, const char *path);
+/* The current value's key, when it is a member of an object within LP_JSCAN_PATH levels
+ * (at a container's CLOSE: the container's key); NULL for an array element, the top level
+ * or a key longer than LP_JSCAN_KEY. */
+const char *lp_jscan_key(const lp_jscan_t *s, size_t *len);
+/* True when the current value's key is name (the cheap test for a known depth). */
+bool lp_jscan_key_is(const lp_jscan_t *s, const char *name);
 /* Offset of the current value's first byte (at CLOSE: of the container's opening bracket). */
 size_t lp_jscan_start(const lp_jscan_t *s);
 /* Offset just past the current value (a container's end is known only at its CLOSE). */

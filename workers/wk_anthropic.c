@@ -764,7 +764,7 @@ static bool s_relay_scan(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, 
     if (depth == 0)
         return kind == LP_JSCAN_OBJECT || kind == LP_JSCAN_CLOSE ||
                lp_jscan_stop(s, "not a JSON object");
-    if (depth == 1 && kind == LP_JSCAN_STRING && lp_jscan_at(s, "type")) {
+    if (depth == 1 && kind == LP_JSCAN_STRING && lp_jscan_key_is(s, "type")) {
         size_t n = LP_MIN(len, sizeof r->type - 1);
         memcpy(r->type, text, n);
         r->type[n] = '\0';

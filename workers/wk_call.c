@@ -39,6 +39,7 @@ void wk_call_free(wk_job_t *job)
     free(job->url);
     free(job->body);
     free(job->group);
+    lp_buf_free(&job->model_member);
     lp_buf_free(&job->resp);
     lp_buf_free(&job->out);
     lp_sse_free(&job->sse);

@@ -37,6 +37,7 @@ struct wk_job {
     bool client_base;         /* the client chose the host: guarded at connect time */
     bool blocked;             /* ... and its address was refused */
     char *group;              /* model group the client asked for */
+    lp_buf_t model_member;    /* "model":"<group>", made once to restamp answers (wk_openai) */
     wk_call_t call;
     bool stream;
     bool messages;           /* the client speaks Anthropic's Messages API (/v1/messages) */

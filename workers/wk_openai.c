@@ -91,31 +91,31 @@ static bool s_top_member(lp_jscan_t *s, s_scan_t *a, lp_jscan_kind_t kind, const
     bool last = kind != LP_JSCAN_OBJECT && kind != LP_JSCAN_ARRAY; /* and its last */
     if (first)
         a->members++;
-    if (lp_jscan_at(s, "model")) {
+    if (lp_jscan_key_is(s, "model")) {
         if (first && !s_once(s, &a->model_seen, "model"))
             return false;
         if (last) {
             a->model_from = lp_jscan_start(s);
             a->model_to = lp_jscan_end(s);
         }
-    } else if (lp_jscan_at(s, "usage")) {
+    } else if (lp_jscan_key_is(s, "usage")) {
         if (first && !s_once(s, &a->usage_seen, "usage"))
             return false;
         if (kind == LP_JSCAN_OBJECT)
             a->usage = true;
         if (last)
             lp_jscan_member_span(s, &a->usage_from, &a->usage_to);
-    } else if (lp_jscan_at(s, a->list)) {
+    } else if (lp_jscan_key_is(s, a->list)) {
         if (first && !s_once(s, &a->list_seen, a->list))
             return false;
         a->list_ok = kind == LP_JSCAN_ARRAY || (a->list_ok && kind == LP_JSCAN_CLOSE);
-    } else if (lp_jscan_at(s, "error")) {
+    } else if (lp_jscan_key_is(s, "error")) {
         a->error = true;
-    } else if (lp_jscan_at(s, "id") && kind == LP_JSCAN_STRING) {
+    } else if (lp_jscan_key_is(s, "id") && kind == LP_JSCAN_STRING) {
         size_t n = LP_MIN(len, sizeof a->job->chunk_id - 1);
         memcpy(a->job->chunk_id, text, n);
         a->job->chunk_id[n] = '\0';
-    } else if (lp_jscan_at(s, "created") && kind == LP_JSCAN_NUMBER) {
+    } else if (lp_jscan_key_is(s, "created") && kind == LP_JSCAN_NUMBER) {
         lp_jscan_int(text, len, &a->job->created); /* kept as it was when not an integer */
     }
     return true;
@@ -154,35 +154,45 @@ static bool s_scan(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, size_t
     }
 }
 
+/* "model":"<group>", made once per job: a stream restamps every event. */
+static const lp_buf_t *s_model_member(wk_job_t *job)
+{
+    if (job->model_member.len == 0) {
+        json_t *group = lp_json_text(job->group);
+        lp_buf_puts(&job->model_member, "\"model\":");
+        lp_json_dump_to(&job->model_member, group);
+        json_decref(group);
+    }
+    return &job->model_member;
+}
+
 /* out gets text with `model` set to the model group the client asked for (added when the
  * provider sent none) and, when cut_usage, without its usage member. */
-static void s_restamp(const wk_job_t *job, const s_scan_t *a, const char *text, size_t len,
+static void s_restamp(wk_job_t *job, const s_scan_t *a, const char *text, size_t len,
                       bool cut_usage, lp_buf_t *out)
 {
-    lp_buf_t model = {0};
-    lp_jscan_edit_t edits[2];
+    const lp_buf_t *member = s_model_member(job);
+    size_t name = sizeof "\"model\":" - 1;
+    lp_jscan_edit_t edits[3];
     size_t n = 0;
     bool cut = cut_usage && a->usage_seen;
     if (cut)
         edits[n++] = (lp_jscan_edit_t){a->usage_from, a->usage_to, "", 0};
-    json_t *group = lp_json_text(job->group);
     if (a->model_seen) {
-        lp_json_dump_to(&model, group);
-        edits[n++] = (lp_jscan_edit_t){a->model_from, a->model_to, model.data, model.len};
-    } else {
-        bool others = a->members > (cut ? 1u : 0u);
-        lp_buf_puts(&model, others ? ",\"model\":" : "\"model\":");
-        lp_json_dump_to(&model, group);
-        edits[n++] = (lp_jscan_edit_t){a->close_at, a->close_at, model.data, model.len};
+        edits[n++] =
+            (lp_jscan_edit_t){a->model_from, a->model_to, member->data + name, member->len - name};
+    } else { /* the last member, after the others' comma */
+        if (a->members > (cut ? 1u : 0u))
+            edits[n++] = (lp_jscan_edit_t){a->close_at, a->close_at, ",", 1};
+        edits[n++] = (lp_jscan_edit_t){a->close_at, a->close_at, member->data, member->len};
     }
-    json_decref(group);
-    if (n == 2 && edits[1].from < edits[0].from) {
+    /* The usage cut may come after the model's span. */
+    if (cut && n >= 2 && edits[1].from < edits[0].from) {
         lp_jscan_edit_t t = edits[0];
         edits[0] = edits[1];
         edits[1] = t;
     }
     lp_jscan_splice(out, text, len, edits, n);
-    lp_buf_free(&model);
 }
 
 static int s_respond(wk_job_t *job, wk_result_t *out, wk_fail_t *fail)

@@ -181,6 +181,7 @@ void fz_job_free(wk_job_t *job)
     free(job->url);
     free(job->body);
     free(job->group);
+    lp_buf_free(&job->model_member);
     json_decref(job->req);
     lp_buf_free(&job->resp);
     lp_buf_free(&job->out);
