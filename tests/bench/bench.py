@@ -540,7 +540,8 @@ def run(args):
                                         us(vk["lat_p99_us"] - d1["lat_p99_us"]),
                                         us(vk["cpu_us_total"])), "-", "info")
     else:
-        t.row("5. virtual key", "not measured: no PostgreSQL", "-", "skipped")
+        t.row("5. virtual key", "not measured: no PostgreSQL, or no key from it (see the log)",
+              "-", "skipped")
 
     t.raw = [
         ("mock direct, c=1", d1), ("proxy, c=1", p1), ("mock direct, c=64", d2),
@@ -569,6 +570,13 @@ def virtual_key(bindir, root, mock, pin, bench, lat_s, db_url):
     try:
         st.start()
         c = http.client.HTTPConnection("127.0.0.1", st.port, timeout=10)
+        deadline = time.monotonic() + 15  # ready is not yet connected to the database
+        while time.monotonic() < deadline:
+            c.request("GET", "/health/readiness")
+            r = c.getresponse()
+            if json.loads(r.read() or b"{}").get("db") == "connected":
+                break
+            time.sleep(0.05)
         c.request("POST", "/key/generate", body=json.dumps({"models": []}),
                   headers={"Authorization": "Bearer " + MASTER_KEY,
                            "Content-Type": "application/json"})
