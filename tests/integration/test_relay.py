@@ -64,6 +64,15 @@ def _chat(stack, model, stream=False, include_usage=False):
                               {"Authorization": "Bearer " + MASTER_KEY})
 
 
+def _messages(stack, model, stream=False):
+    """A /v1/messages call, as Anthropic's SDK makes it."""
+    body = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    if stream:
+        body["stream"] = True
+    return stack.http.request("POST", "/v1/messages", body,
+                              {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+
+
 CHOICES = b'"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},' \
           b'"finish_reason":"stop"}]'
 USAGE = b'"usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}'
@@ -174,11 +183,7 @@ def test_anthropic_passthrough_event_on_several_lines(stack):
     events = [json.dumps(e, indent=2).encode() for e in (start, delta, end)]
     events.append(b'{"type":"message_stop"}')
     ANSWERS["claude"] = ("sse", events)
-    st, _, raw = stack.http.request(
-        "POST", "/v1/messages",
-        {"model": "claude", "max_tokens": 10, "stream": True,
-         "messages": [{"role": "user", "content": "hi"}]},
-        {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+    st, _, raw = _messages(stack, "claude", stream=True)
     check_eq(st, 200, "status")
     check_eq(raw.count(b"data: "), 4, "one data line per event")
     got = [json.loads(d) for d in sse_events(raw)]
@@ -192,19 +197,13 @@ def test_anthropic_passthrough_answer_byte_for_byte(stack):
               b' "usage": {"input_tokens": 3, "cache_read_input_tokens": 2,'
               b' "output_tokens": 5} }')
     ANSWERS["claudejson"] = ("json", answer)
-    st, h, raw = stack.http.request(
-        "POST", "/v1/messages",
-        {"model": "claudejson", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
-        {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+    st, h, raw = _messages(stack, "claudejson")
     check_eq(st, 200, "status")
     check_eq(raw, answer, "relayed answer")
     # input 3 + cache read 2 at 1 each, output 5 at 1000 each
     check_eq(float(h["x-litellm-response-cost"]), 5005.0, "cost from the usage read")
     ANSWERS["claudejson"] = ("json", b'{"type":"message","type":"x"')
-    st, _, raw = stack.http.request(
-        "POST", "/v1/messages",
-        {"model": "claudejson", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
-        {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+    st, _, raw = _messages(stack, "claudejson")
     check_eq(st, 502, "truncated answer")
 
 
@@ -215,11 +214,7 @@ def test_translated_stream_refuses_what_it_cannot_translate(stack):
     dup = _chunk(b'"choices":[{"index":0,"index":0,"delta":{"content":"world"},'
                  b'"finish_reason":null}]')
     ANSWERS["msgdup"] = ("sse", [ok, dup, b"[DONE]"])
-    st, _, raw = stack.http.request(
-        "POST", "/v1/messages",
-        {"model": "msgdup", "max_tokens": 10, "stream": True,
-         "messages": [{"role": "user", "content": "hi"}]},
-        {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"})
+    st, _, raw = _messages(stack, "msgdup", stream=True)
     check_eq(st, 200, "status")
     events = [json.loads(d) for d in sse_events(raw)]
     texts = [e["delta"]["text"] for e in events if e.get("type") == "content_block_delta"]
