@@ -224,15 +224,15 @@ static json_t *s_unpack(const msgpack_object *o, char *err)
             }
             const char *k = s_str(&kv->key);
             size_t klen = kv->key.via.str.size;
-            if (json_object_getn(m, k, klen)) {
-                lp_err_set(err, "duplicate key '%.*s'", (int)LP_MIN(klen, 40), k);
-                json_decref(m);
-                return NULL;
-            }
             json_t *v = s_unpack(&kv->val, err);
             if (!v || json_object_setn_new(m, k, klen, v) < 0) {
                 if (v)
                     lp_err_set(err, "a map key that is not UTF-8");
+                json_decref(m);
+                return NULL;
+            }
+            if (json_object_size(m) != i + 1) { /* the key replaced an earlier member */
+                lp_err_set(err, "duplicate key '%.*s'", (int)LP_MIN(klen, 40), k);
                 json_decref(m);
                 return NULL;
             }
