@@ -298,6 +298,8 @@ bool lp_jscan_at(const lp_jscan_t *s, const char *path)
     const char *p = path;
     for (int i = 0; i < s->open; i++) {
         const s_level_t *l = &s->level[i];
+        if (!*p)
+            return false; /* the path is shorter (and "" is only the top level) */
         if (p[0] == '*' && (p[1] == '.' || p[1] == '\0')) {
             p++;
         } else {

@@ -33,7 +33,7 @@ typedef enum {
 
 /* Levels whose keys are kept for lp_jscan_at; deeper values are still checked. */
 #define LP_JSCAN_PATH 8
-/* Bytes of a key kept per level; a longer key matches no path. */
+/* Bytes of a key kept per level; a key this long or longer matches no path but '*'. */
 #define LP_JSCAN_KEY 48
 
 typedef struct lp_jscan lp_jscan_t;
@@ -59,7 +59,7 @@ int lp_jscan_depth(const lp_jscan_t *s);
 bool lp_jscan_at(const lp_jscan_t *s, const char *path);
 /* The current value's key, when it is a member of an object within LP_JSCAN_PATH levels
  * (at a container's CLOSE: the container's key); NULL for an array element, the top level
- * or a key longer than LP_JSCAN_KEY. */
+ * or a key of LP_JSCAN_KEY bytes or more. */
 const char *lp_jscan_key(const lp_jscan_t *s, size_t *len);
 /* True when the current value's key is name (the cheap test for a known depth). */
 bool lp_jscan_key_is(const lp_jscan_t *s, const char *name);

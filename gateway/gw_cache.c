@@ -1092,7 +1092,8 @@ void gw_cache_answered(gw_cache_t *self, gw_req_t *req)
     size_t len = 0;
     const char *body = lp_msg_body(req->reply, &len);
     size_t blank = 0; /* a provider's answer is relayed with its own spacing */
-    while (blank < len && strchr(" \t\r\n", body[blank]))
+    while (blank < len && (body[blank] == ' ' || body[blank] == '\t' || body[blank] == '\r' ||
+                           body[blank] == '\n'))
         blank++;
     if (blank < len && body[blank] == '{')
         s_put_response(c, body, len);

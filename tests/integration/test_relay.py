@@ -8,8 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from harness import (MASTER_KEY, Stack, check, check_eq, check_error, config, deployment,
                      sse_events)
 
-# What the scripted provider answers, by the first path segment of the request.
+# What the scripted provider answers, by the first path segment of the request, and how
+# many requests each segment got.
 ANSWERS = {}
+CALLS = {}
 
 
 class _Provider(BaseHTTPRequestHandler):
@@ -17,7 +19,9 @@ class _Provider(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        kind, payload = ANSWERS[self.path.split("/")[1]]
+        name = self.path.split("/")[1]
+        CALLS[name] = CALLS.get(name, 0) + 1
+        kind, payload = ANSWERS[name]
         if kind == "sse":  # an event's lines each get a data field
             payload = b"".join(b"".join(b"data: " + ln + b"\n" for ln in e.split(b"\n")) + b"\n"
                                for e in payload)
@@ -46,11 +50,27 @@ def setup(env):
                                  output_cost_per_token=1000))
     stack = Stack(env, config(models, router={"num_retries": 0}), name="relay")
     stack.provider = server
+    stack.base = base
+    stack.cached = None
     return stack
+
+
+def _cached_stack(stack):
+    """A second stack on the same scripted provider, with the response cache on."""
+    if not stack.cached:
+        models = [deployment("spaced", "openai/provider-model", stack.base + "/spaced/v1",
+                             api_key="sk-relay-upstream"),
+                  deployment("emb", "openai/embed-model", stack.base + "/emb/v1",
+                             api_key="sk-relay-upstream", model_info={"mode": "embedding"})]
+        stack.cached = Stack(stack.env, config(models, router={"num_retries": 0}, litellm={
+            "cache": True, "cache_params": {"type": "local", "ttl": 60}}), name="relaycache")
+    return stack.cached
 
 
 def teardown(stack):
     stack.stop()
+    if getattr(stack, "cached", None):
+        stack.cached.stop()
     stack.provider.shutdown()
 
 
@@ -221,3 +241,34 @@ def test_translated_stream_refuses_what_it_cannot_translate(stack):
     check_eq(texts, ["Hello "], "text before the bad chunk")
     check_eq(events[-1]["type"], "error", "the stream ends with an error event")
     check("message_stop" not in [e.get("type") for e in events], "no clean end")
+
+
+def test_cache_keeps_answers_relayed_with_their_spacing(stack):
+    """An answer relayed as written may start with blanks: it is cached all the same."""
+    cached = _cached_stack(stack)
+    ANSWERS["spaced"] = ("json", b' \n {"id":"x9","object":"chat.completion",' + CHOICES + b','
+                         + USAGE + b'}')
+    body = {"model": "spaced", "messages": [{"role": "user", "content": "spacing"}]}
+    before = CALLS.get("spaced", 0)
+    st1, _, first = cached.http.json("POST", "/v1/chat/completions", body, cached.auth())
+    st2, h, second = cached.http.json("POST", "/v1/chat/completions", body, cached.auth())
+    check_eq((st1, st2), (200, 200), "statuses")
+    check_eq(CALLS.get("spaced", 0) - before, 1, "one provider call for two answers")
+    check_eq(second, first, "the cached answer")
+    check("x-litellm-cache-key" in h, "the second was a hit")
+
+
+def test_cache_refuses_a_partial_embeddings_merge(stack):
+    """Some inputs cached, and the provider's answer for the others cannot be merged: a 502,
+    never a list with items missing."""
+    cached = _cached_stack(stack)
+    ok = (b'{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.25]}],'
+          b'"model":"embed-model","usage":{"prompt_tokens":1,"total_tokens":1}}')
+    ANSWERS["emb"] = ("json", ok)
+    st, _, first = cached.http.json("POST", "/v1/embeddings", {"model": "emb", "input": ["a"]},
+                                    cached.auth())
+    check_eq(st, 200, "first input")
+    ANSWERS["emb"] = ("json", ok.replace(b'"index":0', b'"index":7'))
+    st, _, body = cached.http.json("POST", "/v1/embeddings",
+                                   {"model": "emb", "input": ["a", "b"]}, cached.auth())
+    check_error(st, body, 502, "invalid_upstream_response")

@@ -97,6 +97,9 @@ static void test_paths_and_decoded_values(void)
     s_probe_t part = {.path = "usage.prompt"};
     CHECK(scan(text, &part, err) == 0);
     CHECK_STR(part.seen, "");
+    s_probe_t empty = {.path = ""}; /* "" is the top level, never an empty key */
+    CHECK(scan("{\"\":1}", &empty, err) == 0);
+    CHECK_STR(empty.seen, "object:|close:|");
 }
 
 static void test_numbers_and_booleans_as_written(void)
