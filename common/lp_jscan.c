@@ -46,10 +46,18 @@ static bool s_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* The level holding the current value, or NULL at the top or beyond the tracked depth. */
-static s_level_t *s_parent(lp_jscan_t *s)
+size_t lp_jscan_blanks(const char *p, size_t len)
 {
-    return s->open > 0 && s->open <= LP_JSCAN_PATH ? &s->level[s->open - 1] : NULL;
+    size_t n = 0;
+    while (n < len && s_space(p[n]))
+        n++;
+    return n;
+}
+
+/* The level holding the current value, or NULL at the top or beyond the tracked depth. */
+static s_level_t *s_parent(const lp_jscan_t *s)
+{
+    return s->open > 0 && s->open <= LP_JSCAN_PATH ? (s_level_t *)&s->level[s->open - 1] : NULL;
 }
 
 /* A value begins: count it as an array's element. */
@@ -252,13 +260,12 @@ int lp_jscan_run(const char *data, size_t len, lp_jscan_fn *fn, void *arg, char 
         st = yajl_complete_parse(s.yajl);
     }
     int rc = 0;
-    /* yajl ends a complete value without looking at an unfinished token after it. */
-    size_t rest = s.top_end;
-    while (st == yajl_status_ok && rest < len && s_space(data[rest]))
-        rest++;
-    if (st == yajl_status_ok && rest < len) {
-        rc = lp_err_set(err, "trailing bytes after the JSON value at byte %zu", rest);
-    } else if (st != yajl_status_ok) {
+    if (st == yajl_status_ok) {
+        /* yajl ends a complete value without looking at an unfinished token after it. */
+        size_t rest = s.top_end + lp_jscan_blanks(data + s.top_end, len - s.top_end);
+        if (rest < len)
+            rc = lp_err_set(err, "trailing bytes after the JSON value at byte %zu", rest);
+    } else {
         rc = -1;
         if (!s.stopped) {
             unsigned char *why = yajl_get_error(s.yajl, 0, text, len);
@@ -322,7 +329,7 @@ bool lp_jscan_at(const lp_jscan_t *s, const char *path)
 
 const char *lp_jscan_key(const lp_jscan_t *s, size_t *len)
 {
-    const s_level_t *l = s->open > 0 && s->open <= LP_JSCAN_PATH ? &s->level[s->open - 1] : NULL;
+    const s_level_t *l = s_parent(s);
     if (!l || l->array || l->key_long)
         return NULL;
     *len = l->key_len;
@@ -353,7 +360,7 @@ size_t lp_jscan_end(const lp_jscan_t *s)
 
 void lp_jscan_member_span(const lp_jscan_t *s, size_t *from, size_t *to)
 {
-    const s_level_t *p = s->open > 0 && s->open <= LP_JSCAN_PATH ? &s->level[s->open - 1] : NULL;
+    const s_level_t *p = s_parent(s);
     lp_assert(p && !p->array);
     if (p->members > 1) {
         *from = p->prev_member_end; /* ", key: value" */
@@ -361,16 +368,20 @@ void lp_jscan_member_span(const lp_jscan_t *s, size_t *from, size_t *to)
         return;
     }
     *from = p->key_start; /* the first member: "key: value," */
-    size_t at = s->end;
-    while (at < s->len && s_space(s->data[at]))
-        at++;
+    size_t at = s->end + lp_jscan_blanks(s->data + s->end, s->len - s->end);
     *to = at < s->len && s->data[at] == ',' ? at + 1 : s->end;
+}
+
+/* A number's text without a fraction or an exponent (yajl has checked the rest). */
+static bool s_integer_text(const char *text, size_t len)
+{
+    return text && len > 0 && !memchr(text, '.', len) && !memchr(text, 'e', len) &&
+           !memchr(text, 'E', len);
 }
 
 long long lp_jscan_count(const char *text, size_t len, long long def)
 {
-    if (!text || len == 0 || memchr(text, '.', len) || memchr(text, 'e', len) ||
-        memchr(text, 'E', len))
+    if (!s_integer_text(text, len))
         return def;
     if (text[0] == '-')
         return 0;
@@ -388,8 +399,7 @@ long long lp_jscan_count(const char *text, size_t len, long long def)
 bool lp_jscan_int(const char *text, size_t len, long long *out)
 {
     char buf[24]; /* the longest long long has 20 characters */
-    if (!text || len == 0 || len >= sizeof buf || memchr(text, '.', len) ||
-        memchr(text, 'e', len) || memchr(text, 'E', len))
+    if (!s_integer_text(text, len) || len >= sizeof buf)
         return false;
     memcpy(buf, text, len);
     buf[len] = '\0';

@@ -79,6 +79,9 @@ long long lp_jscan_count(const char *text, size_t len, long long def);
 /* An integer from a number's text into *out; false when it is not one or does not fit. */
 bool lp_jscan_int(const char *text, size_t len, long long *out);
 
+/* How many JSON blanks (space, tab, CR, LF) p[len] starts with. */
+size_t lp_jscan_blanks(const char *p, size_t len);
+
 /* ---- splicing ---- */
 
 /* Replace text[from, to) with with[with_len] (from == to inserts). */

@@ -8,6 +8,7 @@
 
 #include "lp_clientside.h"
 #include "lp_crypto.h"
+#include "lp_jscan.h"
 #include "lp_json.h"
 #include "lp_log.h"
 #include "lp_map.h"
@@ -1091,10 +1092,7 @@ void gw_cache_answered(gw_cache_t *self, gw_req_t *req)
     }
     size_t len = 0;
     const char *body = lp_msg_body(req->reply, &len);
-    size_t blank = 0; /* a provider's answer is relayed with its own spacing */
-    while (blank < len && (body[blank] == ' ' || body[blank] == '\t' || body[blank] == '\r' ||
-                           body[blank] == '\n'))
-        blank++;
+    size_t blank = lp_jscan_blanks(body, len); /* a provider's answer keeps its spacing */
     if (blank < len && body[blank] == '{')
         s_put_response(c, body, len);
 }

@@ -98,7 +98,7 @@ static void s_hist_add(s_hist_t *h, double seconds)
 void gw_metrics_observe(gw_metrics_t *self, const gw_record_t *rec)
 {
     const char *group = rec->model_group ? rec->model_group : "";
-    const char *model_id = rec->deployment[1] ? rec->deployment[1] : "";
+    const char *model_id = rec->deployment[GW_REC_MODEL_ID] ? rec->deployment[GW_REC_MODEL_ID] : "";
     int status = rec->http_status;
     char *key = lp_asprintf("%s\n%s\n%d", group, model_id, status);
     s_count_t *c = lp_map_get(self->counts, key, strlen(key));

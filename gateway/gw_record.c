@@ -30,11 +30,12 @@ static const char *s_call_type(gw_call_t call)
 }
 
 /* Record fields that name the deployment, and where the worker's meta has them. */
-static const char *s_deployment_fields[][2] = {{"model", "provider_model"},
-                                               {"model_id", "deployment"},
-                                               {"custom_llm_provider", "provider"},
-                                               {"api_base", "api_base"},
-                                               {"worker", "worker"}};
+static const char *s_deployment_fields[GW_REC_DEPLOYMENT_FIELDS][2] = {
+    [GW_REC_MODEL] = {"model", "provider_model"},
+    [GW_REC_MODEL_ID] = {"model_id", "deployment"},
+    [GW_REC_PROVIDER] = {"custom_llm_provider", "provider"},
+    [GW_REC_API_BASE] = {"api_base", "api_base"},
+    [GW_REC_WORKER] = {"worker", "worker"}};
 
 /* Replace *field with a copy of a meta's string member (NULL when absent). */
 static void s_copy(char **field, const json_t *meta, const char *from)

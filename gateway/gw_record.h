@@ -15,6 +15,16 @@
 /* How long a cancelled request's record waits for the worker's usage before it goes as is. */
 #define GW_PENDING_MS 3000
 
+/* The record's fields that name the deployment, in gw_record_t.deployment. */
+enum {
+    GW_REC_MODEL,    /* "model": the provider's name for it */
+    GW_REC_MODEL_ID, /* "model_id": the deployment's id */
+    GW_REC_PROVIDER, /* "custom_llm_provider" */
+    GW_REC_API_BASE, /* "api_base" */
+    GW_REC_WORKER,   /* "worker" */
+    GW_REC_DEPLOYMENT_FIELDS
+};
+
 /* One usage record, as plain fields until it is written for the logger (MessagePack, no
  * jansson object: there is one per request). Strings are owned; NULL is a null field. */
 typedef struct gw_record {
@@ -23,8 +33,7 @@ typedef struct gw_record {
     char api_key[LP_SHA256_HEX_LEN]; /* the sha256 of the caller's key */
     char *model_group, *requested_group, *user;
     bool stream;
-    /* model (the provider's name), model_id, custom_llm_provider, api_base, worker */
-    char *deployment[5];
+    char *deployment[GW_REC_DEPLOYMENT_FIELDS];
     long long prompt_tokens, completion_tokens, total_tokens;
     bool usage_estimated;
     double spend;

@@ -179,14 +179,13 @@ static void s_server_timing(gw_req_t *self, struct MHD_Response *r, const json_t
 
 /* The x-litellm-* headers LiteLLM clients read: where the call went, what it cost, and
  * how much of the time was the proxy's own (for a stream: until its first byte). */
-static void s_model_headers(gw_req_t *self, struct MHD_Response *r, long long total_us)
+static void s_model_headers(gw_req_t *self, struct MHD_Response *r, const json_t *meta,
+                            long long total_us)
 {
-    lp_msg_t *from = self->streaming ? self->head : self->reply;
-    const json_t *meta = from ? lp_msg_meta(from) : NULL;
     /* The group that served it: the one asked for, or the fallback that answered. */
     const char *group = lp_json_str(meta, "group");
     s_header(r, "x-litellm-model-group", group ? group : self->group);
-    if (!from)
+    if (!meta)
         return;
     s_header(r, "x-litellm-model-id", lp_json_str(meta, "deployment"));
     s_header(r, "x-litellm-model-api-base", lp_json_str(meta, "api_base"));
@@ -289,12 +288,14 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
     s_header(r, "x-litellm-call-id", self->idstr);
     s_header(r, "x-litellm-version", LP_VERSION);
     s_header_ms(r, "x-litellm-response-duration-ms", total_us);
-    /* Every answer says what the proxy itself took: all of it, less a provider's call. */
+    /* The worker's word (for a stream, its HEAD) says where the call went and how long the
+     * provider took; every answer says what the proxy itself took. */
     lp_msg_t *from = self->streaming ? self->head : self->reply;
-    long long upstream_us = from ? lp_msg_meta_int(from, "upstream_us", 0) : 0;
+    const json_t *meta = from ? lp_msg_meta(from) : NULL;
+    long long upstream_us = lp_json_int(meta, "upstream_us", 0);
     s_header_ms(r, "x-litellm-overhead-duration-ms", total_us - LP_MAX(upstream_us, 0));
     if (self->call != GW_CALL_NONE)
-        s_model_headers(self, r, total_us);
+        s_model_headers(self, r, meta, total_us);
     if (self->status == 401)
         s_header(r, "www-authenticate", "Bearer");
     s_limit_headers(self, r);

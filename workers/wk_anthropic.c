@@ -771,22 +771,14 @@ static bool s_relay_scan(lp_jscan_t *s, lp_jscan_kind_t kind, const char *text, 
     } else if (kind == LP_JSCAN_OBJECT &&
                (lp_jscan_at(s, "usage") || lp_jscan_at(s, "message.usage"))) {
         r->usage = true;
-    } else if (kind == LP_JSCAN_NUMBER && (depth == 2 || depth == 3)) {
-        static const struct {
-            const char *path;
-            int field; /* input, output, cache writes, cache reads */
-        } counts[] = {{"usage.input_tokens", 0},
-                      {"message.usage.input_tokens", 0},
-                      {"usage.output_tokens", 1},
-                      {"message.usage.output_tokens", 1},
-                      {"usage.cache_creation_input_tokens", 2},
-                      {"message.usage.cache_creation_input_tokens", 2},
-                      {"usage.cache_read_input_tokens", 3},
-                      {"message.usage.cache_read_input_tokens", 3}};
+    } else if (kind == LP_JSCAN_NUMBER &&
+               (lp_jscan_at(s, "usage.*") || lp_jscan_at(s, "message.usage.*"))) {
+        static const char *fields[] = {"input_tokens", "output_tokens",
+                                       "cache_creation_input_tokens", "cache_read_input_tokens"};
         long long *to[] = {&r->input, &r->output, &r->cache_write, &r->cache_read};
-        for (size_t i = 0; i < LP_ARRAY_LEN(counts); i++)
-            if (lp_jscan_at(s, counts[i].path))
-                *to[counts[i].field] = lp_jscan_count(text, len, counts[i].field < 2 ? -1 : 0);
+        for (size_t i = 0; i < LP_ARRAY_LEN(fields); i++)
+            if (lp_jscan_key_is(s, fields[i]))
+                *to[i] = lp_jscan_count(text, len, i < 2 ? -1 : 0);
     }
     return true;
 }

@@ -283,12 +283,14 @@ static int s_stream_event(wk_job_t *job, const char *event, const char *data, si
     /* A /v1/messages client's stream is translated from these chunks by a jansson reader
      * (wk_messages); what jansson refuses and the scan passes on (a repeated key, a NUL
      * escape) would vanish from that answer, so it ends the stream here instead. */
-    json_t *strict = job->messages && !job->passthrough ? lp_json_parse(data, len, err) : NULL;
-    if (job->messages && !job->passthrough && !strict)
-        return wk_fail(fail, 502, "invalid_upstream_stream", false,
-                       "%s sent a stream event that cannot be translated: %s",
-                       job->d->provider->name, err);
-    json_decref(strict);
+    if (job->messages && !job->passthrough) {
+        json_t *strict = lp_json_parse(data, len, err);
+        if (!strict)
+            return wk_fail(fail, 502, "invalid_upstream_stream", false,
+                           "%s sent a stream event that cannot be translated: %s",
+                           job->d->provider->name, err);
+        json_decref(strict);
+    }
     if (a.usage) {
         job->have_usage = true;
         job->usage_prompt = a.prompt;
