@@ -38,38 +38,37 @@ static const char *s_deployment_fields[GW_REC_DEPLOYMENT_FIELDS][2] = {
     [GW_REC_WORKER] = {"worker", "worker"}};
 
 /* Replace *field with a copy of a meta's string member (NULL when absent). */
-static void s_copy(char **field, const json_t *meta, const char *from)
+static void s_copy(char **field, lp_msg_t *msg, const char *from)
 {
-    const char *v = lp_json_str(meta, from);
+    const char *v = lp_msg_meta_str(msg, from);
     free(*field);
     *field = v ? lp_strdup(v) : NULL;
 }
 
-void gw_record_apply(gw_record_t *rec, const json_t *meta)
+void gw_record_apply(gw_record_t *rec, lp_msg_t *msg)
 {
-    /* meta NULL (answered by the gateway itself): zeros and nulls, never missing fields. */
+    /* msg NULL (answered by the gateway itself): zeros and nulls, never missing fields. */
     for (size_t i = 0; i < LP_ARRAY_LEN(s_deployment_fields); i++)
-        s_copy(&rec->deployment[i], meta, s_deployment_fields[i][1]);
-    const json_t *usage = json_object_get(meta, "usage");
-    rec->prompt_tokens = lp_json_int(usage, "prompt_tokens", 0);
-    rec->completion_tokens = lp_json_int(usage, "completion_tokens", 0);
-    rec->total_tokens = lp_json_int(usage, "total_tokens", 0);
-    rec->usage_estimated = lp_json_bool(meta, "usage_estimated", false);
-    rec->spend = lp_json_num(meta, "cost", 0);
-    rec->attempts = lp_json_int(meta, "attempts", 0);
-    rec->retries = lp_json_int(meta, "retries", 0);
-    rec->fallbacks = lp_json_int(meta, "fallbacks", 0);
-    rec->upstream_us = lp_json_int(meta, "upstream_us", -1);
-    rec->ttft_us = lp_json_int(meta, "ttfb_us", -1);
-    rec->router_us = lp_json_int(meta, "router_us", -1);
-    rec->worker_us = lp_json_int(meta, "worker_us", -1);
+        s_copy(&rec->deployment[i], msg, s_deployment_fields[i][1]);
+    rec->prompt_tokens = lp_msg_meta_sub_int(msg, "usage", "prompt_tokens", 0);
+    rec->completion_tokens = lp_msg_meta_sub_int(msg, "usage", "completion_tokens", 0);
+    rec->total_tokens = lp_msg_meta_sub_int(msg, "usage", "total_tokens", 0);
+    rec->usage_estimated = lp_msg_meta_bool(msg, "usage_estimated", false);
+    rec->spend = lp_msg_meta_num(msg, "cost", 0);
+    rec->attempts = lp_msg_meta_int(msg, "attempts", 0);
+    rec->retries = lp_msg_meta_int(msg, "retries", 0);
+    rec->fallbacks = lp_msg_meta_int(msg, "fallbacks", 0);
+    rec->upstream_us = lp_msg_meta_int(msg, "upstream_us", -1);
+    rec->ttft_us = lp_msg_meta_int(msg, "ttfb_us", -1);
+    rec->router_us = lp_msg_meta_int(msg, "router_us", -1);
+    rec->worker_us = lp_msg_meta_int(msg, "worker_us", -1);
 }
 
 /* A stream whose worker died never got its usage: bill what the client saw, a token per
  * relayed event and the prompt as reserved, at the deployment's price, marked estimated. */
-static void s_estimate_cut_stream(const gw_req_t *req, gw_record_t *rec, const json_t *meta)
+static void s_estimate_cut_stream(const gw_req_t *req, gw_record_t *rec, lp_msg_t *msg)
 {
-    if (!req->streaming || !req->out.events || json_object_get(meta, "usage"))
+    if (!req->streaming || !req->out.events || lp_msg_meta_has(msg, "usage"))
         return;
     long long prompt = req->prompt_guess, completion = (long long)req->out.events;
     rec->prompt_tokens = prompt;
@@ -77,11 +76,10 @@ static void s_estimate_cut_stream(const gw_req_t *req, gw_record_t *rec, const j
     rec->total_tokens = prompt + completion;
     rec->usage_estimated = true;
     /* The router's error knows no deployment; the worker's HEAD named it. */
-    const json_t *head = req->head ? lp_msg_meta(req->head) : NULL;
     for (size_t i = 0; i < LP_ARRAY_LEN(s_deployment_fields); i++)
         if (!rec->deployment[i])
-            s_copy(&rec->deployment[i], head, s_deployment_fields[i][1]);
-    const char *id = lp_json_str(head, "deployment");
+            s_copy(&rec->deployment[i], req->head, s_deployment_fields[i][1]);
+    const char *id = lp_msg_meta_str(req->head, "deployment");
     const lp_deployment_t *d = id ? lp_cfg_deployment(req->srv->cfg, id) : NULL;
     bool known = false, first = false;
     if (d)
@@ -102,9 +100,7 @@ gw_record_t *gw_record_new(const gw_req_t *req, bool delivered)
 {
     gw_record_t *rec = lp_calloc(1, sizeof *rec);
     /* The worker's last word (END/ERROR); for a stream, its HEAD until the END comes. */
-    const json_t *meta = req->reply  ? lp_msg_meta(req->reply)
-                         : req->head ? lp_msg_meta(req->head)
-                                     : NULL;
+    lp_msg_t *from = req->reply ? req->reply : req->head;
     int64_t end_ns = lp_mono_ns();
     if (!req->streaming && req->answer_ns)
         end_ns = req->answer_ns;
@@ -113,14 +109,14 @@ gw_record_t *gw_record_new(const gw_req_t *req, bool delivered)
     rec->call_type = s_call_type(req->call);
     memcpy(rec->api_key, req->key_hash, sizeof rec->api_key);
     /* The group that served the request (a fallback's, when one answered). */
-    const char *group = lp_json_str(meta, "group");
+    const char *group = lp_msg_meta_str(from, "group");
     group = group ? group : req->group;
     rec->model_group = group ? lp_strdup(group) : NULL;
     rec->requested_group = req->group ? lp_strdup(req->group) : NULL;
     rec->user = req->user ? lp_strdup(req->user) : NULL;
     rec->stream = req->stream;
-    gw_record_apply(rec, meta);
-    s_estimate_cut_stream(req, rec, meta);
+    gw_record_apply(rec, from);
+    s_estimate_cut_stream(req, rec, from);
     rec->start_ns = req->start_wall_ns;
     rec->end_ns = req->start_wall_ns + rec->duration_ns;
     if (req->stream && rec->ttft_us >= 0 && req->sent_ns)
@@ -140,7 +136,7 @@ gw_record_t *gw_record_new(const gw_req_t *req, bool delivered)
     else if (status >= 400 && !req->reply && req->local)
         rec->error_code = s_local_code(req); /* refused by the gateway itself */
     else if (status >= 400)
-        s_copy(&rec->error_code, meta, "code");
+        s_copy(&rec->error_code, from, "code");
     /* The gateway's own share: from the first byte until the request left for the router. */
     rec->gateway_ns =
         req->sent_ns && req->answer_ns >= req->sent_ns ? req->sent_ns - req->start_ns : -1;
@@ -250,7 +246,7 @@ static void s_pending_close(s_pending_t *p)
 {
     if (p->rec) {
         if (p->final)
-            gw_record_apply(p->rec, lp_msg_meta(p->final));
+            gw_record_apply(p->rec, p->final);
         s_send(p->srv, p->id, p->rec);
         gw_record_destroy(&p->rec);
     }

@@ -53,8 +53,8 @@ typedef struct gw_record {
 gw_record_t *gw_record_new(const gw_req_t *req, bool delivered);
 void gw_record_destroy(gw_record_t **self_p);
 /* Fill the fields that come from a worker's END/ERROR meta (usage, cost, where the call
- * went, attempts, timings); meta NULL: zeros and nulls. */
-void gw_record_apply(gw_record_t *rec, const json_t *meta);
+ * went, attempts, timings); msg NULL: zeros and nulls. */
+void gw_record_apply(gw_record_t *rec, lp_msg_t *msg);
 /* Build and hand the request's record to the logger link, once (never blocks; counted when
  * dropped): as soon as the answer from the router is complete, before it is written to the
  * client (so a gateway killed while writing it loses no record), else when libmicrohttpd

@@ -2,6 +2,7 @@
 #include "gw_req.h"
 
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +151,7 @@ static void s_header_ms(struct MHD_Response *r, const char *name, long long us)
  * less the round trip through the router), router the wait before the answering attempt was
  * dispatched, worker the worker's own time, upstream-ttfb and upstream the provider's (for
  * a stream, until its first bytes). gateway + router + worker + upstream <= total. */
-static void s_server_timing(gw_req_t *self, struct MHD_Response *r, const json_t *meta,
+static void s_server_timing(gw_req_t *self, struct MHD_Response *r, lp_msg_t *from,
                             long long total_us)
 {
     char buf[256];
@@ -167,7 +168,7 @@ static void s_server_timing(gw_req_t *self, struct MHD_Response *r, const json_t
                  {"upstream-ttfb", "ttfb_us"},
                  {"upstream", "upstream_us"}};
     for (size_t i = 0; i < LP_ARRAY_LEN(parts) && n < sizeof buf; i++) {
-        long long us = lp_json_int(meta, parts[i].key, -1);
+        long long us = lp_msg_meta_int(from, parts[i].key, -1);
         if (us >= 0)
             n += (size_t)snprintf(buf + n, sizeof buf - n, "%s;dur=" S_MS_FMT ", ", parts[i].name,
                                   S_MS(us));
@@ -179,26 +180,26 @@ static void s_server_timing(gw_req_t *self, struct MHD_Response *r, const json_t
 
 /* The x-litellm-* headers LiteLLM clients read: where the call went, what it cost, and
  * how much of the time was the proxy's own (for a stream: until its first byte). */
-static void s_model_headers(gw_req_t *self, struct MHD_Response *r, const json_t *meta,
+static void s_model_headers(gw_req_t *self, struct MHD_Response *r, lp_msg_t *from,
                             long long total_us)
 {
     /* The group that served it: the one asked for, or the fallback that answered. */
-    const char *group = lp_json_str(meta, "group");
+    const char *group = lp_msg_meta_str(from, "group");
     s_header(r, "x-litellm-model-group", group ? group : self->group);
-    if (!meta)
+    if (!from)
         return;
-    s_header(r, "x-litellm-model-id", lp_json_str(meta, "deployment"));
-    s_header(r, "x-litellm-model-api-base", lp_json_str(meta, "api_base"));
-    s_header_num(r, "x-litellm-attempted-retries", lp_json_int(meta, "retries", 0));
-    s_header_num(r, "x-litellm-attempted-fallbacks", lp_json_int(meta, "fallbacks", 0));
-    json_t *cost = json_object_get(meta, "cost");
-    if (json_is_number(cost)) {
+    s_header(r, "x-litellm-model-id", lp_msg_meta_str(from, "deployment"));
+    s_header(r, "x-litellm-model-api-base", lp_msg_meta_str(from, "api_base"));
+    s_header_num(r, "x-litellm-attempted-retries", lp_msg_meta_int(from, "retries", 0));
+    s_header_num(r, "x-litellm-attempted-fallbacks", lp_msg_meta_int(from, "fallbacks", 0));
+    double cost = lp_msg_meta_num(from, "cost", NAN);
+    if (!isnan(cost)) {
         char buf[48];
-        snprintf(buf, sizeof buf, "%.10g", json_number_value(cost));
+        snprintf(buf, sizeof buf, "%.10g", cost);
         s_header(r, "x-litellm-response-cost", buf);
     }
-    s_server_timing(self, r, meta, total_us);
-    long long retry_ms = lp_json_int(meta, "retry_after_ms", -1);
+    s_server_timing(self, r, from, total_us);
+    long long retry_ms = lp_msg_meta_int(from, "retry_after_ms", -1);
     if (retry_ms >= 0 && (self->status == 429 || self->status == 503))
         s_header_num(r, "retry-after", (retry_ms + 999) / 1000);
 }
@@ -291,11 +292,10 @@ enum MHD_Result gw_req_queue(gw_req_t *self)
     /* The worker's word (for a stream, its HEAD) says where the call went and how long the
      * provider took; every answer says what the proxy itself took. */
     lp_msg_t *from = self->streaming ? self->head : self->reply;
-    const json_t *meta = from ? lp_msg_meta(from) : NULL;
-    long long upstream_us = lp_json_int(meta, "upstream_us", 0);
+    long long upstream_us = lp_msg_meta_int(from, "upstream_us", 0);
     s_header_ms(r, "x-litellm-overhead-duration-ms", total_us - LP_MAX(upstream_us, 0));
     if (self->call != GW_CALL_NONE)
-        s_model_headers(self, r, meta, total_us);
+        s_model_headers(self, r, from, total_us);
     if (self->status == 401)
         s_header(r, "www-authenticate", "Bearer");
     s_limit_headers(self, r);

@@ -149,7 +149,7 @@ static int s_on_router(lp_loop_t *loop, void *socket, void *arg)
             self->router_alive = true;
             self->router_expiry_ns = lp_loop_now_ns(loop) + s_liveness_ns();
             self->workers = lp_msg_meta_int(msg, "workers", 0);
-            if (json_object_get(lp_msg_meta(msg), "deployments"))
+            if (lp_msg_meta_has(msg, "deployments"))
                 gw_metrics_router(self->metrics, lp_msg_meta(msg));
             break;
         case LP_CMD_HEAD:

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <msgpack.h>
+#include <math.h>
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -12,6 +14,37 @@
 /* Frames after the optional identity: signature, command, request id, meta, body. */
 #define S_FRAMES 5
 
+/* One item of a meta as read from its MessagePack bytes. */
+typedef enum { S_NIL, S_BOOL, S_INT, S_REAL, S_STR, S_ARRAY, S_MAP } s_kind_t;
+typedef struct {
+    s_kind_t kind;
+    union {
+        bool b;
+        long long i;
+        double d;
+        uint32_t n; /* elements of an array, members of a map */
+    } v;
+    const uint8_t *str; /* S_STR: its bytes (not NUL-terminated) */
+    uint32_t len;       /* S_STR: their count */
+} s_item_t;
+
+/* A member of the received meta's top-level map: where its key and value lie in the frame,
+ * the value as read, and a string value as a C string. */
+typedef struct {
+    uint32_t key, klen; /* offset and length of the key's bytes */
+    uint32_t at;        /* offset of the value */
+    s_item_t val;
+    const char *text; /* S_STR: NUL-terminated copy */
+} s_member_t;
+
+/* The members of a received meta and their strings, in one allocation. A splice makes the
+ * index stale but keeps the block until the message goes, so strings handed out stay valid. */
+typedef struct s_index {
+    struct s_index *older;
+    uint32_t count;
+    s_member_t members[];
+} s_index_t;
+
 struct lp_msg {
     zmq_msg_t identity;
     bool has_identity;
@@ -19,7 +52,9 @@ struct lp_msg {
     bool has_req_id;
     uint8_t req_id[LP_REQ_ID_LEN];
     zmq_msg_t meta_raw; /* as received; resent untouched unless meta_dirty */
-    json_t *meta;
+    s_index_t *index;   /* meta_raw's members when index_ok; older blocks chained */
+    bool index_ok;
+    json_t *meta; /* the tree, built only when asked for (lp_msg_meta) */
     bool meta_dirty;
     json_t *extra; /* members to add on send (lp_msg_meta_add), NULL when none */
     zmq_msg_t body;
@@ -47,6 +82,11 @@ void lp_msg_destroy(lp_msg_t **self_p)
     zmq_msg_close(&self->identity);
     zmq_msg_close(&self->meta_raw);
     zmq_msg_close(&self->body);
+    while (self->index) {
+        s_index_t *older = self->index->older;
+        free(self->index);
+        self->index = older;
+    }
     json_decref(self->meta);
     json_decref(self->extra);
     free(self);
@@ -198,89 +238,16 @@ char *lp_mapw_finish(lp_mapw_t *w, size_t *len)
     return lp_buf_steal(&w->buf, len);
 }
 
-/* A MessagePack string's bytes: msgpack-c gives an empty one no pointer, jansson wants one. */
-static const char *s_str(const msgpack_object *o)
-{
-    return o->via.str.size ? o->via.str.ptr : "";
-}
+/* ---- reading metas: one checking pass over the MessagePack bytes, no library objects ---- */
 
-/* A MessagePack string as jansson takes it: UTF-8 without NUL (as the JSON meta was). */
-static bool s_text_ok(const msgpack_object *o)
-{
-    return o->type == MSGPACK_OBJECT_STR && !memchr(s_str(o), 0, o->via.str.size);
-}
+/* Containers nested deeper than this are refused (metas are a few levels deep). */
+#define S_DEPTH_MAX 30
 
-static json_t *s_unpack(const msgpack_object *o, char *err)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_MAP: {
-        json_t *m = json_object();
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (!s_text_ok(&kv->key)) {
-                lp_err_set(err, "a map key that is not a UTF-8 string");
-                json_decref(m);
-                return NULL;
-            }
-            const char *k = s_str(&kv->key);
-            size_t klen = kv->key.via.str.size;
-            json_t *v = s_unpack(&kv->val, err);
-            if (!v || json_object_setn_new(m, k, klen, v) < 0) {
-                if (v)
-                    lp_err_set(err, "a map key that is not UTF-8");
-                json_decref(m);
-                return NULL;
-            }
-            if (json_object_size(m) != i + 1) { /* the key replaced an earlier member */
-                lp_err_set(err, "duplicate key '%.*s'", (int)LP_MIN(klen, 40), k);
-                json_decref(m);
-                return NULL;
-            }
-        }
-        return m;
-    }
-    case MSGPACK_OBJECT_ARRAY: {
-        json_t *a = json_array();
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            json_t *v = s_unpack(&o->via.array.ptr[i], err);
-            if (!v) {
-                json_decref(a);
-                return NULL;
-            }
-            json_array_append_new(a, v);
-        }
-        return a;
-    }
-    case MSGPACK_OBJECT_STR: {
-        json_t *v = s_text_ok(o) ? json_stringn(s_str(o), o->via.str.size) : NULL;
-        if (!v)
-            lp_err_set(err, "a string that is not UTF-8 without NUL");
-        return v;
-    }
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if (o->via.u64 > (uint64_t)INT64_MAX) {
-            lp_err_set(err, "an integer past 2^63");
-            return NULL;
-        }
-        return json_integer((json_int_t)o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return json_integer((json_int_t)o->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: {
-        json_t *v = json_real(o->via.f64); /* NULL for NaN and infinities */
-        if (!v)
-            lp_err_set(err, "a number that is not finite");
-        return v;
-    }
-    case MSGPACK_OBJECT_BOOLEAN:
-        return json_boolean(o->via.boolean);
-    case MSGPACK_OBJECT_NIL:
-        return json_null();
-    default:
-        lp_err_set(err, "binary or extension data");
-        return NULL;
-    }
-}
+typedef struct {
+    const uint8_t *p;
+    size_t len, pos;
+    const char *why; /* what was wrong, when a read failed */
+} s_reader_t;
 
 static uint64_t s_be(const uint8_t *p, size_t n)
 {
@@ -290,96 +257,291 @@ static uint64_t s_be(const uint8_t *p, size_t n)
     return v;
 }
 
-/* msgpack-c's C unpacker allocates a container's elements by its declared count before
- * reading them (its C++ side has limits, the C side none), so a 5-byte header claiming 2^32
- * entries would ask for 128 GiB. Walk the headers first: every element takes at least one
- * byte, so no container may promise more elements than bytes remain. */
-static bool s_counts_bounded(const uint8_t *p, size_t len, size_t *end)
+/* The next n bytes, or NULL when the data ends first. */
+static const uint8_t *s_take(s_reader_t *r, size_t n)
 {
-    size_t pos = 0;
-    uint64_t expected = 1; /* items still to read */
-    while (expected > 0) {
-        if (pos >= len || expected > len - pos)
-            return false;
-        uint8_t b = p[pos++];
-        expected--;
-        uint64_t items = 0, skip = 0; /* elements it adds; bytes after the type byte */
-        size_t lenbytes = 0;          /* size of a length or count field */
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, false, true */
-        } else if (b <= 0x8f) {
-            items = 2u * (b & 0x0f);
-        } else if (b <= 0x9f) {
-            items = b & 0x0f;
-        } else if (b <= 0xbf) {
-            skip = b & 0x1f;
-        } else if (b == 0xc4 || b == 0xd9) { /* bin 8, str 8 */
-            lenbytes = 1;
-        } else if (b == 0xc5 || b == 0xda) {
-            lenbytes = 2;
-        } else if (b == 0xc6 || b == 0xdb) {
-            lenbytes = 4;
-        } else if (b >= 0xc7 && b <= 0xc9) { /* ext 8/16/32: length, then a type byte */
-            lenbytes = (size_t)1 << (b - 0xc7);
-            skip = 1;
-        } else if (b == 0xca || b == 0xcb) {
-            skip = b == 0xca ? 4 : 8;
-        } else if (b >= 0xcc && b <= 0xd3) { /* (u)int 8..64 */
-            skip = (uint64_t)1 << ((b - 0xcc) & 3);
-        } else if (b >= 0xd4 && b <= 0xd8) { /* fixext 1..16 and its type byte */
-            skip = 1 + ((uint64_t)1 << (b - 0xd4));
-        } else if (b == 0xdc || b == 0xdd) {
-            if (len - pos < (b == 0xdc ? 2u : 4u))
-                return false;
-            items = s_be(p + pos, b == 0xdc ? 2 : 4);
-            pos += b == 0xdc ? 2 : 4;
-        } else if (b == 0xde || b == 0xdf) {
-            if (len - pos < (b == 0xde ? 2u : 4u))
-                return false;
-            items = 2 * s_be(p + pos, b == 0xde ? 2 : 4);
-            pos += b == 0xde ? 2 : 4;
-        } else {
-            return false; /* 0xc1: never used */
-        }
-        if (lenbytes) {
-            if (len - pos < lenbytes)
-                return false;
-            skip += s_be(p + pos, lenbytes);
-            pos += lenbytes;
-        }
-        if (skip > len - pos)
-            return false;
-        pos += (size_t)skip;
-        expected += items;
+    if (n > r->len - r->pos) {
+        r->why = "not MessagePack, or a container longer than the data";
+        return NULL;
     }
-    *end = pos;
+    const uint8_t *at = r->p + r->pos;
+    r->pos += n;
+    return at;
+}
+
+/* A big-endian unsigned of n bytes. */
+static bool s_take_be(s_reader_t *r, size_t n, uint64_t *v)
+{
+    const uint8_t *q = s_take(r, n);
+    if (q)
+        *v = s_be(q, n);
+    return q != NULL;
+}
+
+/* A container's count: every element takes at least a byte, so no container may promise more
+ * than the bytes left (a 5-byte header could otherwise claim 2^32 members). */
+static bool s_count(s_reader_t *r, s_item_t *it, s_kind_t kind, uint64_t n)
+{
+    it->kind = kind;
+    it->v.n = (uint32_t)n;
+    if (n > (r->len - r->pos) / (kind == S_MAP ? 2 : 1)) {
+        r->why = "not MessagePack, or a container longer than the data";
+        return false;
+    }
     return true;
+}
+
+static bool s_string(s_reader_t *r, s_item_t *it, uint64_t n)
+{
+    it->kind = S_STR;
+    it->len = (uint32_t)n;
+    it->str = s_take(r, (size_t)n);
+    return it->str != NULL;
+}
+
+/* One item's header (a string's bytes too; a container's elements follow it). */
+static bool s_read(s_reader_t *r, s_item_t *it)
+{
+    const uint8_t *h = s_take(r, 1);
+    if (!h)
+        return false;
+    uint8_t b = *h;
+    uint64_t u = 0;
+    if (b <= 0x7f || b >= 0xe0) {
+        it->kind = S_INT;
+        it->v.i = (int8_t)b;
+        return true;
+    }
+    if (b <= 0x8f)
+        return s_count(r, it, S_MAP, b & 0x0f);
+    if (b <= 0x9f)
+        return s_count(r, it, S_ARRAY, b & 0x0f);
+    if (b <= 0xbf)
+        return s_string(r, it, b & 0x1f);
+    switch (b) {
+    case 0xc0:
+        it->kind = S_NIL;
+        return true;
+    case 0xc2:
+    case 0xc3:
+        it->kind = S_BOOL;
+        it->v.b = b == 0xc3;
+        return true;
+    case 0xca: {
+        if (!s_take_be(r, 4, &u))
+            return false;
+        uint32_t bits = (uint32_t)u;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        it->kind = S_REAL;
+        it->v.d = f;
+        break;
+    }
+    case 0xcb:
+        if (!s_take_be(r, 8, &u))
+            return false;
+        it->kind = S_REAL;
+        memcpy(&it->v.d, &u, sizeof it->v.d);
+        break;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        if (!s_take_be(r, (size_t)1 << (b - 0xcc), &u))
+            return false;
+        if (u > (uint64_t)INT64_MAX) {
+            r->why = "an integer past 2^63";
+            return false;
+        }
+        it->kind = S_INT;
+        it->v.i = (long long)u;
+        return true;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        size_t n = (size_t)1 << (b - 0xd0);
+        if (!s_take_be(r, n, &u))
+            return false;
+        if (n < 8 && (u >> (8 * n - 1)) & 1)
+            u |= ~(uint64_t)0 << (8 * n); /* sign extension */
+        it->kind = S_INT;
+        it->v.i = (long long)(int64_t)u;
+        return true;
+    }
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        return s_take_be(r, (size_t)1 << (b - 0xd9), &u) && s_string(r, it, u);
+    case 0xdc:
+    case 0xdd:
+        return s_take_be(r, b == 0xdc ? 2 : 4, &u) && s_count(r, it, S_ARRAY, u);
+    case 0xde:
+    case 0xdf:
+        return s_take_be(r, b == 0xde ? 2 : 4, &u) && s_count(r, it, S_MAP, u);
+    default: /* bin, ext, and 0xc1 (never used) */
+        r->why = "binary or extension data";
+        return false;
+    }
+    if (!isfinite(it->v.d)) {
+        r->why = "a number that is not finite";
+        return false;
+    }
+    return true;
+}
+
+/* A string as jansson takes it: UTF-8 without NUL (as the JSON meta was). */
+static bool s_text_ok(const s_item_t *it)
+{
+    const char *p = (const char *)it->str;
+    return !memchr(p, 0, it->len) && lp_utf8_valid(p, it->len, NULL);
+}
+
+typedef struct {
+    const uint8_t *p;
+    uint32_t len;
+} s_key_t;
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    const s_key_t *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->p, y->p, x->len);
+}
+
+/* True when two of a map's n keys are equal: pairwise for the usual few, sorted for more. */
+static bool s_keys_repeat(s_key_t *keys, uint32_t n, s_key_t *dup)
+{
+    if (n <= 16) {
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = 0; j < i; j++)
+                if (s_key_cmp(&keys[i], &keys[j]) == 0) {
+                    *dup = keys[i];
+                    return true;
+                }
+        return false;
+    }
+    qsort(keys, n, sizeof *keys, s_key_cmp);
+    for (uint32_t i = 1; i < n; i++)
+        if (s_key_cmp(&keys[i], &keys[i - 1]) == 0) {
+            *dup = keys[i];
+            return true;
+        }
+    return false;
+}
+
+static bool s_check(s_reader_t *r, unsigned depth, s_item_t *it);
+
+/* The members of a map whose header was read: string keys, each once, valid values. With
+ * `members`, the top level's are noted there. */
+static bool s_check_map(s_reader_t *r, unsigned depth, uint32_t n, s_member_t *members)
+{
+    s_key_t small[16];
+    s_key_t *keys = n <= LP_ARRAY_LEN(small) ? small : lp_calloc(n, sizeof *keys);
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < n; i++) {
+        s_item_t k, v;
+        if (!s_read(r, &k))
+            ok = false;
+        else if (k.kind != S_STR || !s_text_ok(&k)) {
+            r->why = "a map key that is not a UTF-8 string";
+            ok = false;
+        } else {
+            keys[i] = (s_key_t){k.str, k.len};
+            size_t at = r->pos;
+            ok = s_check(r, depth + 1, &v);
+            if (ok && members)
+                members[i] = (s_member_t){(uint32_t)(k.str - r->p), k.len, (uint32_t)at, v, NULL};
+        }
+    }
+    s_key_t dup;
+    if (ok && s_keys_repeat(keys, n, &dup)) {
+        static __thread char why[80];
+        snprintf(why, sizeof why, "duplicate key '%.*s'", (int)LP_MIN(dup.len, 40), dup.p);
+        r->why = why;
+        ok = false;
+    }
+    if (keys != small)
+        free(keys);
+    return ok;
+}
+
+/* Read one item and everything inside it, checking it is what a meta may hold. */
+static bool s_check(s_reader_t *r, unsigned depth, s_item_t *it)
+{
+    if (!s_read(r, it))
+        return false;
+    if (it->kind == S_STR && !s_text_ok(it)) {
+        r->why = "a string that is not UTF-8 without NUL";
+        return false;
+    }
+    if (it->kind != S_ARRAY && it->kind != S_MAP)
+        return true;
+    if (depth >= S_DEPTH_MAX) {
+        r->why = "containers nested too deep";
+        return false;
+    }
+    if (it->kind == S_MAP)
+        return s_check_map(r, depth, it->v.n, NULL);
+    s_item_t x;
+    for (uint32_t i = 0; i < it->v.n; i++)
+        if (!s_check(r, depth + 1, &x))
+            return false;
+    return true;
+}
+
+/* The jansson value of an item already checked (s_check). */
+static json_t *s_tree(s_reader_t *r)
+{
+    s_item_t it;
+    s_read(r, &it);
+    switch (it.kind) {
+    case S_MAP: {
+        json_t *m = json_object();
+        for (uint32_t i = 0; i < it.v.n; i++) {
+            s_item_t k;
+            s_read(r, &k);
+            json_object_setn_new_nocheck(m, (const char *)k.str, k.len, s_tree(r));
+        }
+        return m;
+    }
+    case S_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < it.v.n; i++)
+            json_array_append_new(a, s_tree(r));
+        return a;
+    }
+    case S_STR:
+        return json_stringn_nocheck((const char *)it.str, it.len);
+    case S_INT:
+        return json_integer(it.v.i);
+    case S_REAL:
+        return json_real(it.v.d);
+    case S_BOOL:
+        return json_boolean(it.v.b);
+    default:
+        return json_null();
+    }
 }
 
 json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err)
 {
-    const uint8_t *p = (const uint8_t *)data + *off;
-    size_t left = len - *off, end = 0;
-    if (!s_counts_bounded(p, left, &end)) {
-        lp_err_set(err, "not MessagePack, or a container longer than the data");
+    s_reader_t r = {(const uint8_t *)data, len, *off, NULL};
+    s_item_t top;
+    bool ok = s_read(&r, &top);
+    if (ok && top.kind != S_MAP) {
+        r.why = "not a map";
+        ok = false;
+    }
+    if (!ok || !s_check_map(&r, 1, top.v.n, NULL)) {
+        lp_err_set(err, "%s", r.why);
         return NULL;
     }
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 2048)) {
-        lp_err_set(err, "out of memory");
-        return NULL;
-    }
-    msgpack_object o;
-    size_t used = 0;
-    json_t *map = NULL;
-    msgpack_unpack_return rc = msgpack_unpack((const char *)p, end, &used, &zone, &o);
-    if (rc != MSGPACK_UNPACK_SUCCESS || used != end)
-        lp_err_set(err, "not MessagePack");
-    else if (o.type != MSGPACK_OBJECT_MAP)
-        lp_err_set(err, "not a map");
-    else if ((map = s_unpack(&o, err)) != NULL)
-        *off += end;
-    msgpack_zone_destroy(&zone);
+    size_t end = r.pos;
+    r.pos = *off;
+    json_t *map = s_tree(&r);
+    *off = end;
     return map;
 }
 
@@ -393,6 +555,69 @@ json_t *lp_meta_decode(const void *data, size_t len, char *err)
         return NULL;
     }
     return meta;
+}
+
+/* Check a received meta frame and note its top-level members (s_index_t); -1 with a reason
+ * when it is not a valid meta. */
+static int s_index(lp_msg_t *self, char *err)
+{
+    const uint8_t *p = zmq_msg_data(&self->meta_raw);
+    size_t len = zmq_msg_size(&self->meta_raw);
+    s_reader_t r = {p, len, 0, NULL};
+    s_item_t top;
+    bool ok = s_read(&r, &top);
+    if (ok && top.kind != S_MAP) {
+        r.why = "not a map";
+        ok = false;
+    }
+    if (!ok) {
+        lp_err_set(err, "%s", r.why);
+        return -1;
+    }
+    /* the members, then room for each string value and its NUL (at most the frame's size) */
+    size_t texts = len + top.v.n;
+    s_index_t *ix = lp_malloc(sizeof *ix + top.v.n * sizeof(s_member_t) + texts);
+    ix->count = top.v.n;
+    if (!s_check_map(&r, 1, top.v.n, ix->members) || r.pos != len) {
+        if (!r.why)
+            lp_err_set(err, "%zu bytes after the map", len - r.pos);
+        else
+            lp_err_set(err, "%s", r.why);
+        free(ix);
+        return -1;
+    }
+    char *t = (char *)(ix->members + ix->count);
+    for (uint32_t i = 0; i < ix->count; i++) {
+        s_member_t *m = &ix->members[i];
+        if (m->val.kind == S_STR) {
+            memcpy(t, m->val.str, m->val.len);
+            t[m->val.len] = '\0';
+            m->text = t;
+            t += m->val.len + 1;
+        }
+    }
+    ix->older = self->index;
+    self->index = ix;
+    self->index_ok = true;
+    return 0;
+}
+
+/* The received member named key, or NULL. */
+static const s_member_t *s_find(lp_msg_t *self, const char *key)
+{
+    if (!self->index_ok) {
+        char err[LP_ERR_LEN];
+        if (zmq_msg_size(&self->meta_raw) == 0 || s_index(self, err) < 0)
+            return NULL; /* cannot fail: the frame was checked when it came */
+    }
+    const uint8_t *raw = zmq_msg_data(&self->meta_raw);
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < self->index->count; i++) {
+        const s_member_t *m = &self->index->members[i];
+        if (m->klen == klen && memcmp(raw + m->key, key, klen) == 0)
+            return m;
+    }
+    return NULL;
 }
 
 /* Read and drop whatever is left of a multipart message. */
@@ -469,23 +694,19 @@ lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err)
         lp_err_set(err, "meta frame of %zu bytes", zmq_msg_size(meta));
         goto done;
     }
-    json_t *parsed = NULL;
-    if (zmq_msg_size(meta) > 0) {
-        char merr[LP_ERR_LEN];
-        parsed = lp_meta_decode(zmq_msg_data(meta), zmq_msg_size(meta), merr);
-        if (!parsed) {
-            lp_err_set(err, "meta is not a MessagePack map: %s", merr);
-            goto done;
-        }
-    }
     self = lp_msg_new((lp_cmd_t)((uint8_t *)zmq_msg_data(cmd))[0],
                       zmq_msg_size(rid) ? zmq_msg_data(rid) : NULL);
-    self->meta = parsed;
+    zmq_msg_move(&self->meta_raw, meta);
+    char merr[LP_ERR_LEN];
+    if (zmq_msg_size(&self->meta_raw) > 0 && s_index(self, merr) < 0) {
+        lp_err_set(err, "meta is not a MessagePack map: %s", merr);
+        lp_msg_destroy(&self);
+        goto done;
+    }
     if (from_router) {
         zmq_msg_move(&self->identity, &frames[0]);
         self->has_identity = true;
     }
-    zmq_msg_move(&self->meta_raw, meta);
     zmq_msg_move(&self->body, &frames[base + 4]);
 done:
     for (size_t i = 0; i < want; i++)
@@ -521,69 +742,76 @@ static void s_give_frame(zmq_msg_t *frame, void *data, size_t len)
     }
 }
 
+/* The tree of the meta, decoded from the frame the first time it is asked for. */
+static json_t *s_meta_tree(lp_msg_t *self)
+{
+    if (!self->meta) {
+        size_t len = zmq_msg_size(&self->meta_raw);
+        char err[LP_ERR_LEN];
+        if (len)
+            self->meta = lp_meta_decode(zmq_msg_data(&self->meta_raw), len, err);
+        if (!self->meta) /* no meta; a decode cannot fail: the frame was checked on receipt */
+            self->meta = json_object();
+    }
+    return self->meta;
+}
+
 /* Fold pending additions into the meta object (it is re-encoded whole on send). */
 static void s_merge_extra(lp_msg_t *self)
 {
     if (!self->extra)
         return;
-    if (!self->meta)
-        self->meta = json_object();
-    json_object_update(self->meta, self->extra);
+    json_object_update(s_meta_tree(self), self->extra);
     json_decref(self->extra);
     self->extra = NULL;
     self->meta_dirty = true;
 }
 
-/* Add the pending members to the received meta without re-encoding it: a new map header
- * with the larger count, the received members as they came, the new ones. A member the
- * meta already has is replaced instead (the whole meta is re-encoded), so no key ever
- * appears twice. */
+/* Add the pending members to the received meta without decoding it: a new map header, the
+ * received members as they came except those an addition replaces (no key ever appears
+ * twice), then the additions. */
 static void s_splice_extra(lp_msg_t *self)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(self->extra, key, v)
-    {
-        if (json_object_get(self->meta, key)) {
-            s_merge_extra(self);
-            return;
-        }
-    }
-    const uint8_t *raw = zmq_msg_data(&self->meta_raw);
-    size_t size = zmq_msg_size(&self->meta_raw), head = 0;
-    uint32_t count = 0;
-    if (size >= 1 && raw[0] >= 0x80 && raw[0] <= 0x8f) { /* fixmap */
-        count = raw[0] & 0x0f;
-        head = 1;
-    } else if (size >= 3 && raw[0] == 0xde) { /* map 16 */
-        count = (uint32_t)raw[1] << 8 | raw[2];
-        head = 3;
-    } else if (size >= 5 && raw[0] == 0xdf) { /* map 32 */
-        count = (uint32_t)raw[1] << 24 | (uint32_t)raw[2] << 16 | (uint32_t)raw[3] << 8 | raw[4];
-        head = 5;
-    }
-    size_t extra = json_object_size(self->extra);
-    if (!head || extra == 0 || count > UINT32_MAX - extra) {
-        s_merge_extra(self); /* nothing received to keep */
+    s_reader_t r = {zmq_msg_data(&self->meta_raw), zmq_msg_size(&self->meta_raw), 0, NULL};
+    s_item_t top = {.kind = S_MAP};
+    if (r.len > 0 && (!s_read(&r, &top) || top.kind != S_MAP)) {
+        s_merge_extra(self); /* cannot happen: the frame was checked on receipt */
         return;
     }
     lp_buf_t b = {0};
+    lp_buf_append(&b, "\xdf\0\0\0\0", S_MAPW_HEAD); /* map 32, its count written last */
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < top.v.n; i++) {
+        size_t from = r.pos;
+        s_item_t k, v;
+        s_read(&r, &k);
+        s_check(&r, 1, &v);
+        if (!json_object_getn(self->extra, (const char *)k.str, k.len)) {
+            lp_buf_append(&b, r.p + from, r.pos - from);
+            count++;
+        }
+    }
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, s_buf_write);
-    msgpack_pack_map(&pk, count + extra);
-    lp_buf_append(&b, raw + head, size - head);
+    const char *key;
+    json_t *v;
     json_object_foreach(self->extra, key, v)
     {
         size_t n = strlen(key);
         msgpack_pack_str(&pk, n);
         msgpack_pack_str_body(&pk, key, n);
         s_pack(&pk, v);
+        count++;
     }
+    for (int i = 0; i < 4; i++)
+        b.data[1 + i] = (char)(count >> (24 - 8 * i));
     size_t len = 0;
     char *data = lp_buf_steal(&b, &len);
     s_give_frame(&self->meta_raw, data, len); /* releases the received frame */
-    /* The object says the same as the frame now (a message whose send failed stays whole). */
-    json_object_update(self->meta, self->extra);
+    self->index_ok = false;                   /* strings already handed out stay valid */
+    /* The tree, if built, says the same as the frame now (a failed send leaves it whole). */
+    if (self->meta)
+        json_object_update(self->meta, self->extra);
     json_decref(self->extra);
     self->extra = NULL;
 }
@@ -591,10 +819,10 @@ static void s_splice_extra(lp_msg_t *self)
 int lp_msg_send(lp_msg_t **self_p, void *socket)
 {
     lp_msg_t *self = *self_p;
-    if (self->extra && !self->meta_dirty)
-        s_splice_extra(self);
-    else
+    if (self->meta_dirty)
         s_merge_extra(self);
+    else if (self->extra)
+        s_splice_extra(self);
     if (self->meta_dirty) {
         size_t len = 0;
         char *packed = lp_meta_encode(self->meta, &len);
@@ -709,9 +937,8 @@ void lp_msg_move_identity(lp_msg_t *self, lp_msg_t *src)
 
 const json_t *lp_msg_meta(lp_msg_t *self)
 {
+    s_meta_tree(self);
     s_merge_extra(self);
-    if (!self->meta)
-        self->meta = json_object();
     return self->meta;
 }
 
@@ -733,14 +960,111 @@ void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value)
     json_object_set_new(self->extra, key, value);
 }
 
+void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src)
+{
+    if (src->meta_dirty || src->extra) {
+        json_object_update(lp_msg_meta_rw(self), (json_t *)lp_msg_meta(src));
+        return;
+    }
+    zmq_msg_copy(&self->meta_raw, &src->meta_raw); /* shared, not copied */
+    self->index_ok = false;
+    json_decref(self->meta);
+    self->meta = NULL;
+    self->meta_dirty = false;
+}
+
+/* Where a member is read: a pending addition, else the tree once there is one (*json true,
+ * the value returned), else the received frame (*m). */
+static const json_t *s_member(lp_msg_t *self, const char *key, bool *json, const s_member_t **m)
+{
+    if (!self) {
+        *json = false;
+        *m = NULL;
+        return NULL;
+    }
+    json_t *v = self->extra ? json_object_get(self->extra, key) : NULL;
+    *json = v || self->meta;
+    *m = NULL;
+    if (v)
+        return v;
+    if (self->meta)
+        return json_object_get(self->meta, key);
+    *m = s_find(self, key);
+    return NULL;
+}
+
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key)
 {
-    return lp_json_str(lp_msg_meta(self), key);
+    bool json;
+    const s_member_t *m;
+    const json_t *v = s_member(self, key, &json, &m);
+    if (json)
+        return json_string_value(v);
+    return m && m->val.kind == S_STR ? m->text : NULL;
 }
 
 long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def)
 {
-    return lp_json_int(lp_msg_meta(self), key, def);
+    bool json;
+    const s_member_t *m;
+    const json_t *v = s_member(self, key, &json, &m);
+    if (json)
+        return json_is_integer(v) ? (long long)json_integer_value(v) : def;
+    return m && m->val.kind == S_INT ? m->val.v.i : def;
+}
+
+double lp_msg_meta_num(lp_msg_t *self, const char *key, double def)
+{
+    bool json;
+    const s_member_t *m;
+    const json_t *v = s_member(self, key, &json, &m);
+    if (json)
+        return json_is_number(v) ? json_number_value(v) : def;
+    if (m && m->val.kind == S_INT)
+        return (double)m->val.v.i;
+    return m && m->val.kind == S_REAL ? m->val.v.d : def;
+}
+
+bool lp_msg_meta_bool(lp_msg_t *self, const char *key, bool def)
+{
+    bool json;
+    const s_member_t *m;
+    const json_t *v = s_member(self, key, &json, &m);
+    if (json)
+        return json_is_boolean(v) ? json_is_true(v) : def;
+    return m && m->val.kind == S_BOOL ? m->val.v.b : def;
+}
+
+bool lp_msg_meta_has(lp_msg_t *self, const char *key)
+{
+    bool json;
+    const s_member_t *m;
+    const json_t *v = s_member(self, key, &json, &m);
+    return json ? v != NULL : m != NULL;
+}
+
+long long lp_msg_meta_sub_int(lp_msg_t *self, const char *parent, const char *key, long long def)
+{
+    bool json;
+    const s_member_t *m;
+    const json_t *v = s_member(self, parent, &json, &m);
+    if (json) {
+        const json_t *x = json_object_get(v, key);
+        return json_is_integer(x) ? (long long)json_integer_value(x) : def;
+    }
+    if (!m || m->val.kind != S_MAP)
+        return def;
+    s_reader_t r = {zmq_msg_data(&self->meta_raw), zmq_msg_size(&self->meta_raw), m->at, NULL};
+    s_item_t map, k, x;
+    s_read(&r, &map);
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map.v.n; i++) {
+        s_read(&r, &k);
+        s_check(&r, 2, &x);
+        if (k.len == klen && memcmp(k.str, key, klen) == 0)
+            return x.kind == S_INT ? x.v.i : def;
+    }
+    return def;
 }
 
 const void *lp_msg_body(lp_msg_t *self, size_t *len)

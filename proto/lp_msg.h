@@ -1,6 +1,8 @@
 /* lp_msg: the one encoder/decoder of protocol messages (lp_proto.h, PROTOCOL.md). Nothing
- * else in the tree knows the frame order or the meta's encoding (MessagePack, read into and
- * written from jansson values; usage records are written field by field with lp_mapw).
+ * else in the tree knows the frame order or the meta's encoding (MessagePack). A received
+ * meta is checked in one pass that notes its top-level members; the lp_msg_meta_<type>
+ * readers take them from there, and a jansson tree is built only for lp_msg_meta(). Metas
+ * are written from jansson values, usage records field by field (lp_mapw).
  * Bodies travel as zmq_msg_t: moved or shared between messages without copying. */
 #ifndef LP_MSG_H
 #define LP_MSG_H
@@ -52,17 +54,29 @@ const void *lp_msg_identity(const lp_msg_t *self, size_t *len);
 /* Move the identity of src into self (src loses it). */
 void lp_msg_move_identity(lp_msg_t *self, lp_msg_t *src);
 
-/* Meta object, read-only (borrowed; an empty object when the message had none). */
+/* Meta object, read-only (borrowed; an empty object when the message had none). Built from
+ * the frame on first use: for a few members the readers below are cheaper. */
 const json_t *lp_msg_meta(lp_msg_t *self);
 /* Meta object to modify (borrowed); it is re-encoded on send. */
 json_t *lp_msg_meta_rw(lp_msg_t *self);
 /* Add the member key = value (reference taken) to the meta, the relay's cheap path: on send
- * it follows the received members, which are not re-encoded (a member the meta already has
- * is replaced instead, so no key appears twice). Reading the meta afterwards sees it. */
+ * it follows the received members, which are neither decoded nor re-encoded (a received
+ * member of the same name is left out, so no key appears twice). Readers see it at once. */
 void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value);
-/* Shorthands for meta members. */
+/* Give self (a new message, meta empty) src's meta: the received frame shared when src's
+ * meta is unchanged, so lp_msg_meta_add on self is the cheap path too. */
+void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src);
+/* One member of the meta, as the lp_json_* readers read it from an object: a string
+ * (borrowed, valid while the message lives; NULL when absent or not a string), an integer,
+ * a number (integer or real), a boolean, present at all (null included), or an integer
+ * member of an object member (parent.key). Without a tree they read the received frame.
+ * self may be NULL (as a message without the member). */
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key);
 long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def);
+double lp_msg_meta_num(lp_msg_t *self, const char *key, double def);
+bool lp_msg_meta_bool(lp_msg_t *self, const char *key, bool def);
+bool lp_msg_meta_has(lp_msg_t *self, const char *key);
+long long lp_msg_meta_sub_int(lp_msg_t *self, const char *parent, const char *key, long long def);
 
 /* The meta frame's encoding, a MessagePack map (PROTOCOL.md), for tests and tools: encode
  * into a new buffer (caller frees), decode (NULL with a reason in err, LP_ERR_LEN). */

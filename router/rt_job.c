@@ -20,8 +20,8 @@ rt_job_t *rt_job_new(lp_msg_t **request, const void *gw, size_t gwlen, void *own
     self->asked = lp_msg_meta_str(self->request, "model");
     self->group = self->asked;
     self->pinned = lp_msg_meta_str(self->request, "deployment");
-    self->stream = lp_json_bool(lp_msg_meta(self->request), "stream", false);
-    self->test = lp_json_bool(lp_msg_meta(self->request), "test", false);
+    self->stream = lp_msg_meta_bool(self->request, "stream", false);
+    self->test = lp_msg_meta_bool(self->request, "test", false);
     self->deployment = -1;
     self->owner = owner;
     self->received_ns = lp_mono_ns();

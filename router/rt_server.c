@@ -148,25 +148,28 @@ static long long s_ms(double seconds)
     return (long long)(seconds * 1000.0 + 0.5);
 }
 
+/* An attempt's timeout: the configured one, or the client's when it asked for less. */
+static long long s_timeout_ms(rt_job_t *job, double configured_s)
+{
+    long long client = lp_msg_meta_int(job->request, "timeout_ms", 0);
+    long long ms = s_ms(configured_s);
+    return client > 0 && client < ms ? client : ms;
+}
+
 /* Build the worker's copy of the request: the gateway's meta plus what the router decided;
  * the body is shared, not copied. */
 static lp_msg_t *s_attempt_msg(rt_server_t *self, rt_job_t *job, const lp_deployment_t *d)
 {
     lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, job->id);
-    json_t *meta = lp_msg_meta_rw(m);
-    json_object_update(meta, (json_t *)lp_msg_meta(job->request));
-    json_object_set_new(meta, "model", json_string(job->group));
-    json_object_set_new(meta, "deployment", json_string(d->id));
-    json_object_set_new(meta, "attempt", json_integer(job->attempts + 1));
+    lp_msg_meta_copy(m, job->request);
+    lp_msg_meta_add(m, "model", json_string(job->group));
+    lp_msg_meta_add(m, "deployment", json_string(d->id));
+    lp_msg_meta_add(m, "attempt", json_integer(job->attempts + 1));
     double timeout = d->timeout_s > 0 ? d->timeout_s : self->cfg->timeout_s;
-    long long client_timeout = lp_json_int(meta, "timeout_ms", 0);
-    long long timeout_ms = s_ms(timeout);
-    if (client_timeout > 0 && client_timeout < timeout_ms)
-        timeout_ms = client_timeout;
-    json_object_set_new(meta, "timeout_ms", json_integer(timeout_ms));
+    lp_msg_meta_add(m, "timeout_ms", json_integer(s_timeout_ms(job, timeout)));
     double st = d->stream_timeout_s > 0 ? d->stream_timeout_s : self->cfg->stream_timeout_s;
     if (st > 0)
-        json_object_set_new(meta, "stream_timeout_ms", json_integer(s_ms(st)));
+        lp_msg_meta_add(m, "stream_timeout_ms", json_integer(s_ms(st)));
     lp_msg_share_body(m, job->request);
     return m;
 }
@@ -252,9 +255,8 @@ static void s_unavailable(rt_server_t *self, rt_job_t *job, rt_pick_t why, int64
         code = "deployment_rate_limited";
     }
     lp_msg_t *err = lp_msg_error(job->id, status, code, msg);
-    json_t *meta = lp_msg_meta_rw(err);
     if (retry_ms > 0)
-        json_object_set_new(meta, "retry_after_ms", json_integer(retry_ms));
+        lp_msg_meta_add(err, "retry_after_ms", json_integer(retry_ms));
     s_finish(self, job, &err);
 }
 
@@ -270,12 +272,8 @@ static void s_dispatch_test(rt_server_t *self, rt_job_t *job)
             return;
         }
         lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, job->id);
-        json_t *meta = lp_msg_meta_rw(m);
-        json_object_update(meta, (json_t *)lp_msg_meta(job->request));
-        long long client = lp_json_int(meta, "timeout_ms", 0);
-        long long timeout = s_ms(self->cfg->timeout_s);
-        json_object_set_new(meta, "timeout_ms",
-                            json_integer(client > 0 && client < timeout ? client : timeout));
+        lp_msg_meta_copy(m, job->request);
+        lp_msg_meta_add(m, "timeout_ms", json_integer(s_timeout_ms(job, self->cfg->timeout_s)));
         lp_msg_share_body(m, job->request);
         lp_msg_set_identity(m, w->identity, w->idlen);
         if (lp_msg_send(&m, self->backend) < 0) {
@@ -369,7 +367,7 @@ static void s_reply_heartbeat(rt_server_t *self, lp_msg_t *ping)
     json_object_set_new(meta, "workers", json_integer((json_int_t)rt_pool_size(self->pool)));
     json_object_set_new(meta, "credits", json_integer(rt_pool_credits(self->pool)));
     json_object_set_new(meta, "queued", json_integer((json_int_t)self->queue.len));
-    if (lp_json_bool(lp_msg_meta(ping), "stats", false)) {
+    if (lp_msg_meta_bool(ping, "stats", false)) {
         json_t *deps = json_array();
         int64_t now = lp_mono_ns();
         for (size_t i = 0; i < self->cfg->ndeployments; i++) {
@@ -575,7 +573,7 @@ static bool s_should_retry(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
 {
     if (job->cancelled || job->started || job->pinned || job->test)
         return false;
-    if (!lp_json_bool(lp_msg_meta(msg), "retryable", false))
+    if (!lp_msg_meta_bool(msg, "retryable", false))
         return false;
     return job->group_retries < self->cfg->num_retries;
 }
@@ -610,23 +608,22 @@ static void s_account(rt_server_t *self, rt_job_t *job, lp_msg_t *msg)
 {
     if (job->deployment < 0)
         return;
-    const json_t *meta = lp_msg_meta(msg);
     int64_t now = lp_mono_ns();
-    long long status = lp_json_int(meta, "status", 0);
-    const char *code = lp_json_str(meta, "code");
-    if (lp_json_bool(meta, "clientside", false)) {
+    long long status = lp_msg_meta_int(msg, "status", 0);
+    const char *code = lp_msg_meta_str(msg, "code");
+    if (lp_msg_meta_bool(msg, "clientside", false)) {
         /* The client's own upstream or key: no verdict on the deployment either way. */
         rt_balance_released(self->balance, job->deployment);
     } else if (lp_msg_cmd(msg) == LP_CMD_END && status < 400) {
-        long long latency = lp_json_int(meta, job->stream ? "ttfb_us" : "upstream_us", -1);
-        long long tokens = lp_json_int(json_object_get(meta, "usage"), "total_tokens", 0);
+        long long latency = lp_msg_meta_int(msg, job->stream ? "ttfb_us" : "upstream_us", -1);
+        long long tokens = lp_msg_meta_sub_int(msg, "usage", "total_tokens", 0);
         rt_balance_succeeded(self->balance, job->deployment, now, tokens, latency);
     } else if (status == 499 || (code && (strcmp(code, "worker_draining") == 0 ||
                                           strcmp(code, "unknown_deployment") == 0))) {
         rt_balance_released(self->balance, job->deployment); /* not the deployment's fault */
     } else {
         rt_balance_failed(self->balance, job->deployment, now, (int)status,
-                          lp_json_int(meta, "retry_after_ms", -1));
+                          lp_msg_meta_int(msg, "retry_after_ms", -1));
     }
 }
 
@@ -669,7 +666,7 @@ static void s_on_reply(rt_server_t *self, rt_worker_t *w, lp_msg_t **msg)
             s_drain_queue(self);
             return;
         }
-        bool upstream = json_object_get(lp_msg_meta(*msg), "upstream_status") != NULL;
+        bool upstream = lp_msg_meta_has(*msg, "upstream_status");
         if (s_next_fallback(self, job, (int)status, code, upstream)) {
             s_dispatch(self, job);
             s_drain_queue(self);

@@ -677,7 +677,7 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     const char *ab = lp_msg_meta_str(msg, "anthropic_beta");
     job->anthropic_version = av ? lp_strdup(av) : NULL;
     job->anthropic_beta = ab ? lp_strdup(ab) : NULL;
-    job->stream = lp_json_bool(lp_msg_meta(msg), "stream", false);
+    job->stream = lp_msg_meta_bool(msg, "stream", false);
     job->cfg = lp_cfg_ref(wk_server_cfg(srv));
     job->drop_params = job->cfg->drop_params;
     job->attempt = (int)lp_msg_meta_int(msg, "attempt", 1);
@@ -686,7 +686,7 @@ void wk_call_start(wk_server_t *srv, lp_msg_t *msg)
     if (job->timeout_ms <= 0)
         job->timeout_ms = 600000;
     wk_fail_t fail = {.retry_after_ms = -1};
-    if (lp_json_bool(lp_msg_meta(msg), "test", false)) {
+    if (lp_msg_meta_bool(msg, "test", false)) {
         if (s_test_start(job, msg, &fail) < 0)
             goto fail;
     }

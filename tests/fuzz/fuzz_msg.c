@@ -8,8 +8,9 @@
  *              from_router = bit 2 (the first frame is then the identity);
  * flags bit 1: change the meta before sending the decoded message back.
  * Sockets are created once (inproc). Every message must be consumed whole; a decoded message
- * must be valid (known command, 16-byte or no request id, meta an object), its accessors must
- * work, and sending it back with lp_msg_send must decode to the same message. */
+ * must be valid (known command, 16-byte or no request id, meta an object), its member readers
+ * (which read the frame, not a tree) must say what the tree says, and sending it back with
+ * lp_msg_send must decode to the same message. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,42 @@ static lp_msg_t *s_recv(void *socket, bool from_router, char *err)
     FZ_CHECK(m || err[0], "lp_msg_recv: neither a message nor a reason");
     FZ_CHECK(!s_wait(socket, 0), "frames left on the socket after lp_msg_recv");
     return m;
+}
+
+/* Before any tree is built, each member reader must agree with the tree decoded from the same
+ * frame: for every member, and for every member of an object member (parent.key). */
+static void s_check_readers(lp_msg_t *m, const void *frame, size_t len)
+{
+    char err[LP_ERR_LEN];
+    json_t *tree = len ? lp_meta_decode(frame, len, err) : json_object();
+    FZ_CHECK(tree != NULL, "an accepted meta does not decode: %s", err);
+    const char *key;
+    json_t *v;
+    json_object_foreach(tree, key, v)
+    {
+        FZ_CHECK(lp_msg_meta_has(m, key), "member '%s' not found", key);
+        const char *s = lp_msg_meta_str(m, key);
+        FZ_CHECK(json_is_string(v) ? s && strcmp(s, json_string_value(v)) == 0 : s == NULL,
+                 "string member '%s'", key);
+        FZ_CHECK(lp_msg_meta_int(m, key, -7) == lp_json_int(tree, key, -7), "integer member '%s'",
+                 key);
+        double n = lp_msg_meta_num(m, key, -7.5), want = lp_json_num(tree, key, -7.5);
+        FZ_CHECK(n == want, "number member '%s': %g, not %g", key, n, want);
+        FZ_CHECK(lp_msg_meta_bool(m, key, true) == lp_json_bool(tree, key, true) &&
+                     lp_msg_meta_bool(m, key, false) == lp_json_bool(tree, key, false),
+                 "boolean member '%s'", key);
+        const char *sub;
+        json_t *x;
+        json_object_foreach(json_is_object(v) ? v : NULL, sub, x)
+        {
+            FZ_CHECK(lp_msg_meta_sub_int(m, key, sub, -7) == lp_json_int(v, sub, -7),
+                     "integer member '%s.%s'", key, sub);
+        }
+    }
+    FZ_CHECK(!lp_msg_meta_has(m, "fuzz-absent") && lp_msg_meta_str(m, "fuzz-absent") == NULL &&
+                 lp_msg_meta_sub_int(m, "fuzz-absent", "x", -7) == -7,
+             "an absent member was found");
+    json_decref(tree);
 }
 
 /* What a decoded message must be, with every accessor exercised. */
@@ -138,6 +175,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     void *in = via_router ? s_router : s_pair_b;
     size_t off = 2;
     char *big = NULL;
+    const void *meta = NULL; /* the meta frame, if the message has one */
+    size_t meta_len = 0, meta_at = 3 + (pair_identity ? 1 : 0);
     for (size_t f = 0; f < nframes; f++) {
         size_t len = 0;
         const void *frame = "";
@@ -158,14 +197,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frame = data + off;
             off += len;
         }
+        if (f == meta_at) {
+            meta = frame;
+            meta_len = len;
+        }
         int rc = zmq_send(out, frame, len, ZMQ_DONTWAIT | (f + 1 < nframes ? ZMQ_SNDMORE : 0));
         FZ_CHECK(rc >= 0, "zmq_send: %s", zmq_strerror(zmq_errno()));
     }
-    free(big);
 
     char err[LP_ERR_LEN];
     bool from_router = via_router || pair_identity;
     lp_msg_t *m = s_recv(in, from_router, err);
+    if (m)
+        s_check_readers(m, meta, meta_len);
+    free(big);
     if (!m)
         return 0;
     s_check(m, from_router);
