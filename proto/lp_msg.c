@@ -11,8 +11,11 @@
 
 #include "lp_json.h"
 
-/* Frames after the optional identity: signature, command, request id, meta, body. */
-#define S_FRAMES 5
+/* Frames after the optional identity: the header, the body. */
+#define S_FRAMES 2
+/* The header frame: signature, command, the request id's length (0 or 16), the request id,
+ * then the meta to the frame's end. */
+#define S_HEAD_FIXED (LP_PROTO_SIGNATURE_LEN + 2)
 
 /* One item of a meta as read from its MessagePack bytes. */
 typedef enum { S_NIL, S_BOOL, S_INT, S_REAL, S_STR, S_ARRAY, S_MAP } s_kind_t;
@@ -51,8 +54,9 @@ struct lp_msg {
     uint8_t cmd;
     bool has_req_id;
     uint8_t req_id[LP_REQ_ID_LEN];
-    zmq_msg_t meta_raw; /* as received; resent untouched unless meta_dirty */
-    s_index_t *index;   /* meta_raw's members when index_ok; older blocks chained */
+    zmq_msg_t head;   /* the header frame as received (or last built): resent when unchanged */
+    size_t meta_off;  /* where head's meta starts */
+    s_index_t *index; /* the meta's members when index_ok; older blocks chained */
     bool index_ok;
     json_t *meta; /* the tree, built only when asked for (lp_msg_meta) */
     bool meta_dirty;
@@ -69,7 +73,7 @@ lp_msg_t *lp_msg_new(lp_cmd_t cmd, const uint8_t *req_id)
         self->has_req_id = true;
     }
     zmq_msg_init(&self->identity);
-    zmq_msg_init(&self->meta_raw);
+    zmq_msg_init(&self->head);
     zmq_msg_init(&self->body);
     return self;
 }
@@ -80,7 +84,7 @@ void lp_msg_destroy(lp_msg_t **self_p)
     if (!self)
         return;
     zmq_msg_close(&self->identity);
-    zmq_msg_close(&self->meta_raw);
+    zmq_msg_close(&self->head);
     zmq_msg_close(&self->body);
     while (self->index) {
         s_index_t *older = self->index->older;
@@ -240,8 +244,9 @@ char *lp_mapw_finish(lp_mapw_t *w, size_t *len)
 
 /* ---- reading metas: one checking pass over the MessagePack bytes, no library objects ---- */
 
-/* Containers nested deeper than this are refused (metas are a few levels deep). */
-#define S_DEPTH_MAX 30
+/* Levels of containers a meta may have, the map itself the first: room for any JSON the
+ * gateway accepts (a key's metadata travels in a QUERY's meta) and the members around it. */
+#define S_DEPTH_MAX (LP_JSON_MAX_DEPTH + 8)
 
 typedef struct {
     const uint8_t *p;
@@ -410,16 +415,37 @@ static int s_key_cmp(const void *a, const void *b)
     return memcmp(x->p, y->p, x->len);
 }
 
-/* True when two of a map's n keys are equal: pairwise for the usual few, sorted for more. */
+/* True when two of a map's n keys are equal: pairwise for a few, through a small hash table
+ * for the usual sizes (an END has about 25 members, a record about 40), sorted for more. */
 static bool s_keys_repeat(s_key_t *keys, uint32_t n, s_key_t *dup)
 {
-    if (n <= 16) {
+    enum { SLOTS = 256 }; /* a power of two, at least twice the keys it takes */
+    if (n <= 8) {
         for (uint32_t i = 1; i < n; i++)
             for (uint32_t j = 0; j < i; j++)
                 if (s_key_cmp(&keys[i], &keys[j]) == 0) {
                     *dup = keys[i];
                     return true;
                 }
+        return false;
+    }
+    if (n <= SLOTS / 2) {
+        uint16_t slot[SLOTS] = {0}; /* key index + 1; 0 = free */
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t h = 2166136261u; /* FNV-1a */
+            for (uint32_t j = 0; j < keys[i].len; j++)
+                h = (h ^ keys[i].p[j]) * 16777619u;
+            for (uint32_t at = h & (SLOTS - 1);; at = (at + 1) & (SLOTS - 1)) {
+                if (!slot[at]) {
+                    slot[at] = (uint16_t)(i + 1);
+                    break;
+                }
+                if (s_key_cmp(&keys[slot[at] - 1], &keys[i]) == 0) {
+                    *dup = keys[i];
+                    return true;
+                }
+            }
+        }
         return false;
     }
     qsort(keys, n, sizeof *keys, s_key_cmp);
@@ -437,7 +463,7 @@ static bool s_check(s_reader_t *r, unsigned depth, s_item_t *it);
  * `members`, the top level's are noted there. */
 static bool s_check_map(s_reader_t *r, unsigned depth, uint32_t n, s_member_t *members)
 {
-    s_key_t small[16];
+    s_key_t small[64];
     s_key_t *keys = n <= LP_ARRAY_LEN(small) ? small : lp_calloc(n, sizeof *keys);
     bool ok = true;
     for (uint32_t i = 0; ok && i < n; i++) {
@@ -478,7 +504,7 @@ static bool s_check(s_reader_t *r, unsigned depth, s_item_t *it)
     }
     if (it->kind != S_ARRAY && it->kind != S_MAP)
         return true;
-    if (depth >= S_DEPTH_MAX) {
+    if (depth > S_DEPTH_MAX) {
         r->why = "containers nested too deep";
         return false;
     }
@@ -489,6 +515,17 @@ static bool s_check(s_reader_t *r, unsigned depth, s_item_t *it)
         if (!s_check(r, depth + 1, &x))
             return false;
     return true;
+}
+
+/* Step over an item already checked (s_check) and everything inside it. */
+static void s_skip(s_reader_t *r)
+{
+    s_item_t it;
+    if (!s_read(r, &it))
+        return;
+    uint64_t n = it.kind == S_MAP ? 2 * (uint64_t)it.v.n : it.kind == S_ARRAY ? it.v.n : 0;
+    for (uint64_t i = 0; i < n; i++)
+        s_skip(r);
 }
 
 /* The jansson value of an item already checked (s_check). */
@@ -557,12 +594,20 @@ json_t *lp_meta_decode(const void *data, size_t len, char *err)
     return meta;
 }
 
+/* The meta's bytes: the end of the header frame (none in a message built here). */
+static const uint8_t *s_meta_bytes(lp_msg_t *self, size_t *len)
+{
+    size_t size = zmq_msg_size(&self->head);
+    *len = size > self->meta_off ? size - self->meta_off : 0;
+    return (const uint8_t *)zmq_msg_data(&self->head) + self->meta_off;
+}
+
 /* Check a received meta frame and note its top-level members (s_index_t); -1 with a reason
  * when it is not a valid meta. */
 static int s_index(lp_msg_t *self, char *err)
 {
-    const uint8_t *p = zmq_msg_data(&self->meta_raw);
-    size_t len = zmq_msg_size(&self->meta_raw);
+    size_t len = 0;
+    const uint8_t *p = s_meta_bytes(self, &len);
     s_reader_t r = {p, len, 0, NULL};
     s_item_t top;
     bool ok = s_read(&r, &top);
@@ -607,10 +652,13 @@ static const s_member_t *s_find(lp_msg_t *self, const char *key)
 {
     if (!self->index_ok) {
         char err[LP_ERR_LEN];
-        if (zmq_msg_size(&self->meta_raw) == 0 || s_index(self, err) < 0)
+        size_t len = 0;
+        s_meta_bytes(self, &len);
+        if (len == 0 || s_index(self, err) < 0)
             return NULL; /* cannot fail: the frame was checked when it came */
     }
-    const uint8_t *raw = zmq_msg_data(&self->meta_raw);
+    size_t len = 0;
+    const uint8_t *raw = s_meta_bytes(self, &len);
     size_t klen = strlen(key);
     for (uint32_t i = 0; i < self->index->count; i++) {
         const s_member_t *m = &self->index->members[i];
@@ -631,11 +679,19 @@ static void s_drain(void *socket, zmq_msg_t *frame)
     }
 }
 
-static bool s_more(void *socket)
+/* A header frame's signature, for a log line about a peer speaking another version. */
+static bool s_signature_ok(const zmq_msg_t *head, char *err)
 {
-    int more = 0;
-    size_t sz = sizeof more;
-    return zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &sz) == 0 && more;
+    const char *p = zmq_msg_data((zmq_msg_t *)head);
+    size_t n = zmq_msg_size((zmq_msg_t *)head);
+    if (n >= LP_PROTO_SIGNATURE_LEN && memcmp(p, LP_PROTO_SIGNATURE, LP_PROTO_SIGNATURE_LEN) == 0)
+        return true;
+    char seen[LP_PROTO_SIGNATURE_LEN + 1] = {0};
+    for (size_t i = 0; i < LP_MIN(n, LP_PROTO_SIGNATURE_LEN); i++)
+        seen[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
+    lp_err_set(err, "protocol mismatch: peer speaks '%s', this build speaks %s", seen,
+               LP_PROTO_SIGNATURE);
+    return false;
 }
 
 lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err)
@@ -643,62 +699,52 @@ lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err)
     if (err)
         err[0] = '\0';
     zmq_msg_t frames[S_FRAMES + 1];
-    size_t want = S_FRAMES + (from_router ? 1 : 0);
+    size_t want = S_FRAMES + (from_router ? 1 : 0), base = from_router ? 1 : 0;
     size_t got = 0;
     for (size_t i = 0; i < want; i++)
         zmq_msg_init(&frames[i]);
     lp_msg_t *self = NULL;
-    for (; got < want; got++) {
+    bool more = true;
+    for (; got < want && more; got++) {
         if (zmq_msg_recv(&frames[got], socket, ZMQ_DONTWAIT) < 0) {
             if (got == 0 && errno == EAGAIN)
                 goto done; /* nothing waiting */
             lp_err_set(err, "receive failed after %zu frames: %s", got, zmq_strerror(errno));
             goto done;
         }
-        if (got + 1 < want && !zmq_msg_more(&frames[got])) {
-            lp_err_set(err, "message has %zu frames, expected %zu", got + 1, want);
-            got++;
-            goto done;
-        }
+        more = zmq_msg_more(&frames[got]);
     }
-    if (s_more(socket)) {
-        s_drain(socket, &frames[0]);
-        lp_err_set(err, "message has more than %zu frames", want);
+    if (more)
+        s_drain(socket, &frames[want - 1]);
+    /* A peer of another version is named, whatever its frames look like. */
+    if (got > base && !s_signature_ok(&frames[base], err))
+        goto done;
+    if (got < want || more) {
+        lp_err_set(err, "message has %s frames, expected %zu", more ? "more" : "fewer", want);
         goto done;
     }
-    size_t base = from_router ? 1 : 0;
-    zmq_msg_t *sig = &frames[base], *cmd = &frames[base + 1], *rid = &frames[base + 2],
-              *meta = &frames[base + 3];
-    if (zmq_msg_size(sig) != LP_PROTO_SIGNATURE_LEN ||
-        memcmp(zmq_msg_data(sig), LP_PROTO_SIGNATURE, LP_PROTO_SIGNATURE_LEN) != 0) {
-        char seen[8] = {0};
-        size_t n = LP_MIN(zmq_msg_size(sig), 4);
-        for (size_t i = 0; i < n; i++) {
-            char c = ((char *)zmq_msg_data(sig))[i];
-            seen[i] = c >= 0x20 && c < 0x7f ? c : '?';
-        }
-        lp_err_set(err, "protocol mismatch: peer speaks '%s', this build speaks %s", seen,
-                   LP_PROTO_SIGNATURE);
+    zmq_msg_t *head = &frames[base];
+    const uint8_t *h = zmq_msg_data(head);
+    size_t size = zmq_msg_size(head);
+    if (size < S_HEAD_FIXED || h[LP_PROTO_SIGNATURE_LEN] == 0 ||
+        h[LP_PROTO_SIGNATURE_LEN] > LP_CMD_MAX) {
+        lp_err_set(err, "unknown command");
         goto done;
     }
-    if (zmq_msg_size(cmd) != 1 || ((uint8_t *)zmq_msg_data(cmd))[0] == 0 ||
-        ((uint8_t *)zmq_msg_data(cmd))[0] > LP_CMD_MAX) {
-        lp_err_set(err, "unknown command frame");
+    size_t idlen = h[LP_PROTO_SIGNATURE_LEN + 1];
+    if ((idlen != 0 && idlen != LP_REQ_ID_LEN) || size < S_HEAD_FIXED + idlen) {
+        lp_err_set(err, "request id of %zu bytes", LP_MIN(idlen, size - S_HEAD_FIXED));
         goto done;
     }
-    if (zmq_msg_size(rid) != 0 && zmq_msg_size(rid) != LP_REQ_ID_LEN) {
-        lp_err_set(err, "request id of %zu bytes", zmq_msg_size(rid));
+    if (size - S_HEAD_FIXED - idlen > LP_META_MAX) {
+        lp_err_set(err, "meta of %zu bytes", size - S_HEAD_FIXED - idlen);
         goto done;
     }
-    if (zmq_msg_size(meta) > LP_META_MAX) {
-        lp_err_set(err, "meta frame of %zu bytes", zmq_msg_size(meta));
-        goto done;
-    }
-    self = lp_msg_new((lp_cmd_t)((uint8_t *)zmq_msg_data(cmd))[0],
-                      zmq_msg_size(rid) ? zmq_msg_data(rid) : NULL);
-    zmq_msg_move(&self->meta_raw, meta);
+    self = lp_msg_new((lp_cmd_t)h[LP_PROTO_SIGNATURE_LEN], idlen ? h + S_HEAD_FIXED : NULL);
+    zmq_msg_move(&self->head, head);
+    self->meta_off = S_HEAD_FIXED + idlen;
     char merr[LP_ERR_LEN];
-    if (zmq_msg_size(&self->meta_raw) > 0 && s_index(self, merr) < 0) {
+    if (size > self->meta_off && s_index(self, merr) < 0) {
         lp_err_set(err, "meta is not a MessagePack map: %s", merr);
         lp_msg_destroy(&self);
         goto done;
@@ -707,7 +753,7 @@ lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err)
         zmq_msg_move(&self->identity, &frames[0]);
         self->has_identity = true;
     }
-    zmq_msg_move(&self->body, &frames[base + 4]);
+    zmq_msg_move(&self->body, &frames[base + 1]);
 done:
     for (size_t i = 0; i < want; i++)
         zmq_msg_close(&frames[i]);
@@ -718,11 +764,6 @@ done:
 static int s_send_frame(void *socket, zmq_msg_t *frame, bool more)
 {
     return zmq_msg_send(frame, socket, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0 ? -1 : 0;
-}
-
-static int s_send_bytes(void *socket, const void *data, size_t len, bool more)
-{
-    return zmq_send(socket, data, len, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0 ? -1 : 0;
 }
 
 static void s_free_frame(void *data, void *hint)
@@ -746,10 +787,11 @@ static void s_give_frame(zmq_msg_t *frame, void *data, size_t len)
 static json_t *s_meta_tree(lp_msg_t *self)
 {
     if (!self->meta) {
-        size_t len = zmq_msg_size(&self->meta_raw);
+        size_t len = 0;
+        const uint8_t *p = s_meta_bytes(self, &len);
         char err[LP_ERR_LEN];
         if (len)
-            self->meta = lp_meta_decode(zmq_msg_data(&self->meta_raw), len, err);
+            self->meta = lp_meta_decode(p, len, err);
         if (!self->meta) /* no meta; a decode cannot fail: the frame was checked on receipt */
             self->meta = json_object();
     }
@@ -767,53 +809,92 @@ static void s_merge_extra(lp_msg_t *self)
     self->meta_dirty = true;
 }
 
-/* Add the pending members to the received meta without decoding it: a new map header, the
- * received members as they came except those an addition replaces (no key ever appears
- * twice), then the additions. */
-static void s_splice_extra(lp_msg_t *self)
+/* Start a header frame in b: signature, command, the request id's length and the id. */
+static void s_head_start(const lp_msg_t *self, lp_buf_t *b)
 {
-    s_reader_t r = {zmq_msg_data(&self->meta_raw), zmq_msg_size(&self->meta_raw), 0, NULL};
-    s_item_t top = {.kind = S_MAP};
-    if (r.len > 0 && (!s_read(&r, &top) || top.kind != S_MAP)) {
-        s_merge_extra(self); /* cannot happen: the frame was checked on receipt */
-        return;
-    }
+    uint8_t fixed[2] = {self->cmd, self->has_req_id ? LP_REQ_ID_LEN : 0};
+    lp_buf_append(b, LP_PROTO_SIGNATURE, LP_PROTO_SIGNATURE_LEN);
+    lp_buf_append(b, fixed, sizeof fixed);
+    if (self->has_req_id)
+        lp_buf_append(b, self->req_id, LP_REQ_ID_LEN);
+}
+
+/* Make b (a header whose meta starts at meta_off) the header frame. */
+static void s_head_set(lp_msg_t *self, lp_buf_t *b, size_t meta_off)
+{
+    size_t len = 0;
+    char *data = lp_buf_steal(b, &len);
+    s_give_frame(&self->head, data, len); /* releases the one received */
+    self->meta_off = meta_off;
+}
+
+/* True when the header frame says this message's command and request id (a received
+ * message relayed as it came, or a copied meta under the same id). */
+static bool s_head_current(lp_msg_t *self)
+{
+    const uint8_t *h = zmq_msg_data(&self->head);
+    size_t idlen = self->has_req_id ? LP_REQ_ID_LEN : 0;
+    return zmq_msg_size(&self->head) >= S_HEAD_FIXED + idlen &&
+           self->meta_off == S_HEAD_FIXED + idlen && h[LP_PROTO_SIGNATURE_LEN] == self->cmd &&
+           h[LP_PROTO_SIGNATURE_LEN + 1] == idlen &&
+           (!idlen || memcmp(h + S_HEAD_FIXED, self->req_id, idlen) == 0);
+}
+
+/* A new header frame with the meta as it is: the tree re-encoded when it changed, else the
+ * received members as they came except those an addition replaces (no key ever appears
+ * twice) followed by the additions, else the received meta as it came. */
+static void s_head_build(lp_msg_t *self)
+{
     lp_buf_t b = {0};
-    lp_buf_append(&b, "\xdf\0\0\0\0", S_MAPW_HEAD); /* map 32, its count written last */
-    uint32_t count = 0;
-    for (uint32_t i = 0; i < top.v.n; i++) {
-        size_t from = r.pos;
-        s_item_t k, v;
-        s_read(&r, &k);
-        s_check(&r, 1, &v);
-        if (!json_object_getn(self->extra, (const char *)k.str, k.len)) {
-            lp_buf_append(&b, r.p + from, r.pos - from);
-            count++;
-        }
-    }
+    s_head_start(self, &b);
+    size_t meta_off = b.len;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, s_buf_write);
-    const char *key;
-    json_t *v;
-    json_object_foreach(self->extra, key, v)
-    {
-        size_t n = strlen(key);
-        msgpack_pack_str(&pk, n);
-        msgpack_pack_str_body(&pk, key, n);
-        s_pack(&pk, v);
-        count++;
-    }
-    for (int i = 0; i < 4; i++)
-        b.data[1 + i] = (char)(count >> (24 - 8 * i));
     size_t len = 0;
-    char *data = lp_buf_steal(&b, &len);
-    s_give_frame(&self->meta_raw, data, len); /* releases the received frame */
-    self->index_ok = false;                   /* strings already handed out stay valid */
-    /* The tree, if built, says the same as the frame now (a failed send leaves it whole). */
-    if (self->meta)
-        json_object_update(self->meta, self->extra);
-    json_decref(self->extra);
-    self->extra = NULL;
+    const uint8_t *meta = s_meta_bytes(self, &len);
+    if (self->meta_dirty) {
+        s_pack(&pk, self->meta);
+        self->meta_dirty = false;
+    } else if (self->extra) {
+        s_reader_t r = {meta, len, 0, NULL};
+        s_item_t top = {.kind = S_MAP};
+        if (len > 0)
+            s_read(&r, &top); /* a map: the frame was checked on receipt */
+        lp_buf_append(&b, "\xdf\0\0\0\0", S_MAPW_HEAD); /* map 32, its count written last */
+        uint32_t count = 0;
+        for (uint32_t i = 0; i < top.v.n; i++) {
+            size_t from = r.pos;
+            s_item_t k;
+            s_read(&r, &k);
+            s_skip(&r);
+            if (!json_object_getn(self->extra, (const char *)k.str, k.len)) {
+                lp_buf_append(&b, meta + from, r.pos - from);
+                count++;
+            }
+        }
+        const char *key;
+        json_t *v;
+        json_object_foreach(self->extra, key, v)
+        {
+            size_t n = strlen(key);
+            msgpack_pack_str(&pk, n);
+            msgpack_pack_str_body(&pk, key, n);
+            s_pack(&pk, v);
+            count++;
+        }
+        for (int i = 0; i < 4; i++)
+            b.data[meta_off + 1 + (size_t)i] = (char)(count >> (24 - 8 * i));
+        /* The tree, if built, says the same as the frame now (a failed send leaves it whole).
+         * The additions stay until the message goes (lp_msg_destroy, after a send too): a
+         * string read from one must outlive a failed send; a send again writes them again in
+         * place of the members this one wrote. */
+        if (self->meta)
+            json_object_update(self->meta, self->extra);
+    } else {
+        lp_buf_append(&b, meta, len);
+    }
+    s_head_set(self, &b, meta_off);
+    self->index_ok = false; /* strings already handed out stay valid */
 }
 
 int lp_msg_send(lp_msg_t **self_p, void *socket)
@@ -821,14 +902,8 @@ int lp_msg_send(lp_msg_t **self_p, void *socket)
     lp_msg_t *self = *self_p;
     if (self->meta_dirty)
         s_merge_extra(self);
-    else if (self->extra)
-        s_splice_extra(self);
-    if (self->meta_dirty) {
-        size_t len = 0;
-        char *packed = lp_meta_encode(self->meta, &len);
-        s_give_frame(&self->meta_raw, packed, len);
-        self->meta_dirty = false;
-    }
+    if (self->meta_dirty || self->extra || !s_head_current(self))
+        s_head_build(self);
     /* The first frame decides: if it goes, the rest go (ZeroMQ multipart atomicity). */
     if (self->has_identity) {
         zmq_msg_t id;
@@ -842,12 +917,7 @@ int lp_msg_send(lp_msg_t **self_p, void *socket)
         }
         zmq_msg_close(&id);
     }
-    if (s_send_bytes(socket, LP_PROTO_SIGNATURE, LP_PROTO_SIGNATURE_LEN, true) < 0)
-        return -1;
-    if (s_send_bytes(socket, &self->cmd, 1, true) < 0 ||
-        s_send_bytes(socket, self->req_id, self->has_req_id ? LP_REQ_ID_LEN : 0, true) < 0 ||
-        s_send_frame(socket, &self->meta_raw, true) < 0 ||
-        s_send_frame(socket, &self->body, false) < 0)
+    if (s_send_frame(socket, &self->head, true) < 0 || s_send_frame(socket, &self->body, false) < 0)
         return -1;
     lp_msg_destroy(self_p);
     return 0;
@@ -966,7 +1036,8 @@ void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src)
         json_object_update(lp_msg_meta_rw(self), (json_t *)lp_msg_meta(src));
         return;
     }
-    zmq_msg_copy(&self->meta_raw, &src->meta_raw); /* shared, not copied */
+    zmq_msg_copy(&self->head, &src->head); /* shared, not copied */
+    self->meta_off = src->meta_off;
     self->index_ok = false;
     json_decref(self->meta);
     self->meta = NULL;
@@ -1054,15 +1125,17 @@ long long lp_msg_meta_sub_int(lp_msg_t *self, const char *parent, const char *ke
     }
     if (!m || m->val.kind != S_MAP)
         return def;
-    s_reader_t r = {zmq_msg_data(&self->meta_raw), zmq_msg_size(&self->meta_raw), m->at, NULL};
+    size_t len = 0;
+    const uint8_t *meta = s_meta_bytes(self, &len);
+    s_reader_t r = {meta, len, m->at, NULL};
     s_item_t map, k, x;
     s_read(&r, &map);
     size_t klen = strlen(key);
     for (uint32_t i = 0; i < map.v.n; i++) {
         s_read(&r, &k);
-        s_check(&r, 2, &x);
         if (k.len == klen && memcmp(k.str, key, klen) == 0)
-            return x.kind == S_INT ? x.v.i : def;
+            return s_read(&r, &x) && x.kind == S_INT ? x.v.i : def;
+        s_skip(&r);
     }
     return def;
 }

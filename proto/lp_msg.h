@@ -67,7 +67,8 @@ void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value);
  * meta is unchanged, so lp_msg_meta_add on self is the cheap path too. */
 void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src);
 /* One member of the meta, as the lp_json_* readers read it from an object: a string
- * (borrowed, valid while the message lives; NULL when absent or not a string), an integer,
+ * (borrowed, valid while the message lives unless its member is replaced after lp_msg_meta()
+ * built the tree; NULL when absent or not a string), an integer,
  * a number (integer or real), a boolean, present at all (null included), or an integer
  * member of an object member (parent.key). Without a tree they read the received frame.
  * self may be NULL (as a message without the member). */

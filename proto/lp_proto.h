@@ -5,7 +5,7 @@
 #define LP_PROTO_H
 
 /* Protocol id and major version, frame 0 of every message. */
-#define LP_PROTO_SIGNATURE     "LPX2"
+#define LP_PROTO_SIGNATURE     "LPX3"
 #define LP_PROTO_SIGNATURE_LEN 4
 /* Request ids are 16 random bytes (a version-4 UUID). */
 #define LP_REQ_ID_LEN 16

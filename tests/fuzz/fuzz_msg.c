@@ -1,8 +1,8 @@
 /* fuzz_msg: lp_msg_recv, the one decoder of protocol messages, on any multipart message.
  *
  * Input: byte 0 = flags, byte 1 = frame count (1..8), then each frame as a 2-byte
- * little-endian length and that many bytes (a length of 0xFFFF stands for a frame of
- * LP_META_MAX + 1 bytes; missing bytes make short or empty frames).
+ * little-endian length and that many bytes (a length of 0xFFFF stands for a header frame
+ * whose meta is LP_META_MAX + 1 bytes; missing bytes make short or empty frames).
  * flags bit 0: send from a DEALER to a ROUTER (the ROUTER adds the identity frame) and decode
  *              with from_router = true; otherwise send over a PAIR and decode with
  *              from_router = bit 2 (the first frame is then the identity);
@@ -175,8 +175,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     void *in = via_router ? s_router : s_pair_b;
     size_t off = 2;
     char *big = NULL;
-    const void *meta = NULL; /* the meta frame, if the message has one */
-    size_t meta_len = 0, meta_at = 3 + (pair_identity ? 1 : 0);
+    const uint8_t *meta = NULL; /* the header frame's meta, if the message has one */
+    size_t meta_len = 0, head_at = pair_identity ? 1 : 0;
     for (size_t f = 0; f < nframes; f++) {
         size_t len = 0;
         const void *frame = "";
@@ -185,21 +185,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             off += 2;
         }
         if (len == 0xFFFF) {
+            len = 6 + LP_META_MAX + 1;
             if (!big) {
-                big = malloc(LP_META_MAX + 1);
+                big = malloc(len);
                 FZ_CHECK(big != NULL, "out of memory");
-                memset(big, '{', LP_META_MAX + 1);
+                memcpy(big, LP_PROTO_SIGNATURE "\x02\x00", 6); /* HEARTBEAT, no request id */
+                memset(big + 6, '{', len - 6);
             }
             frame = big;
-            len = LP_META_MAX + 1;
         } else {
             len = len < size - off ? len : size - off;
             frame = data + off;
             off += len;
         }
-        if (f == meta_at) {
-            meta = frame;
-            meta_len = len;
+        if (f == head_at && len >= 6 && len >= 6 + (size_t)((const uint8_t *)frame)[5]) {
+            meta = (const uint8_t *)frame + 6 + ((const uint8_t *)frame)[5];
+            meta_len = len - 6 - ((const uint8_t *)frame)[5];
         }
         int rc = zmq_send(out, frame, len, ZMQ_DONTWAIT | (f + 1 < nframes ? ZMQ_SNDMORE : 0));
         FZ_CHECK(rc >= 0, "zmq_send: %s", zmq_strerror(zmq_errno()));

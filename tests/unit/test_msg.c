@@ -76,6 +76,46 @@ static int send_raw(void *socket, const void *const *frames, const size_t *sizes
     return 0;
 }
 
+/* Send a message given as its five parts (signature, command, request id, meta, body) in the
+ * wire layout: one header frame (signature, command, the id's length, the id, the meta),
+ * then the body. Parts of the wrong size go as they are, so a receiver must refuse them. */
+static int send_parts(void *socket, const void *const *parts, const size_t *sizes)
+{
+    lp_buf_t head = {0};
+    uint8_t idlen = (uint8_t)sizes[2];
+    lp_buf_append(&head, parts[0], sizes[0]);
+    lp_buf_append(&head, parts[1], sizes[1]);
+    lp_buf_append(&head, &idlen, 1);
+    lp_buf_append(&head, parts[2], sizes[2]);
+    lp_buf_append(&head, parts[3], sizes[3]);
+    const void *frames[] = {head.data, parts[4]};
+    size_t fsizes[] = {head.len, sizes[4]};
+    int rc = send_raw(socket, frames, fsizes, 2);
+    lp_buf_free(&head);
+    return rc;
+}
+
+/* Receive a message raw (no identity frame): its meta's bytes and its body, copied. */
+static bool recv_wire(void *socket, lp_buf_t *meta, lp_buf_t *body)
+{
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    bool ok = wait_in(socket, WAIT_MS) && zmq_msg_recv(&f, socket, 0) >= 0 && zmq_msg_more(&f) &&
+              zmq_msg_size(&f) >= 6;
+    if (ok) {
+        const uint8_t *h = zmq_msg_data(&f);
+        size_t at = 6 + (size_t)h[5];
+        ok = zmq_msg_size(&f) >= at;
+        if (ok)
+            lp_buf_append(meta, h + at, zmq_msg_size(&f) - at);
+    }
+    ok = ok && zmq_msg_recv(&f, socket, 0) >= 0 && !zmq_msg_more(&f);
+    if (ok)
+        lp_buf_append(body, zmq_msg_data(&f), zmq_msg_size(&f));
+    zmq_msg_close(&f);
+    return ok;
+}
+
 /* A meta frame (MessagePack) from JSON text; "" gives an empty frame. Caller frees. */
 static char *packed(const char *json_text, size_t *len)
 {
@@ -345,7 +385,7 @@ static void test_meta_relay(void)
     char *meta_text = packed("{\"model\":\"m1\",\"n\":1}", &meta_len);
     const void *frames[] = {LP_PROTO_SIGNATURE, "\x04", s_rid, meta_text, "B"};
     size_t sizes[] = {4, 1, 16, meta_len, 1};
-    CHECK(send_raw(p.dealer, frames, sizes, 5) == 0);
+    CHECK(send_parts(p.dealer, frames, sizes) == 0);
     lp_msg_t *in = recv_msg(p.router, true, err);
     CHECK(in != NULL);
     CHECK_STR(lp_msg_meta_str(in, "model"), "m1");
@@ -358,16 +398,12 @@ static void test_meta_relay(void)
     if (rc != 0)
         lp_msg_destroy(&in);
     bool ok = rc == 0;
-    /* raw receive on the dealer: frame 3 is the original text */
-    zmq_msg_t f;
-    zmq_msg_init(&f);
-    ok = ok && wait_in(p.dealer, WAIT_MS);
-    for (int i = 0; ok && i < 5; i++) {
-        ok = zmq_msg_recv(&f, p.dealer, 0) >= 0;
-        if (ok && i == 3)
-            ok = zmq_msg_size(&f) == meta_len && memcmp(zmq_msg_data(&f), meta_text, meta_len) == 0;
-    }
-    zmq_msg_close(&f);
+    /* raw receive on the dealer: the meta is the original bytes */
+    lp_buf_t raw = {0}, body = {0};
+    ok = ok && recv_wire(p.dealer, &raw, &body) && raw.len == meta_len &&
+         memcmp(raw.data, meta_text, meta_len) == 0;
+    lp_buf_free(&raw);
+    lp_buf_free(&body);
     free(meta_text);
 
     /* now modify through meta_rw and relay again */
@@ -407,7 +443,7 @@ static char *relay_with(pair_t *p, const char *meta_json, const char *key, json_
     char *meta = packed(meta_json, &meta_len);
     const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta, "B"};
     size_t sizes[] = {4, 1, 16, meta_len, 1};
-    int sent = send_raw(p->dealer, frames, sizes, 5);
+    int sent = send_parts(p->dealer, frames, sizes);
     free(meta);
     if (sent < 0)
         return NULL;
@@ -425,15 +461,11 @@ static char *relay_with(pair_t *p, const char *meta_json, const char *key, json_
         return NULL;
     }
     char *text = NULL;
-    zmq_msg_t f;
-    zmq_msg_init(&f);
-    for (int i = 0; wait_in(p->dealer, WAIT_MS) && i < 5; i++) {
-        if (zmq_msg_recv(&f, p->dealer, 0) < 0)
-            break;
-        if (i == 3)
-            text = unpacked(zmq_msg_data(&f), zmq_msg_size(&f));
-    }
-    zmq_msg_close(&f);
+    lp_buf_t raw = {0}, body = {0};
+    if (recv_wire(p->dealer, &raw, &body))
+        text = unpacked(raw.data, raw.len);
+    lp_buf_free(&raw);
+    lp_buf_free(&body);
     return text;
 }
 
@@ -474,7 +506,7 @@ static void test_meta_add_splices(void)
     char *text = packed("{\"n\":1}", &text_len);
     const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, text, "B"};
     size_t sizes[] = {4, 1, 16, text_len, 1};
-    CHECK(send_raw(p.dealer, frames, sizes, 5) == 0);
+    CHECK(send_parts(p.dealer, frames, sizes) == 0);
     free(text);
     lp_msg_t *in = recv_msg(p.router, true, err);
     CHECK(in != NULL);
@@ -659,10 +691,16 @@ static bool good_follows(pair_t *p, void *to, void *from, bool from_router, int 
 
 typedef struct {
     const char *what;
-    size_t n;
+    size_t n; /* 5: the parts of send_parts; else that many raw frames */
     const void *frames[8];
     size_t sizes[8];
 } bad_case_t;
+
+static int send_case(void *socket, const bad_case_t *c)
+{
+    return c->n == 5 ? send_parts(socket, c->frames, c->sizes)
+                     : send_raw(socket, c->frames, c->sizes, c->n);
+}
 
 static void test_malformed(void)
 {
@@ -672,12 +710,22 @@ static void test_malformed(void)
     big_meta[sizeof big_meta - 1] = '}';
     const char *sig = LP_PROTO_SIGNATURE;
     static const char above[1] = {LP_CMD_MAX + 1};
+    char head_ok[6], head_id16[16];
+    memcpy(head_ok, sig, 4);
+    head_ok[4] = LP_CMD_HEARTBEAT;
+    head_ok[5] = 0;
+    memcpy(head_id16, head_ok, 6);
+    head_id16[5] = LP_REQ_ID_LEN;
+    memset(head_id16 + 6, 'i', 10);
     const bad_case_t cases[] = {
         {"signature LPX9", 5, {"LPX9", "\x02", "", "", ""}, {4, 1, 0, 0, 0}},
         {"signature short", 5, {"LPX", "\x02", "", "", ""}, {3, 1, 0, 0, 0}},
-        {"3 frames", 3, {sig, "\x02", ""}, {4, 1, 0}},
-        {"1 frame", 1, {sig}, {4}},
-        {"7 frames", 7, {sig, "\x02", "", "", "", "x", "y"}, {4, 1, 0, 0, 0, 1, 1}},
+        {"an LPX2 peer's five frames", 5, {"LPX2", "\x02", "", "", ""}, {4, 1, 0, 0, 0}},
+        {"1 frame", 1, {head_ok}, {6}},
+        {"3 frames", 3, {head_ok, "", "x"}, {6, 0, 1}},
+        {"header of 5 bytes", 2, {head_ok, ""}, {5, 0}},
+        {"header of the signature only", 2, {sig, ""}, {4, 0}},
+        {"id length 16, 10 bytes of id", 2, {head_id16, ""}, {16, 0}},
         {"command 0", 5, {sig, "\x00", "", "", ""}, {4, 1, 0, 0, 0}},
         {"command 200", 5, {sig, "\xc8", "", "", ""}, {4, 1, 0, 0, 0}},
         {"command MAX+1", 5, {sig, above, "", "", ""}, {4, 1, 0, 0, 0}},
@@ -723,7 +771,7 @@ static void test_malformed(void)
     for (size_t i = 0; i < LP_ARRAY_LEN(cases); i++) {
         const bad_case_t *c = &cases[i];
         /* dealer -> router (router side has an identity frame first) */
-        int rc = send_raw(p.dealer, c->frames, c->sizes, c->n);
+        int rc = send_case(p.dealer, c);
         lp_msg_t *m = rc == 0 ? recv_msg(p.router, true, err) : NULL;
         bool bad_ok = rc == 0 && m == NULL && err[0] != '\0' && strcmp(err, "timeout") != 0;
         lp_msg_destroy(&m);
@@ -737,7 +785,7 @@ static void test_malformed(void)
         }
         /* router -> dealer (no identity on the dealer side) */
         rc = zmq_send(p.router, DEALER_ID, strlen(DEALER_ID), ZMQ_SNDMORE) < 0 ? -1 : 0;
-        rc = rc == 0 ? send_raw(p.router, c->frames, c->sizes, c->n) : -1;
+        rc = rc == 0 ? send_case(p.router, c) : -1;
         m = rc == 0 ? recv_msg(p.dealer, false, err) : NULL;
         bad_ok = rc == 0 && m == NULL && err[0] != '\0' && strcmp(err, "timeout") != 0;
         lp_msg_destroy(&m);
@@ -750,12 +798,17 @@ static void test_malformed(void)
             CHECK(next_ok);
         }
     }
-    /* the signature error names what the peer spoke */
+    /* the signature error names what the peer spoke, an earlier version's five frames too */
     const void *f[] = {"LPX9", "\x02", "", "", ""};
     size_t s[] = {4, 1, 0, 0, 0};
-    CHECK(send_raw(p.dealer, f, s, 5) == 0);
+    CHECK(send_parts(p.dealer, f, s) == 0);
     lp_msg_t *m = recv_msg(p.router, true, err);
     bool named = m == NULL && strstr(err, "LPX9") != NULL;
+    lp_msg_destroy(&m);
+    f[0] = "LPX2";
+    CHECK(send_raw(p.dealer, f, s, 5) == 0);
+    m = recv_msg(p.router, true, err);
+    named = named && m == NULL && strstr(err, "LPX2") != NULL;
     lp_msg_destroy(&m);
     pair_close(&p);
     CHECK(named);
@@ -776,7 +829,7 @@ static void test_edge_valid(void)
     memset(meta + 6, 'v', str);
     const void *f[] = {LP_PROTO_SIGNATURE, "\x0b", "", meta, ""};
     size_t s[] = {4, 1, 0, sizeof meta, 0};
-    CHECK(send_raw(p.dealer, f, s, 5) == 0);
+    CHECK(send_parts(p.dealer, f, s) == 0);
     lp_msg_t *m = recv_msg(p.router, true, err);
     bool ok = m && lp_msg_cmd(m) == LP_CMD_ACK &&
               json_string_length(json_object_get(lp_msg_meta(m), "k")) == str;
@@ -784,7 +837,7 @@ static void test_edge_valid(void)
     /* empty meta frame: an empty object */
     const void *f2[] = {LP_PROTO_SIGNATURE, "\x01", s_rid, "", "x"};
     size_t s2[] = {4, 1, 16, 0, 1};
-    ok = ok && send_raw(p.dealer, f2, s2, 5) == 0;
+    ok = ok && send_parts(p.dealer, f2, s2) == 0;
     m = ok ? recv_msg(p.router, true, err) : NULL;
     ok = ok && m && lp_msg_cmd(m) == LP_CMD_READY && json_is_object(lp_msg_meta(m)) &&
          json_object_size(lp_msg_meta(m)) == 0;
@@ -839,6 +892,525 @@ static void test_map_writer(void)
     json_decref(got);
 }
 
+/* ---- member readers (lp_msg_meta_str/_int/_num/_bool/_has/_sub_int) ---- */
+
+/* A MessagePack frame written byte by byte, in widths lp_meta_encode would not choose. */
+typedef struct {
+    uint8_t b[4096];
+    size_t n;
+} mp_t;
+
+static void mp_bytes(mp_t *w, const void *p, size_t n)
+{
+    if (n <= sizeof w->b - w->n) {
+        memcpy(w->b + w->n, p, n);
+        w->n += n;
+    }
+}
+
+/* A fixstr (keys and short values). */
+static void mp_str(mp_t *w, const char *s)
+{
+    uint8_t h = (uint8_t)(0xa0 | strlen(s));
+    mp_bytes(w, &h, 1);
+    mp_bytes(w, s, strlen(s));
+}
+
+/* Send a meta frame dealer -> router as an END and receive it (NULL with err when refused). */
+static lp_msg_t *recv_meta(pair_t *p, const void *meta, size_t len, char *err)
+{
+    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta, "B"};
+    size_t sizes[] = {4, 1, 16, len, 1};
+    if (send_parts(p->dealer, frames, sizes) < 0) {
+        snprintf(err, LP_ERR_LEN, "send failed");
+        return NULL;
+    }
+    return recv_msg(p->router, true, err);
+}
+
+/* The frame test_meta_readers reads: every kind, every integer width. */
+static void s_readers_frame(mp_t *w)
+{
+    mp_bytes(w, "\xde\x00\x1b", 3); /* map 16, 27 members */
+    mp_str(w, "s");
+    mp_str(w, "str");
+    mp_str(w, "s8"); /* str 8 */
+    mp_bytes(w,
+             "\xd9\x03"
+             "abc",
+             5);
+    mp_str(w, "s16"); /* str 16 */
+    mp_bytes(w,
+             "\xda\x00\x02"
+             "hi",
+             5);
+    mp_str(w, "e");
+    mp_str(w, "");
+    mp_str(w, "nfix");
+    mp_bytes(w, "\xe0", 1); /* -32 */
+    mp_str(w, "i8");
+    mp_bytes(w, "\xd0\x80", 2);
+    mp_str(w, "i8m1");
+    mp_bytes(w, "\xd0\xff", 2);
+    mp_str(w, "i16");
+    mp_bytes(w, "\xd1\x80\x00", 3);
+    mp_str(w, "i16b");
+    mp_bytes(w, "\xd1\xff\x7f", 3); /* -129 */
+    mp_str(w, "i16p");
+    mp_bytes(w, "\xd1\x7f\xff", 3); /* 32767: no sign to extend */
+    mp_str(w, "i32");
+    mp_bytes(w, "\xd2\x80\x00\x00\x00", 5);
+    mp_str(w, "i32b");
+    mp_bytes(w, "\xd2\xff\xff\x7f\xff", 5); /* -32769 */
+    mp_str(w, "i64");
+    mp_bytes(w, "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9);
+    mp_str(w, "i64b");
+    mp_bytes(w, "\xd3\xff\xff\xff\xff\x7f\xff\xff\xff", 9); /* -2147483649 */
+    mp_str(w, "u8");
+    mp_bytes(w, "\xcc\xff", 2);
+    mp_str(w, "u16");
+    mp_bytes(w, "\xcd\xff\xff", 3);
+    mp_str(w, "u32");
+    mp_bytes(w, "\xce\xff\xff\xff\xff", 5);
+    mp_str(w, "u64");
+    mp_bytes(w, "\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 9);
+    mp_str(w, "f32");
+    mp_bytes(w, "\xca\x3f\xc0\x00\x00", 5); /* 1.5f */
+    mp_str(w, "f32b");
+    mp_bytes(w, "\xca\x3d\xcc\xcc\xcd", 5); /* 0.1f */
+    mp_str(w, "f64");
+    mp_bytes(w, "\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a", 9); /* 0.1 */
+    mp_str(w, "t");
+    mp_bytes(w, "\xc3", 1);
+    mp_str(w, "f");
+    mp_bytes(w, "\xc2", 1);
+    mp_str(w, "nil");
+    mp_bytes(w, "\xc0", 1);
+    mp_str(w, "arr");
+    mp_bytes(w, "\x92\x01\x81\xa1n\x02", 6); /* [1, {"n": 2}] */
+    mp_str(w, "obj"); /* {"o": {"n": 1}, "n": -5 (int 8), "s": "x", "z": 9, "nil": nil} */
+    mp_bytes(w, "\x85", 1);
+    mp_str(w, "o");
+    mp_bytes(w, "\x81\xa1n\x01", 4);
+    mp_str(w, "n");
+    mp_bytes(w, "\xd0\xfb", 2);
+    mp_str(w, "s");
+    mp_str(w, "x");
+    mp_str(w, "z");
+    mp_bytes(w, "\x09", 1);
+    mp_str(w, "nil");
+    mp_bytes(w, "\xc0", 1);
+    mp_str(w, "last");
+    mp_bytes(w, "\x2a", 1);
+}
+
+#define WANT(cond)                                                                                 \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return #cond;                                                                          \
+    } while (0)
+#define WANT_STR(got, want) WANT((got) && strcmp((got), (want)) == 0)
+
+/* What every reader must say of s_readers_frame: the first wrong reading, NULL when none. */
+static const char *s_readers_wrong(lp_msg_t *m)
+{
+    WANT_STR(lp_msg_meta_str(m, "s"), "str");
+    WANT_STR(lp_msg_meta_str(m, "s8"), "abc");
+    WANT_STR(lp_msg_meta_str(m, "s16"), "hi");
+    WANT_STR(lp_msg_meta_str(m, "e"), "");
+    WANT(lp_msg_meta_int(m, "nfix", 0) == -32);
+    WANT(lp_msg_meta_int(m, "i8", 0) == -128);
+    WANT(lp_msg_meta_int(m, "i8m1", 0) == -1);
+    WANT(lp_msg_meta_int(m, "i16", 0) == -32768);
+    WANT(lp_msg_meta_int(m, "i16b", 0) == -129);
+    WANT(lp_msg_meta_int(m, "i16p", 0) == 32767);
+    WANT(lp_msg_meta_int(m, "i32", 0) == -2147483647LL - 1);
+    WANT(lp_msg_meta_int(m, "i32b", 0) == -32769);
+    WANT(lp_msg_meta_int(m, "i64", 0) == INT64_MIN);
+    WANT(lp_msg_meta_int(m, "i64b", 0) == -2147483649LL);
+    WANT(lp_msg_meta_int(m, "u8", 0) == 255);
+    WANT(lp_msg_meta_int(m, "u16", 0) == 65535);
+    WANT(lp_msg_meta_int(m, "u32", 0) == 4294967295LL);
+    WANT(lp_msg_meta_int(m, "u64", 0) == INT64_MAX);
+    WANT(lp_msg_meta_int(m, "last", 0) == 42);
+    /* numbers: integers and reals of both widths */
+    WANT(lp_msg_meta_num(m, "f32", 0) == 1.5);
+    WANT(lp_msg_meta_num(m, "f32b", 0) == (double)0.1f);
+    WANT(lp_msg_meta_num(m, "f64", 0) == 0.1);
+    WANT(lp_msg_meta_num(m, "i16", 0) == -32768.0);
+    WANT(lp_msg_meta_num(m, "u64", 0) == (double)INT64_MAX);
+    /* booleans, nil */
+    WANT(lp_msg_meta_bool(m, "t", false) == true);
+    WANT(lp_msg_meta_bool(m, "f", true) == false);
+    WANT(lp_msg_meta_has(m, "nil"));
+    WANT(lp_msg_meta_has(m, "f") && lp_msg_meta_has(m, "e") && lp_msg_meta_has(m, "obj"));
+    /* absent: the defaults */
+    WANT(!lp_msg_meta_has(m, "absent") && !lp_msg_meta_has(m, "") && !lp_msg_meta_has(m, "S"));
+    WANT(lp_msg_meta_str(m, "absent") == NULL);
+    WANT(lp_msg_meta_int(m, "absent", 77) == 77);
+    WANT(lp_msg_meta_num(m, "absent", 7.5) == 7.5);
+    WANT(lp_msg_meta_bool(m, "absent", true) == true && !lp_msg_meta_bool(m, "absent", false));
+    WANT(lp_msg_meta_str(m, "s8x") == NULL && lp_msg_meta_int(m, "i6", 3) == 3); /* no prefix */
+    /* wrong types: the defaults, as lp_json_* give them */
+    WANT(lp_msg_meta_str(m, "i8") == NULL && lp_msg_meta_str(m, "nil") == NULL &&
+         lp_msg_meta_str(m, "obj") == NULL && lp_msg_meta_str(m, "t") == NULL);
+    WANT(lp_msg_meta_int(m, "s", 5) == 5 && lp_msg_meta_int(m, "f64", 5) == 5 &&
+         lp_msg_meta_int(m, "f32", 5) == 5 && lp_msg_meta_int(m, "t", 5) == 5 &&
+         lp_msg_meta_int(m, "nil", 5) == 5 && lp_msg_meta_int(m, "obj", 5) == 5 &&
+         lp_msg_meta_int(m, "arr", 5) == 5);
+    WANT(lp_msg_meta_num(m, "s", 2.5) == 2.5 && lp_msg_meta_num(m, "t", 2.5) == 2.5 &&
+         lp_msg_meta_num(m, "nil", 2.5) == 2.5 && lp_msg_meta_num(m, "obj", 2.5) == 2.5);
+    WANT(lp_msg_meta_bool(m, "i8", true) && !lp_msg_meta_bool(m, "i8", false) &&
+         lp_msg_meta_bool(m, "nil", true) && lp_msg_meta_bool(m, "s", true) &&
+         !lp_msg_meta_bool(m, "e", false));
+    /* members of an object member */
+    WANT(lp_msg_meta_sub_int(m, "obj", "n", 0) == -5);
+    WANT(lp_msg_meta_sub_int(m, "obj", "z", 0) == 9); /* after a nested object */
+    WANT(lp_msg_meta_sub_int(m, "obj", "s", 6) == 6);
+    WANT(lp_msg_meta_sub_int(m, "obj", "o", 6) == 6);
+    WANT(lp_msg_meta_sub_int(m, "obj", "nil", 6) == 6);
+    WANT(lp_msg_meta_sub_int(m, "obj", "absent", 6) == 6);
+    /* of a member that is not an object, or absent */
+    WANT(lp_msg_meta_sub_int(m, "arr", "n", 6) == 6);
+    WANT(lp_msg_meta_sub_int(m, "s", "n", 6) == 6);
+    WANT(lp_msg_meta_sub_int(m, "i8", "n", 6) == 6);
+    WANT(lp_msg_meta_sub_int(m, "nil", "n", 6) == 6);
+    WANT(lp_msg_meta_sub_int(m, "absent", "n", 6) == 6);
+    return NULL;
+}
+
+/* Each reader on a received message, first from the frame (no tree yet), then from the tree
+ * lp_msg_meta builds: the same answers. */
+static void test_meta_readers(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    mp_t w = {0};
+    s_readers_frame(&w);
+    char err[LP_ERR_LEN];
+    lp_msg_t *m = recv_meta(&p, w.b, w.n, err);
+    CHECK_WHY(m != NULL, err);
+    const char *wrong = s_readers_wrong(m);
+    const char *s = lp_msg_meta_str(m, "s");
+    /* the tree says the same */
+    const json_t *meta = lp_msg_meta(m);
+    bool tree_ok = json_object_size(meta) == 27 &&
+                   json_integer_value(json_object_get(meta, "i64")) == INT64_MIN &&
+                   json_is_real(json_object_get(meta, "f32")) &&
+                   json_is_null(json_object_get(meta, "nil"));
+    const char *wrong_tree = s_readers_wrong(m);
+    bool s_kept = strcmp(s, "str") == 0; /* a string read from the frame outlives the tree */
+    lp_msg_destroy(&m);
+    pair_close(&p);
+    CHECK_WHY(wrong == NULL, wrong);
+    CHECK(tree_ok);
+    CHECK_WHY(wrong_tree == NULL, wrong_tree);
+    CHECK(s_kept);
+    /* the same frame through lp_meta_decode */
+    json_t *v = lp_meta_decode(w.b, w.n, err);
+    CHECK_WHY(v != NULL, err);
+    bool same = json_integer_value(json_object_get(v, "i32b")) == -32769 &&
+                json_real_value(json_object_get(v, "f32b")) == (double)0.1f;
+    json_decref(v);
+    CHECK(same);
+}
+
+/* A NULL message reads as one without the member; so does a message with no meta at all. */
+static void test_meta_readers_null(void)
+{
+    CHECK(lp_msg_meta_str(NULL, "s") == NULL);
+    CHECK(lp_msg_meta_int(NULL, "i", -3) == -3);
+    CHECK(lp_msg_meta_num(NULL, "n", -3.5) == -3.5);
+    CHECK(lp_msg_meta_bool(NULL, "b", true) == true);
+    CHECK(lp_msg_meta_bool(NULL, "b", false) == false);
+    CHECK(!lp_msg_meta_has(NULL, "h"));
+    CHECK(lp_msg_meta_sub_int(NULL, "p", "k", -4) == -4);
+    lp_msg_t *m = lp_msg_new(LP_CMD_END, s_rid);
+    bool ok = lp_msg_meta_str(m, "s") == NULL && lp_msg_meta_int(m, "i", -3) == -3 &&
+              !lp_msg_meta_has(m, "h") && lp_msg_meta_sub_int(m, "p", "k", -4) == -4;
+    lp_msg_destroy(&m);
+    CHECK(ok);
+    /* received with an empty meta frame */
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    m = recv_meta(&p, "", 0, err);
+    ok = m && lp_msg_meta_str(m, "s") == NULL && lp_msg_meta_num(m, "n", 1.5) == 1.5 &&
+         !lp_msg_meta_has(m, "") && lp_msg_meta_sub_int(m, "p", "k", -4) == -4;
+    lp_msg_destroy(&m);
+    pair_close(&p);
+    CHECK(ok);
+}
+
+/* Pending additions win over the received members, before and after the tree is built; the
+ * members not replaced are still read from the frame. */
+static void test_meta_readers_added(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    size_t len = 0;
+    char *meta =
+        packed("{\"s\":\"old\",\"n\":1,\"obj\":{\"n\":2},\"keep\":\"k\",\"b\":false}", &len);
+    lp_msg_t *m = recv_meta(&p, meta, len, err);
+    free(meta);
+    CHECK_WHY(m != NULL, err);
+    lp_msg_meta_add(m, "s", json_string("new"));
+    lp_msg_meta_add(m, "n", json_string("not a number"));
+    lp_msg_meta_add(m, "obj", json_pack("{s:i}", "n", 5));
+    lp_msg_meta_add(m, "b", json_true());
+    lp_msg_meta_add(m, "added", json_real(2.5));
+    lp_msg_meta_add(m, "gone", json_null());
+    const char *wrong = NULL;
+    for (int pass = 0; pass < 2 && !wrong; pass++) {
+        if (pass == 1) /* the tree, with the additions merged */
+            wrong = json_object_size(lp_msg_meta(m)) == 7 ? NULL : "tree size";
+        if (!wrong && strcmp(lp_msg_meta_str(m, "s"), "new") != 0)
+            wrong = "s";
+        if (!wrong && (lp_msg_meta_int(m, "n", -1) != -1 || lp_msg_meta_num(m, "n", -1) != -1 ||
+                       strcmp(lp_msg_meta_str(m, "n"), "not a number") != 0))
+            wrong = "n";
+        if (!wrong && lp_msg_meta_sub_int(m, "obj", "n", 0) != 5)
+            wrong = "obj.n";
+        if (!wrong && !lp_msg_meta_bool(m, "b", false))
+            wrong = "b";
+        if (!wrong &&
+            (lp_msg_meta_num(m, "added", 0) != 2.5 || lp_msg_meta_int(m, "added", 3) != 3))
+            wrong = "added";
+        if (!wrong && (!lp_msg_meta_has(m, "gone") || lp_msg_meta_str(m, "gone") != NULL))
+            wrong = "gone";
+        if (!wrong && strcmp(lp_msg_meta_str(m, "keep"), "k") != 0)
+            wrong = "keep";
+        if (!wrong && lp_msg_meta_has(m, "absent"))
+            wrong = "absent";
+    }
+    lp_msg_destroy(&m);
+    pair_close(&p);
+    CHECK_WHY(wrong == NULL, wrong);
+}
+
+/* The router's REQUEST to a worker: the gateway's frame shared (lp_msg_meta_copy), members
+ * added; on the wire the received members as they came but the replaced one, then the
+ * additions, and it decodes on the other side. The source message is left as it was. */
+static void test_meta_copy_add_send(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    size_t len = 0;
+    char *meta = packed("{\"model\":\"asked\",\"timeout_ms\":100,\"keep\":[1,{\"a\":true}]}", &len);
+    lp_msg_t *in = recv_meta(&p, meta, len, err);
+    free(meta);
+    CHECK_WHY(in != NULL, err);
+    const char *asked = lp_msg_meta_str(in, "model");
+    lp_msg_t *m = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    lp_msg_meta_copy(m, in);
+    lp_msg_meta_add(m, "model", json_string("group"));
+    lp_msg_meta_add(m, "attempt", json_integer(1));
+    bool ok = strcmp(lp_msg_meta_str(m, "model"), "group") == 0 &&
+              lp_msg_meta_int(m, "timeout_ms", 0) == 100 && lp_msg_meta_int(m, "attempt", 0) == 1;
+    lp_msg_share_body(m, in);
+    lp_msg_set_identity(m, DEALER_ID, strlen(DEALER_ID));
+    int rc = lp_msg_send(&m, p.router);
+    if (rc != 0)
+        lp_msg_destroy(&m);
+    char *text = NULL;
+    lp_buf_t raw = {0}, body = {0};
+    if (rc == 0 && recv_wire(p.dealer, &raw, &body)) {
+        text = unpacked(raw.data, raw.len);
+        ok = ok && body.len == 1 && body.data[0] == 'B';
+    }
+    lp_buf_free(&raw);
+    lp_buf_free(&body);
+    /* the source still reads its own frame */
+    ok = ok && strcmp(lp_msg_meta_str(in, "model"), "asked") == 0 && strcmp(asked, "asked") == 0 &&
+         !lp_msg_meta_has(in, "attempt");
+    /* a source with pending additions gives its whole meta (the tree path) */
+    lp_msg_meta_add(in, "extra", json_integer(7));
+    lp_msg_t *m2 = lp_msg_new(LP_CMD_REQUEST, s_rid);
+    lp_msg_meta_copy(m2, in);
+    lp_msg_meta_add(m2, "attempt", json_integer(2));
+    ok = ok && lp_msg_meta_int(m2, "extra", 0) == 7 && lp_msg_meta_int(m2, "attempt", 0) == 2 &&
+         strcmp(lp_msg_meta_str(m2, "model"), "asked") == 0;
+    lp_msg_set_identity(m2, DEALER_ID, strlen(DEALER_ID));
+    rc = lp_msg_send(&m2, p.router);
+    if (rc != 0)
+        lp_msg_destroy(&m2);
+    lp_msg_t *got = rc == 0 ? recv_msg(p.dealer, false, err) : NULL;
+    ok = ok && got && lp_msg_meta_int(got, "extra", 0) == 7 &&
+         lp_msg_meta_int(got, "attempt", 0) == 2 && json_object_size(lp_msg_meta(got)) == 5;
+    lp_msg_destroy(&got);
+    lp_msg_destroy(&in);
+    pair_close(&p);
+    CHECK_STR(text,
+              "{\"timeout_ms\":100,\"keep\":[1,{\"a\":true}],\"model\":\"group\",\"attempt\":1}");
+    free(text);
+    CHECK(ok);
+}
+
+/* Strings handed out by lp_msg_meta_str stay valid and unchanged while the message lives:
+ * across a failed send that spliced the additions into a new frame (and released the
+ * received one), for a string read from the frame and one read from an addition. */
+static void test_meta_str_outlives_splice(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    size_t len = 0;
+    char *meta = packed("{\"model\":\"received-model\",\"code\":\"c1\",\"n\":1}", &len);
+    lp_msg_t *in = recv_meta(&p, meta, len, err);
+    free(meta);
+    CHECK_WHY(in != NULL, err);
+    const char *from_frame = lp_msg_meta_str(in, "model");
+    const char *code = lp_msg_meta_str(in, "code");
+    lp_msg_meta_add(in, "model", json_string("added-model"));
+    const char *from_added = lp_msg_meta_str(in, "model");
+    int one = 1;
+    zmq_setsockopt(p.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    lp_msg_set_identity(in, "nobody", 6);
+    int rc = lp_msg_send(&in, p.router);
+    bool ok = rc == -1 && errno == EHOSTUNREACH && in != NULL;
+    ok = ok && from_frame && strcmp(from_frame, "received-model") == 0;
+    ok = ok && code && strcmp(code, "c1") == 0;
+    ok = ok && from_added && strcmp(from_added, "added-model") == 0;
+    /* the message reads the spliced meta */
+    ok = ok && strcmp(lp_msg_meta_str(in, "model"), "added-model") == 0 &&
+         strcmp(lp_msg_meta_str(in, "code"), "c1") == 0 && lp_msg_meta_int(in, "n", 0) == 1;
+    /* a second failed splice, then the tree: the first strings still hold */
+    const char *code2 = lp_msg_meta_str(in, "code");
+    lp_msg_meta_add(in, "code", json_string("c2"));
+    rc = lp_msg_send(&in, p.router);
+    ok = ok && rc == -1 && in != NULL;
+    ok = ok && json_object_size(lp_msg_meta(in)) == 3;
+    ok = ok && strcmp(from_frame, "received-model") == 0 && strcmp(code, "c1") == 0 &&
+         strcmp(code2, "c1") == 0 && strcmp(from_added, "added-model") == 0;
+    /* and it goes whole to a known peer */
+    lp_msg_set_identity(in, DEALER_ID, strlen(DEALER_ID));
+    rc = ok ? lp_msg_send(&in, p.router) : -1;
+    lp_msg_t *got = rc == 0 ? recv_msg(p.dealer, false, err) : NULL;
+    ok = ok && got && strcmp(lp_msg_meta_str(got, "model"), "added-model") == 0 &&
+         strcmp(lp_msg_meta_str(got, "code"), "c2") == 0 && lp_msg_meta_int(got, "n", 0) == 1 &&
+         json_object_size(lp_msg_meta(got)) == 3;
+    lp_msg_destroy(&got);
+    lp_msg_destroy(&in);
+    pair_close(&p);
+    CHECK(ok);
+}
+
+/* A meta of `levels` nested containers, the top-level map counted: maps ({"a":{"a":...{}}})
+ * or arrays under one member ({"a":[[...[]]]}). */
+static void s_nested(mp_t *w, int levels, bool arrays)
+{
+    w->n = 0;
+    mp_bytes(w,
+             "\x81\xa1"
+             "a",
+             3);
+    for (int i = 2; i < levels; i++)
+        mp_bytes(w,
+                 arrays ? "\x91"
+                        : "\x81\xa1"
+                          "a",
+                 arrays ? 1 : 3);
+    mp_bytes(w, arrays ? "\x90" : "\x80", 1);
+}
+
+/* Levels of containers a meta may have (PROTOCOL.md): any JSON the gateway takes, and room
+ * around it. */
+#define META_DEPTH_MAX (LP_JSON_MAX_DEPTH + 8)
+
+/* Containers nested META_DEPTH_MAX deep (the top-level map counted) are taken, one more
+ * refused: by lp_msg_recv and by lp_meta_decode alike. */
+static void test_meta_depth(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    mp_t w = {0};
+    for (int arrays = 0; arrays < 2; arrays++) {
+        s_nested(&w, META_DEPTH_MAX, arrays);
+        lp_msg_t *m = recv_meta(&p, w.b, w.n, err);
+        bool ok = m && lp_msg_meta_has(m, "a") && json_object_size(lp_msg_meta(m)) == 1;
+        lp_msg_destroy(&m);
+        json_t *v = lp_meta_decode(w.b, w.n, err);
+        ok = ok && v != NULL;
+        json_decref(v);
+        s_nested(&w, META_DEPTH_MAX + 1, arrays);
+        m = recv_meta(&p, w.b, w.n, err);
+        bool refused = m == NULL && strstr(err, "nested too deep") != NULL;
+        lp_msg_destroy(&m);
+        v = lp_meta_decode(w.b, w.n, err);
+        refused = refused && v == NULL && strstr(err, "nested too deep") != NULL;
+        json_decref(v);
+        if (!ok || !refused)
+            pair_close(&p);
+        CHECK(ok);
+        CHECK(refused);
+    }
+    /* the connection still works */
+    CHECK(good_follows(&p, p.router, p.dealer, true, 1));
+    pair_close(&p);
+}
+
+/* A map of n members (keys "k000".."k<n-1>", one repeated when dup), maybe inside {"obj": }. */
+static void s_keys(mp_t *w, int n, bool dup, bool nested)
+{
+    w->n = 0;
+    if (nested)
+        mp_bytes(w, "\x81\xa3obj", 5);
+    uint8_t head[3] = {0xde, (uint8_t)(n >> 8), (uint8_t)n};
+    mp_bytes(w, head, 3);
+    for (int i = 0; i < n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%03d", dup && i == n - 7 ? 5 : i);
+        mp_str(w, key);
+        uint8_t v = (uint8_t)(i & 0x7f);
+        mp_bytes(w, &v, 1);
+    }
+}
+
+/* Distinct keys are taken, one repeated refused, at the top level and below: 40 keys (the
+ * hash table) and 200 (sorted). */
+static void test_meta_many_keys(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    mp_t w = {0};
+    static const int sizes[] = {40, 200};
+    for (size_t k = 0; k < LP_ARRAY_LEN(sizes); k++) {
+        int n = sizes[k];
+        for (int nested = 0; nested < 2; nested++) {
+            s_keys(&w, n, false, nested);
+            lp_msg_t *m = recv_meta(&p, w.b, w.n, err);
+            bool ok = m != NULL;
+            if (ok && !nested)
+                ok = lp_msg_meta_int(m, "k000", -1) == 0 && lp_msg_meta_int(m, "k039", -1) == 39 &&
+                     json_object_size(lp_msg_meta(m)) == (size_t)n;
+            if (ok && nested)
+                ok = lp_msg_meta_sub_int(m, "obj", "k039", -1) == 39 &&
+                     lp_msg_meta_sub_int(m, "obj", "k005", -1) == 5;
+            lp_msg_destroy(&m);
+            json_t *v = lp_meta_decode(w.b, w.n, err);
+            ok = ok && v != NULL;
+            json_decref(v);
+            s_keys(&w, n, true, nested);
+            m = recv_meta(&p, w.b, w.n, err);
+            bool refused = m == NULL && strstr(err, "duplicate key 'k005'") != NULL;
+            lp_msg_destroy(&m);
+            v = lp_meta_decode(w.b, w.n, err);
+            refused = refused && v == NULL && strstr(err, "duplicate key 'k005'") != NULL;
+            json_decref(v);
+            if (!ok || !refused)
+                pair_close(&p);
+            CHECK(ok);
+            CHECK_WHY(refused, err);
+        }
+    }
+    CHECK(good_follows(&p, p.router, p.dealer, true, 2));
+    pair_close(&p);
+}
+
 int main(void)
 {
     RUN(test_req_id_format);
@@ -856,5 +1428,12 @@ int main(void)
     RUN(test_malformed);
     RUN(test_edge_valid);
     RUN(test_map_writer);
+    RUN(test_meta_readers);
+    RUN(test_meta_readers_null);
+    RUN(test_meta_readers_added);
+    RUN(test_meta_copy_add_send);
+    RUN(test_meta_str_outlives_splice);
+    RUN(test_meta_depth);
+    RUN(test_meta_many_keys);
     return th_report();
 }
