@@ -1,5 +1,6 @@
 #include "lp_json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,14 @@ static size_t s_utf8_seq(const char *p, size_t left)
 bool lp_utf8_valid(const char *p, size_t len, size_t *bad_at)
 {
     for (size_t i = 0; i < len;) {
+        uint64_t word;
+        if (len - i >= sizeof word) { /* ASCII eight bytes at a time */
+            memcpy(&word, p + i, sizeof word);
+            if (!(word & 0x8080808080808080u)) {
+                i += sizeof word;
+                continue;
+            }
+        }
         if ((unsigned char)p[i] < 0x80) {
             i++;
             continue;

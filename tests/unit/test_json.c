@@ -339,6 +339,29 @@ static void test_json_text_keeps_valid_utf8(void)
     CHECK_STR(got, "caf\xc3\xa9 ?");
 }
 
+/* lp_utf8_valid reads ASCII eight bytes at a time: a bad or multi-byte sequence is found at
+ * every offset, before, inside and after such a run, with its offset. */
+static void test_utf8_valid_offsets(void)
+{
+    char buf[40];
+    for (size_t at = 0; at + 4 <= sizeof buf; at++) {
+        memset(buf, 'a', sizeof buf);
+        size_t bad = 999;
+        CHECK(lp_utf8_valid(buf, sizeof buf, &bad) && bad == 999);
+        memcpy(buf + at, "\xe2\x82\xac", 3); /* U+20AC, valid */
+        CHECK(lp_utf8_valid(buf, sizeof buf, &bad));
+        buf[at + 2] = 'x'; /* cut short */
+        CHECK(!lp_utf8_valid(buf, sizeof buf, &bad) && bad == at);
+        memset(buf, 'a', sizeof buf);
+        buf[at] = (char)0xc0; /* never valid */
+        CHECK(!lp_utf8_valid(buf, sizeof buf, &bad) && bad == at);
+        memcpy(buf + at, "\xed\xa0\x80", 3); /* a surrogate */
+        CHECK(!lp_utf8_valid(buf, sizeof buf, &bad) && bad == at);
+        CHECK(lp_utf8_valid(buf, at, NULL)); /* the part before it */
+    }
+    CHECK(lp_utf8_valid("", 0, NULL));
+}
+
 static void test_helpers(void)
 {
     char err[LP_ERR_LEN];
@@ -382,6 +405,7 @@ int main(void)
     RUN(test_parse_brackets_in_strings);
     RUN(test_json_text);
     RUN(test_json_text_keeps_valid_utf8);
+    RUN(test_utf8_valid_offsets);
     RUN(test_helpers);
     return th_report();
 }
