@@ -181,7 +181,10 @@ static msgpack_packer s_mapw_key(lp_mapw_t *w, const char *key)
 {
     if (w->buf.len == 0)
         lp_buf_append(&w->buf, "\xdf\0\0\0\0", S_MAPW_HEAD);
-    w->count++;
+    if (w->inner)
+        w->inner--;
+    else
+        w->count++;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &w->buf, s_buf_write);
     size_t n = strlen(key);
@@ -231,6 +234,13 @@ void lp_mapw_nil(lp_mapw_t *w, const char *key)
     msgpack_pack_nil(&pk);
 }
 
+void lp_mapw_map(lp_mapw_t *w, const char *key, uint32_t members)
+{
+    msgpack_packer pk = s_mapw_key(w, key);
+    msgpack_pack_map(&pk, members);
+    w->inner = members;
+}
+
 char *lp_mapw_finish(lp_mapw_t *w, size_t *len)
 {
     if (w->buf.len == 0)
@@ -239,6 +249,7 @@ char *lp_mapw_finish(lp_mapw_t *w, size_t *len)
         for (int i = 0; i < 4; i++)
             w->buf.data[1 + i] = (char)(w->count >> (24 - 8 * i));
     w->count = 0;
+    w->inner = 0;
     return lp_buf_steal(&w->buf, len);
 }
 
@@ -1028,6 +1039,23 @@ void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value)
     if (!self->extra)
         self->extra = json_object();
     json_object_set_new(self->extra, key, value);
+}
+
+void lp_msg_set_meta(lp_msg_t *self, lp_mapw_t *w)
+{
+    size_t len = 0;
+    char *map = lp_mapw_finish(w, &len);
+    lp_buf_t b = {0};
+    s_head_start(self, &b);
+    size_t meta_off = b.len;
+    lp_buf_append(&b, map, len);
+    free(map);
+    s_head_set(self, &b, meta_off);
+    json_decref(self->meta);
+    json_decref(self->extra);
+    self->meta = self->extra = NULL;
+    self->meta_dirty = false;
+    self->index_ok = false;
 }
 
 void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src)

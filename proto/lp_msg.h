@@ -93,14 +93,20 @@ json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err
 typedef struct {
     lp_buf_t buf;
     uint32_t count;
+    uint32_t inner; /* members still owed to a map member (lp_mapw_map) */
 } lp_mapw_t;
 void lp_mapw_str(lp_mapw_t *w, const char *key, const char *value);
 void lp_mapw_int(lp_mapw_t *w, const char *key, long long value);
 void lp_mapw_real(lp_mapw_t *w, const char *key, double value);
 void lp_mapw_bool(lp_mapw_t *w, const char *key, bool value);
 void lp_mapw_nil(lp_mapw_t *w, const char *key);
+/* A map member of `members` members: the next that many writes go into it (one level). */
+void lp_mapw_map(lp_mapw_t *w, const char *key, uint32_t members);
 /* The map (caller frees); the writer is empty again. */
 char *lp_mapw_finish(lp_mapw_t *w, size_t *len);
+/* Make the map w holds the meta (w is emptied), in place of any the message had: the cheap
+ * way to write a meta of known members. */
+void lp_msg_set_meta(lp_msg_t *self, lp_mapw_t *w);
 
 /* Body bytes (borrowed, valid until the body changes); *len may be 0. */
 const void *lp_msg_body(lp_msg_t *self, size_t *len);

@@ -53,62 +53,55 @@ void wk_call_free(wk_job_t *job)
 }
 
 /* What every HEAD, END and ERROR says about where the call went and how long it took. */
-static void s_describe(wk_job_t *job, json_t *meta)
+static void s_describe(wk_job_t *job, lp_mapw_t *w)
 {
     const lp_deployment_t *d = job->d;
     if (!d)
         return;
-    json_object_set_new(meta, "deployment", json_string(d->id));
-    json_object_set_new(meta, "provider", json_string(d->provider->name));
-    json_object_set_new(meta, "provider_model", lp_json_text(d->provider_model));
-    json_object_set_new(meta, "worker", json_string(wk_server_name(s_srv(job))));
+    lp_mapw_str(w, "deployment", d->id);
+    lp_mapw_str(w, "provider", d->provider->name);
+    lp_mapw_str(w, "provider_model", d->provider_model);
+    lp_mapw_str(w, "worker", wk_server_name(s_srv(job)));
     if (job->own) /* the client's upstream: its outcome says nothing of the deployment */
-        json_object_set_new(meta, "clientside", json_true());
+        lp_mapw_bool(w, "clientside", true);
     if (!job->mocked)
-        json_object_set_new(meta, "api_base", lp_json_text(d->public_base ? d->public_base : ""));
+        lp_mapw_str(w, "api_base", d->public_base ? d->public_base : "");
     int64_t now = lp_mono_ns();
     int64_t upstream_us = job->start_ns ? (now - job->start_ns) / 1000 : 0;
     if (job->start_ns) {
-        json_object_set_new(meta, "upstream_us", json_integer(upstream_us));
+        lp_mapw_int(w, "upstream_us", upstream_us);
         if (job->first_byte_ns)
-            json_object_set_new(meta, "ttfb_us",
-                                json_integer((job->first_byte_ns - job->start_ns) / 1000));
+            lp_mapw_int(w, "ttfb_us", (job->first_byte_ns - job->start_ns) / 1000);
     }
     /* The worker's own share: the job's time here less the provider's. */
     if (job->recv_ns)
-        json_object_set_new(meta, "worker_us",
-                            json_integer(LP_MAX((now - job->recv_ns) / 1000 - upstream_us, 0)));
+        lp_mapw_int(w, "worker_us", LP_MAX((now - job->recv_ns) / 1000 - upstream_us, 0));
 }
 
-static void s_usage_meta(json_t *meta, long long p, long long c, long long t)
+/* Usage and its cost. */
+static void s_usage_meta(const wk_job_t *job, lp_mapw_t *w, long long p, long long c, long long t,
+                         bool estimated)
 {
-    json_t *usage = json_object();
-    json_object_set_new(usage, "prompt_tokens", json_integer(p));
-    json_object_set_new(usage, "completion_tokens", json_integer(c));
-    json_object_set_new(usage, "total_tokens", json_integer(t));
-    json_object_set_new(meta, "usage", usage);
-    json_object_set_new(meta, "usage_estimated", json_boolean(false));
-}
-
-static void s_cost_meta(const wk_job_t *job, json_t *meta, long long p, long long c)
-{
+    lp_mapw_map(w, "usage", 3);
+    lp_mapw_int(w, "prompt_tokens", p);
+    lp_mapw_int(w, "completion_tokens", c);
+    lp_mapw_int(w, "total_tokens", t);
+    lp_mapw_bool(w, "usage_estimated", estimated);
     bool known = false, first_miss = false;
     double cost = lp_price_cost(wk_server_prices(s_srv(job)), job->d, p, c, &known, &first_miss);
     if (first_miss && !job->mocked)
         log_warn("no price for %s/%s (deployment %s of '%s'): its calls are logged at zero "
                  "cost; add it to the price table or set input_cost_per_token",
                  job->d->provider->name, job->d->provider_model, job->d->id, job->d->model_name);
-    json_object_set_new(meta, "cost", json_real(cost));
+    lp_mapw_real(w, "cost", cost);
 }
 
-/* Stream usage (the provider's or estimated) into meta, with its cost. */
-static void s_stream_usage_meta(const wk_job_t *job, json_t *meta)
+/* Stream usage (the provider's or estimated) with its cost. */
+static void s_stream_usage_meta(const wk_job_t *job, lp_mapw_t *w)
 {
     long long p, c, t;
     wk_stream_usage(job, &p, &c, &t);
-    s_usage_meta(meta, p, c, t);
-    json_object_set_new(meta, "usage_estimated", json_boolean(!job->have_usage));
-    s_cost_meta(job, meta, p, c);
+    s_usage_meta(job, w, p, c, t, !job->have_usage);
 }
 
 /* ERROR for a job that sent nothing to the client yet (the router may retry it). */
@@ -116,16 +109,20 @@ static void s_reply_fail(wk_job_t *job, const wk_fail_t *fail)
 {
     rlog_info(job->idstr, "attempt %d failed: %d %s", job->attempt, fail->status, fail->message);
     lp_msg_t *m = lp_msg_error(job->id, fail->status, fail->code, fail->message);
-    json_t *meta = lp_msg_meta_rw(m);
+    lp_mapw_t w = {0};
+    lp_mapw_int(&w, "status", fail->status);
+    if (fail->code)
+        lp_mapw_str(&w, "code", fail->code);
     /* A client's own upstream is not retried elsewhere: it chose it. */
-    json_object_set_new(meta, "retryable", json_boolean(fail->retryable && !job->own));
+    lp_mapw_bool(&w, "retryable", fail->retryable && !job->own);
     if (fail->retry_after_ms >= 0)
-        json_object_set_new(meta, "retry_after_ms", json_integer(fail->retry_after_ms));
+        lp_mapw_int(&w, "retry_after_ms", fail->retry_after_ms);
     if (job->status)
-        json_object_set_new(meta, "upstream_status", json_integer(job->status));
+        lp_mapw_int(&w, "upstream_status", job->status);
     if (job->head_sent)
-        s_stream_usage_meta(job, meta);
-    s_describe(job, meta);
+        s_stream_usage_meta(job, &w);
+    s_describe(job, &w);
+    lp_msg_set_meta(m, &w);
     wk_server_send(s_srv(job), &m, job->idstr);
 }
 
@@ -150,11 +147,11 @@ static void s_reply_result(wk_job_t *job, wk_result_t *res)
         res->response = msg;
     }
     lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
-    json_t *meta = lp_msg_meta_rw(m);
-    json_object_set_new(meta, "status", json_integer(200));
-    s_usage_meta(meta, res->prompt_tokens, res->completion_tokens, res->total_tokens);
-    s_cost_meta(job, meta, res->prompt_tokens, res->completion_tokens);
-    s_describe(job, meta);
+    lp_mapw_t w = {0};
+    lp_mapw_int(&w, "status", 200);
+    s_usage_meta(job, &w, res->prompt_tokens, res->completion_tokens, res->total_tokens, false);
+    s_describe(job, &w);
+    lp_msg_set_meta(m, &w);
     size_t len = 0;
     char *body = res->response ? lp_json_dump(res->response, &len) : lp_buf_steal(&res->body, &len);
     lp_msg_give_body(m, body, len);
@@ -169,9 +166,10 @@ static void s_reply_result(wk_job_t *job, wk_result_t *res)
 static void s_send_head(wk_job_t *job)
 {
     lp_msg_t *m = lp_msg_new(LP_CMD_HEAD, job->id);
-    json_t *meta = lp_msg_meta_rw(m);
-    json_object_set_new(meta, "status", json_integer(200));
-    s_describe(job, meta);
+    lp_mapw_t w = {0};
+    lp_mapw_int(&w, "status", 200);
+    s_describe(job, &w);
+    lp_msg_set_meta(m, &w);
     wk_server_send(s_srv(job), &m, job->idstr);
     job->head_sent = true;
 }
@@ -237,14 +235,15 @@ static void s_stream_fail(wk_job_t *job, const wk_fail_t *fail)
         free(err);
     }
     lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
-    json_t *meta = lp_msg_meta_rw(m);
-    json_object_set_new(meta, "status", json_integer(fail->status));
+    lp_mapw_t w = {0};
+    lp_mapw_int(&w, "status", fail->status);
     char code[16];
     snprintf(code, sizeof code, "%d", fail->status);
-    json_object_set_new(meta, "code", json_string(fail->code ? fail->code : code));
-    json_object_set_new(meta, "stream_error", json_true());
-    s_stream_usage_meta(job, meta);
-    s_describe(job, meta);
+    lp_mapw_str(&w, "code", fail->code ? fail->code : code);
+    lp_mapw_bool(&w, "stream_error", true);
+    s_stream_usage_meta(job, &w);
+    s_describe(job, &w);
+    lp_msg_set_meta(m, &w);
     size_t len = 0;
     char *bytes = lp_buf_steal(&job->out, &len);
     lp_msg_give_body(m, bytes, len);
@@ -257,10 +256,11 @@ static void s_stream_ok(wk_job_t *job)
     if (!job->head_sent)
         s_send_head(job);
     lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
-    json_t *meta = lp_msg_meta_rw(m);
-    json_object_set_new(meta, "status", json_integer(200));
-    s_stream_usage_meta(job, meta);
-    s_describe(job, meta);
+    lp_mapw_t w = {0};
+    lp_mapw_int(&w, "status", 200);
+    s_stream_usage_meta(job, &w);
+    s_describe(job, &w);
+    lp_msg_set_meta(m, &w);
     size_t len = 0;
     char *bytes = lp_buf_steal(&job->out, &len);
     lp_msg_give_body(m, bytes, len);

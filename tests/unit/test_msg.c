@@ -892,6 +892,40 @@ static void test_map_writer(void)
     json_decref(got);
 }
 
+/* A map member (lp_mapw_map) takes the next writes; lp_msg_set_meta makes a writer's map a
+ * message's meta, which its readers, an addition and the other side all see. */
+static void test_set_meta(void)
+{
+    lp_mapw_t w = {0};
+    lp_mapw_int(&w, "status", 200);
+    lp_mapw_map(&w, "usage", 2);
+    lp_mapw_int(&w, "prompt_tokens", 3);
+    lp_mapw_int(&w, "total_tokens", 5);
+    lp_mapw_str(&w, "after", "x");
+    lp_msg_t *m = lp_msg_new(LP_CMD_END, s_rid);
+    json_object_set_new(lp_msg_meta_rw(m), "dropped", json_true()); /* replaced whole */
+    lp_msg_set_meta(m, &w);
+    CHECK(w.buf.len == 0 && w.count == 0 && w.inner == 0);
+    bool ok = lp_msg_meta_int(m, "status", 0) == 200 &&
+              lp_msg_meta_sub_int(m, "usage", "total_tokens", 0) == 5 &&
+              strcmp(lp_msg_meta_str(m, "after"), "x") == 0 && !lp_msg_meta_has(m, "dropped");
+    lp_msg_meta_add(m, "group", json_string("g"));
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    int rc = lp_msg_send(&m, p.dealer);
+    if (rc != 0)
+        lp_msg_destroy(&m);
+    lp_msg_t *got = rc == 0 ? recv_msg(p.router, true, err) : NULL;
+    json_t *want = json_pack("{s:i,s:{s:i,s:i},s:s,s:s}", "status", 200, "usage", "prompt_tokens",
+                             3, "total_tokens", 5, "after", "x", "group", "g");
+    ok = ok && got && lp_msg_cmd(got) == LP_CMD_END && json_equal(lp_msg_meta(got), want);
+    json_decref(want);
+    lp_msg_destroy(&got);
+    pair_close(&p);
+    CHECK(ok);
+}
+
 /* ---- member readers (lp_msg_meta_str/_int/_num/_bool/_has/_sub_int) ---- */
 
 /* A MessagePack frame written byte by byte, in widths lp_meta_encode would not choose. */
@@ -1428,6 +1462,7 @@ int main(void)
     RUN(test_malformed);
     RUN(test_edge_valid);
     RUN(test_map_writer);
+    RUN(test_set_meta);
     RUN(test_meta_readers);
     RUN(test_meta_readers_null);
     RUN(test_meta_readers_added);
