@@ -52,6 +52,17 @@ static int64_t s_liveness_ns(void)
 
 /* A message from the router for one request: the start of a stream, a piece of it, or the
  * last word (END/ERROR), which also completes the record of a request already given up. */
+/* Bytes for a streaming client (a CHUNK, or a HEAD's first bytes): cached, counted, queued. */
+static void s_stream_bytes(gw_req_t *req, lp_msg_t **chunk)
+{
+    size_t len = 0;
+    const char *bytes = lp_msg_body(*chunk, &len);
+    if (req->cache)
+        gw_cache_stream_bytes(req, bytes, len);
+    gw_stream_count(&req->out, bytes, len);
+    gw_stream_push(&req->out, chunk);
+}
+
 static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
 {
     const uint8_t *id = lp_msg_req_id(*msg);
@@ -67,26 +78,31 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         return;
     }
     switch (cmd) {
-    case LP_CMD_HEAD:
+    case LP_CMD_HEAD: {
         if (req->state != GW_REQ_WAITING)
             return;
-        gw_req_stream_begin(req, msg);
-        gw_arm_deadline(req);
-        gw_req_resume(req);
-        return;
-    case LP_CMD_CHUNK: {
-        if (!req->streaming)
-            return;
+        /* Its body, when it has one, is the stream's first bytes: queued like a CHUNK's. */
+        lp_msg_t *first = NULL;
         size_t len = 0;
-        const char *bytes = lp_msg_body(*msg, &len);
-        if (req->cache)
-            gw_cache_stream_bytes(req, bytes, len);
-        gw_stream_count(&req->out, bytes, len);
-        gw_stream_push(&req->out, msg);
+        lp_msg_body(*msg, &len);
+        if (len) {
+            first = lp_msg_new(LP_CMD_CHUNK, NULL);
+            lp_msg_share_body(first, *msg);
+        }
+        gw_req_stream_begin(req, msg);
+        if (first)
+            s_stream_bytes(req, &first);
         gw_arm_deadline(req);
         gw_req_resume(req);
         return;
     }
+    case LP_CMD_CHUNK:
+        if (!req->streaming)
+            return;
+        s_stream_bytes(req, msg);
+        gw_arm_deadline(req);
+        gw_req_resume(req);
+        return;
     default:
         break;
     }

@@ -163,13 +163,21 @@ static void s_reply_result(wk_job_t *job, wk_result_t *res)
 
 /* ---- streams ---- */
 
-static void s_send_head(wk_job_t *job)
+/* The stream's HEAD, carrying the first bytes for the client when there are some (one
+ * message less on the way to the first token). */
+static void s_send_head(wk_job_t *job, lp_buf_t *first)
 {
     lp_msg_t *m = lp_msg_new(LP_CMD_HEAD, job->id);
     lp_mapw_t w = {0};
     lp_mapw_int(&w, "status", 200);
     s_describe(job, &w);
     lp_msg_set_meta(m, &w);
+    if (first && first->len) {
+        size_t len = 0;
+        char *bytes = lp_buf_steal(first, &len);
+        lp_msg_give_body(m, bytes, len);
+        job->unacked += len;
+    }
     wk_server_send(s_srv(job), &m, job->idstr);
     job->head_sent = true;
 }
@@ -196,14 +204,16 @@ static void s_translate(wk_job_t *job)
     job->out = events;
 }
 
-/* Send what the adapter produced as one CHUNK (after the HEAD, the first time). */
+/* Send what the adapter produced: in the HEAD the first time, then as one CHUNK. */
 static void s_flush(wk_job_t *job)
 {
     s_translate(job);
     if (job->out.len == 0)
         return;
-    if (!job->head_sent)
-        s_send_head(job);
+    if (!job->head_sent) {
+        s_send_head(job, &job->out);
+        return;
+    }
     lp_msg_t *m = lp_msg_new(LP_CMD_CHUNK, job->id);
     size_t len = 0;
     char *bytes = lp_buf_steal(&job->out, &len);
@@ -254,7 +264,7 @@ static void s_stream_ok(wk_job_t *job)
 {
     s_translate(job);
     if (!job->head_sent)
-        s_send_head(job);
+        s_send_head(job, NULL);
     lp_msg_t *m = lp_msg_new(LP_CMD_END, job->id);
     lp_mapw_t w = {0};
     lp_mapw_int(&w, "status", 200);
