@@ -105,8 +105,8 @@ const char *lp_cmd_name(int cmd)
     return cmd >= 0 && (size_t)cmd < LP_ARRAY_LEN(names) ? names[cmd] : "?";
 }
 
-/* ---- the meta frame: a MessagePack map (PROTOCOL.md), read into and written from jansson
- * values, so every daemon keeps the json_t API while no JSON text is lexed or written ---- */
+/* ---- metas written from jansson values (a tree changed through lp_msg_meta_rw, a QUERY's
+ * arguments): MessagePack (PROTOCOL.md) ---- */
 
 static void s_pack(msgpack_packer *pk, const json_t *v)
 {
@@ -173,14 +173,23 @@ char *lp_meta_encode(const json_t *meta, size_t *len)
 
 /* ---- maps written member by member ---- */
 
-/* The map header goes first but its count is known last: room for the largest (map 32,
- * which every decoder takes whatever the count) is kept at the start. */
-#define S_MAPW_HEAD 5
+/* A map's header goes first but its count is known last: room for the largest (map 32,
+ * which every decoder takes whatever the count) is kept, the count written at the end. */
+static void s_map32_start(lp_buf_t *b)
+{
+    lp_buf_append(b, "\xdf\0\0\0\0", 5);
+}
+
+static void s_map32_count(lp_buf_t *b, size_t at, uint32_t count)
+{
+    for (int i = 0; i < 4; i++)
+        b->data[at + 1 + (size_t)i] = (char)(count >> (24 - 8 * i));
+}
 
 static msgpack_packer s_mapw_key(lp_mapw_t *w, const char *key)
 {
     if (w->buf.len == 0)
-        lp_buf_append(&w->buf, "\xdf\0\0\0\0", S_MAPW_HEAD);
+        s_map32_start(&w->buf);
     if (w->inner)
         w->inner--;
     else
@@ -216,7 +225,10 @@ void lp_mapw_int(lp_mapw_t *w, const char *key, long long value)
 void lp_mapw_real(lp_mapw_t *w, const char *key, double value)
 {
     msgpack_packer pk = s_mapw_key(w, key);
-    msgpack_pack_double(&pk, value);
+    if (isfinite(value))
+        msgpack_pack_double(&pk, value);
+    else
+        msgpack_pack_nil(&pk); /* receivers refuse a meta with a number that is not finite */
 }
 
 void lp_mapw_bool(lp_mapw_t *w, const char *key, bool value)
@@ -236,6 +248,7 @@ void lp_mapw_nil(lp_mapw_t *w, const char *key)
 
 void lp_mapw_map(lp_mapw_t *w, const char *key, uint32_t members)
 {
+    lp_assert(w->inner == 0); /* one level */
     msgpack_packer pk = s_mapw_key(w, key);
     msgpack_pack_map(&pk, members);
     w->inner = members;
@@ -243,11 +256,11 @@ void lp_mapw_map(lp_mapw_t *w, const char *key, uint32_t members)
 
 char *lp_mapw_finish(lp_mapw_t *w, size_t *len)
 {
+    lp_assert(w->inner == 0); /* a map member got all its members */
     if (w->buf.len == 0)
         lp_buf_append(&w->buf, "\x80", 1); /* the empty map */
     else
-        for (int i = 0; i < 4; i++)
-            w->buf.data[1 + i] = (char)(w->count >> (24 - 8 * i));
+        s_map32_count(&w->buf, 0, w->count);
     w->count = 0;
     w->inner = 0;
     return lp_buf_steal(&w->buf, len);
@@ -737,9 +750,12 @@ lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err)
     zmq_msg_t *head = &frames[base];
     const uint8_t *h = zmq_msg_data(head);
     size_t size = zmq_msg_size(head);
-    if (size < S_HEAD_FIXED || h[LP_PROTO_SIGNATURE_LEN] == 0 ||
-        h[LP_PROTO_SIGNATURE_LEN] > LP_CMD_MAX) {
-        lp_err_set(err, "unknown command");
+    if (size < S_HEAD_FIXED) {
+        lp_err_set(err, "header frame of %zu bytes", size);
+        goto done;
+    }
+    if (h[LP_PROTO_SIGNATURE_LEN] == 0 || h[LP_PROTO_SIGNATURE_LEN] > LP_CMD_MAX) {
+        lp_err_set(err, "unknown command %u", h[LP_PROTO_SIGNATURE_LEN]);
         goto done;
     }
     size_t idlen = h[LP_PROTO_SIGNATURE_LEN + 1];
@@ -871,7 +887,7 @@ static void s_head_build(lp_msg_t *self)
         s_item_t top = {.kind = S_MAP};
         if (len > 0)
             s_read(&r, &top); /* a map: the frame was checked on receipt */
-        lp_buf_append(&b, "\xdf\0\0\0\0", S_MAPW_HEAD); /* map 32, its count written last */
+        s_map32_start(&b);
         uint32_t count = 0;
         for (uint32_t i = 0; i < top.v.n; i++) {
             size_t from = r.pos;
@@ -893,8 +909,7 @@ static void s_head_build(lp_msg_t *self)
             s_pack(&pk, v);
             count++;
         }
-        for (int i = 0; i < 4; i++)
-            b.data[meta_off + 1 + (size_t)i] = (char)(count >> (24 - 8 * i));
+        s_map32_count(&b, meta_off, count);
         /* The tree, if built, says the same as the frame now (a failed send leaves it whole).
          * The additions stay until the message goes (lp_msg_destroy, after a send too): a
          * string read from one must outlive a failed send; a send again writes them again in

@@ -2,7 +2,8 @@
  * else in the tree knows the frame order or the meta's encoding (MessagePack). A received
  * meta is checked in one pass that notes its top-level members; the lp_msg_meta_<type>
  * readers take them from there, and a jansson tree is built only for lp_msg_meta(). Metas
- * are written from jansson values, usage records field by field (lp_mapw).
+ * of known members (the worker's, usage records) are written field by field (lp_mapw,
+ * lp_msg_set_meta), others from jansson values.
  * Bodies travel as zmq_msg_t: moved or shared between messages without copying. */
 #ifndef LP_MSG_H
 #define LP_MSG_H
@@ -36,7 +37,7 @@ lp_msg_t *lp_msg_recv(void *socket, bool from_router, char *err);
 LP_MUSTCHECK int lp_msg_send(lp_msg_t **self_p, void *socket);
 
 lp_cmd_t lp_msg_cmd(const lp_msg_t *self);
-/* Change the command (the router relays a message under another name). */
+/* Change the command (a message sent on under another name; tests use it). */
 void lp_msg_set_cmd(lp_msg_t *self, lp_cmd_t cmd);
 /* The request id bytes, or NULL when the message has none. */
 const uint8_t *lp_msg_req_id(const lp_msg_t *self);
@@ -67,8 +68,8 @@ void lp_msg_meta_add(lp_msg_t *self, const char *key, json_t *value);
  * meta is unchanged, so lp_msg_meta_add on self is the cheap path too. */
 void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src);
 /* One member of the meta, as the lp_json_* readers read it from an object: a string
- * (borrowed, valid while the message lives unless its member is replaced after lp_msg_meta()
- * built the tree; NULL when absent or not a string), an integer,
+ * (borrowed, valid while the message lives and the member is not replaced: lp_msg_meta_add of
+ * the same key, lp_msg_meta_rw, lp_msg_set_meta; NULL when absent or not a string), an integer,
  * a number (integer or real), a boolean, present at all (null included), or an integer
  * member of an object member (parent.key). Without a tree they read the received frame.
  * self may be NULL (as a message without the member). */

@@ -1,15 +1,16 @@
 /* lp_proto: constants of the llm-proxy wire protocol (see PROTOCOL.md). Every message is
- *   [identity] "LPX2" | cmd (1 byte) | req_id (16 bytes or empty) | meta (MessagePack map or empty)
- * | body The signature carries the major version; a breaking change bumps it. */
+ * [identity] then two frames: a header ("LPX3", the command byte, the request id's length
+ * (0 or 16) and the id, then the meta: a MessagePack map, or nothing) and the body. The
+ * signature carries the major version; a breaking change bumps it. */
 #ifndef LP_PROTO_H
 #define LP_PROTO_H
 
-/* Protocol id and major version, frame 0 of every message. */
+/* Protocol id and major version, the header frame's first bytes. */
 #define LP_PROTO_SIGNATURE     "LPX3"
 #define LP_PROTO_SIGNATURE_LEN 4
 /* Request ids are 16 random bytes (a version-4 UUID). */
 #define LP_REQ_ID_LEN 16
-/* Meta frames are small routing headers; anything bigger is malformed. */
+/* Metas are small routing headers; anything bigger is malformed. */
 #define LP_META_MAX 65536
 
 /* Every link sends HEARTBEAT this often when otherwise idle; a peer silent for LIVENESS

@@ -108,7 +108,10 @@ static void s_stream_usage_meta(const wk_job_t *job, lp_mapw_t *w)
 static void s_reply_fail(wk_job_t *job, const wk_fail_t *fail)
 {
     rlog_info(job->idstr, "attempt %d failed: %d %s", job->attempt, fail->status, fail->message);
-    lp_msg_t *m = lp_msg_error(job->id, fail->status, fail->code, fail->message);
+    lp_msg_t *m = lp_msg_new(LP_CMD_ERROR, job->id);
+    size_t len = 0;
+    char *body = lp_error_body(fail->status, NULL, fail->code, NULL, fail->message, &len);
+    lp_msg_give_body(m, body, len);
     lp_mapw_t w = {0};
     lp_mapw_int(&w, "status", fail->status);
     if (fail->code)

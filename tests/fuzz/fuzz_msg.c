@@ -6,7 +6,9 @@
  * flags bit 0: send from a DEALER to a ROUTER (the ROUTER adds the identity frame) and decode
  *              with from_router = true; otherwise send over a PAIR and decode with
  *              from_router = bit 2 (the first frame is then the identity);
- * flags bit 1: change the meta before sending the decoded message back.
+ * flags bit 1: change the meta before sending the decoded message back;
+ * flags bit 3: add members with lp_msg_meta_add (one replacing "model", which the meta may
+ *              have) before sending it back, so the splice path writes the meta.
  * Sockets are created once (inproc). Every message must be consumed whole; a decoded message
  * must be valid (known command, 16-byte or no request id, meta an object), its member readers
  * (which read the frame, not a tree) must say what the tree says, and sending it back with
@@ -127,17 +129,29 @@ static void s_check(lp_msg_t *m, bool expect_identity)
 }
 
 /* Send m back the way it came and check it decodes to the same message. */
-static void s_round_trip(lp_msg_t *m, bool modify, void *send_on, void *recv_on,
+static void s_round_trip(lp_msg_t *m, bool modify, bool add, void *send_on, void *recv_on,
                          bool recv_from_router)
 {
     if (modify)
         json_object_set_new(lp_msg_meta_rw(m), "fuzz", json_integer(42));
+    /* What the other side must read (taken before any addition: reading the whole meta
+     * after one would fold it into the tree, and the send would not splice). */
+    json_t *meta = json_deep_copy(lp_msg_meta(m));
+    if (add) {
+        json_t *added = json_pack("{s:s,s:i}", "model", "fuzz-group", "fuzz-added", 7);
+        const char *key;
+        json_t *v;
+        json_object_foreach(added, key, v) lp_msg_meta_add(m, key, json_incref(v));
+        json_object_update(meta, added);
+        json_decref(added);
+        FZ_CHECK(strcmp(lp_msg_meta_str(m, "model"), "fuzz-group") == 0,
+                 "an addition does not read back");
+    }
     lp_cmd_t cmd = lp_msg_cmd(m);
     const uint8_t *rid = lp_msg_req_id(m);
     uint8_t id[LP_REQ_ID_LEN];
     if (rid)
         memcpy(id, rid, sizeof id);
-    json_t *meta = json_deep_copy(lp_msg_meta(m));
     size_t len = 0;
     const void *b = lp_msg_body(m, &len);
     void *body = malloc(len ? len : 1);
@@ -170,6 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nframes = 1 + data[1] % S_MAX_FRAMES;
     bool via_router = flags & 1;
     bool modify = flags & 2;
+    bool add = flags & 8;
     bool pair_identity = !via_router && (flags & 4);
     void *out = via_router ? s_dealer : s_pair_a;
     void *in = via_router ? s_router : s_pair_b;
@@ -216,8 +231,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     s_check(m, from_router);
     if (via_router)
-        s_round_trip(m, modify, s_router, s_dealer, false);
+        s_round_trip(m, modify, add, s_router, s_dealer, false);
     else
-        s_round_trip(m, modify, s_pair_b, s_pair_a, pair_identity);
+        s_round_trip(m, modify, add, s_pair_b, s_pair_a, pair_identity);
     return 0;
 }
