@@ -1,14 +1,13 @@
 #include "lg_line.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lp_json.h"
-
-static const char *s_str(const json_t *rec, const char *key, const char *def)
+static const char *s_str(const lp_mview_t *rec, const char *key, const char *def)
 {
-    const char *v = lp_json_str(rec, key);
+    const char *v = lp_mview_str(rec, key);
     return v && *v ? v : def;
 }
 
@@ -23,18 +22,15 @@ static void s_put(lp_buf_t *out, const char *s, size_t max)
     }
 }
 
-void lg_line_format(const json_t *rec, lg_format_t format, bool colour, lp_buf_t *out)
+void lg_line_format(const lp_mview_t *rec, const char *json, lg_format_t format, bool colour,
+                    lp_buf_t *out)
 {
     if (format == LG_FORMAT_JSON) {
-        char *text = json_dumps(rec, JSON_COMPACT);
-        if (text) {
-            lp_buf_puts(out, text);
-            free(text);
-        }
+        lp_buf_puts(out, json ? json : "{}");
         lp_buf_puts(out, "\n");
         return;
     }
-    long long status = lp_json_int(rec, "http_status", 0);
+    long long status = lp_mview_int(rec, "http_status", 0);
     const char *on = "", *off = "";
     if (colour) {
         on = status >= 500 ? "\033[31m" : status >= 400 ? "\033[33m" : "\033[32m";
@@ -50,19 +46,19 @@ void lg_line_format(const json_t *rec, lg_format_t format, bool colour, lp_buf_t
         lp_buf_puts(out, "/");
         s_put(out, s_str(rec, "model", "-"), 120);
     }
-    lp_buf_printf(out, " %.1fms", lp_json_num(rec, "duration_ms", 0));
-    json_t *ttft = json_object_get(rec, "ttft_ms");
-    if (json_is_number(ttft) && json_is_true(json_object_get(rec, "stream")))
-        lp_buf_printf(out, " ttft=%.1fms", json_number_value(ttft));
-    lp_buf_printf(out, " in=%lld out=%lld $%.6f", lp_json_int(rec, "prompt_tokens", 0),
-                  lp_json_int(rec, "completion_tokens", 0), lp_json_num(rec, "spend", 0));
+    lp_buf_printf(out, " %.1fms", lp_mview_num(rec, "duration_ms", 0));
+    double ttft = lp_mview_num(rec, "ttft_ms", NAN);
+    if (!isnan(ttft) && lp_mview_bool(rec, "stream", false))
+        lp_buf_printf(out, " ttft=%.1fms", ttft);
+    lp_buf_printf(out, " in=%lld out=%lld $%.6f", lp_mview_int(rec, "prompt_tokens", 0),
+                  lp_mview_int(rec, "completion_tokens", 0), lp_mview_num(rec, "spend", 0));
     const char *key = s_str(rec, "api_key", "-");
     lp_buf_puts(out, " key=");
     s_put(out, key, 8);
-    lp_buf_printf(out, " try=%lld", lp_json_int(rec, "attempts", 0));
-    if (json_is_true(json_object_get(rec, "cache_hit")))
+    lp_buf_printf(out, " try=%lld", lp_mview_int(rec, "attempts", 0));
+    if (lp_mview_bool(rec, "cache_hit", false))
         lp_buf_puts(out, " cache=hit");
-    if (json_is_true(json_object_get(rec, "client_gone")))
+    if (lp_mview_bool(rec, "client_gone", false))
         lp_buf_puts(out, " client=gone");
     const char *err = s_str(rec, "error_code", NULL);
     if (err) {

@@ -6,14 +6,16 @@
 #ifndef LG_LINE_H
 #define LG_LINE_H
 
-#include <jansson.h>
 #include <stdbool.h>
 
 #include "lp_buf.h"
+#include "lp_msg.h"
 
 typedef enum { LG_FORMAT_TEXT, LG_FORMAT_JSON } lg_format_t;
 
-/* Append the line for record to out (with the newline). colour: ANSI colours by status. */
-void lg_line_format(const json_t *record, lg_format_t format, bool colour, lp_buf_t *out);
+/* Append the line for record to out (with the newline). colour: ANSI colours by status.
+ * In the JSON form the line is json, the record as JSON text (without its newline). */
+void lg_line_format(const lp_mview_t *record, const char *json, lg_format_t format, bool colour,
+                    lp_buf_t *out);
 
 #endif

@@ -150,40 +150,52 @@ static void s_turn_acks(lg_server_t *self, bool ok)
         lp_timer_start(self->loop, &self->ack_timer, LG_ACK_MS, s_on_ack_timer, self);
 }
 
-/* One record of a RECORD (taken): spooled as a line of JSON (or only printed), then
- * acknowledged. */
-static void s_on_record(lg_server_t *self, lp_msg_t *msg, json_t *rec)
+/* The record as one line of JSON (JSON escapes every newline), for the spool and the JSON
+ * form of the operator's line; NULL when neither wants it. Caller frees. */
+static char *s_record_json(lg_server_t *self, const lp_mview_t *rec, size_t *len)
+{
+    *len = 0;
+    if (!self->spool && self->format != LG_FORMAT_JSON)
+        return NULL;
+    size_t n = 0;
+    const void *bytes = lp_mview_bytes(rec, &n);
+    char err[LP_ERR_LEN];
+    json_t *tree = lp_meta_decode(bytes, n, err); /* cannot fail: the view checked it */
+    char *line = tree ? lp_json_dump(tree, len) : NULL;
+    json_decref(tree);
+    return line;
+}
+
+/* One record of a RECORD: spooled as a line of JSON (or only printed), then acknowledged. */
+static void s_on_record(lg_server_t *self, lp_msg_t *msg, const lp_mview_t *rec)
 {
     uint8_t id[LP_REQ_ID_LEN];
-    const char *rid = lp_json_str(rec, "request_id");
+    const char *rid = lp_mview_str(rec, "request_id");
     if (!rid || lp_req_id_parse(rid, id) < 0) {
         /* Without its id it cannot be acknowledged (a sender resends it: said once per
          * 1000), and resending could not fix it. */
         if (self->malformed++ % 1000 == 0)
             log_warn("dropping a usage record without a request_id (%llu so far)", self->malformed);
-        json_decref(rec);
         return;
     }
+    size_t len = 0;
+    char *line = s_record_json(self, rec, &len);
     if (self->spool) {
-        size_t len = 0;
-        char *line = lp_json_dump(rec, &len); /* one line: JSON escapes every newline */
-        int rc = lg_spool_add(self->spool, line, len);
-        free(line);
-        if (rc < 0) {
+        if (!line || lg_spool_add(self->spool, line, len) < 0) {
             /* Not printed either: the gateway sends it again, and then it is. */
             if (self->refused++ % 1000 == 0)
                 log_error("spool full (%.1f MiB): not acknowledging records until PostgreSQL "
                           "catches up; %llu refused so far",
                           (double)lg_spool_max(self->spool) / (1 << 20), self->refused);
-            json_decref(rec);
+            free(line);
             return;
         }
         self->spooled++;
     }
     self->records++;
-    lg_line_format(rec, self->format, self->colour, &self->out);
+    lg_line_format(rec, line, self->format, self->colour, &self->out);
+    free(line);
     lg_summary_add(self->summary, rec);
-    json_decref(rec);
     s_ack_later(self, msg, id); /* spooled, or stdout is the destination */
 }
 
@@ -195,7 +207,7 @@ static void s_on_records(lg_server_t *self, lp_msg_t *msg)
     const char *body = lp_msg_body(msg, &len);
     while (off < len) {
         char err[LP_ERR_LEN];
-        json_t *rec = lp_meta_decode_next(body, len, &off, err);
+        lp_mview_t *rec = lp_mview_next(body, len, &off, err);
         if (!rec) {
             /* The rest cannot be found again: its records are resent after 3 s. */
             if (self->malformed++ % 1000 == 0)
@@ -204,6 +216,7 @@ static void s_on_records(lg_server_t *self, lp_msg_t *msg)
             return;
         }
         s_on_record(self, msg, rec);
+        lp_mview_destroy(&rec);
     }
 }
 

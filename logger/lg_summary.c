@@ -1,5 +1,6 @@
 #include "lg_summary.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,9 +79,9 @@ static void s_sample(lg_summary_t *self, double *arr, size_t *n, unsigned long l
         arr[j] = v;
 }
 
-void lg_summary_add(lg_summary_t *self, const json_t *rec)
+void lg_summary_add(lg_summary_t *self, const lp_mview_t *rec)
 {
-    const char *group = lp_json_str(rec, "model_group");
+    const char *group = lp_mview_str(rec, "model_group");
     group = group ? group : "-";
     s_group_t *g = lp_map_get(self->groups, group, strlen(group));
     if (!g) {
@@ -91,23 +92,24 @@ void lg_summary_add(lg_summary_t *self, const json_t *rec)
         lp_map_put(self->groups, group, strlen(group), g);
     }
     g->requests++;
-    if (lp_json_int(rec, "http_status", 0) >= 400)
+    if (lp_mview_int(rec, "http_status", 0) >= 400)
         g->errors++;
-    g->prompt += (unsigned long long)lp_json_int(rec, "prompt_tokens", 0);
-    g->completion += (unsigned long long)lp_json_int(rec, "completion_tokens", 0);
-    g->spend += lp_json_num(rec, "spend", 0);
+    g->prompt += (unsigned long long)lp_mview_int(rec, "prompt_tokens", 0);
+    g->completion += (unsigned long long)lp_mview_int(rec, "completion_tokens", 0);
+    g->spend += lp_mview_num(rec, "spend", 0);
     g->seen++;
-    s_sample(self, g->lat, &g->nlat, g->seen, lp_json_num(rec, "duration_ms", 0));
-    if (json_is_number(json_object_get(rec, "upstream_ms"))) {
+    s_sample(self, g->lat, &g->nlat, g->seen, lp_mview_num(rec, "duration_ms", 0));
+    double upstream = lp_mview_num(rec, "upstream_ms", NAN);
+    if (!isnan(upstream)) {
         g->timed++;
-        g->upstream_ms += lp_json_num(rec, "upstream_ms", 0);
-        g->proxy_ms += lp_json_num(rec, "gateway_ms", 0) + lp_json_num(rec, "router_ms", 0) +
-                       lp_json_num(rec, "worker_ms", 0);
+        g->upstream_ms += upstream;
+        g->proxy_ms += lp_mview_num(rec, "gateway_ms", 0) + lp_mview_num(rec, "router_ms", 0) +
+                       lp_mview_num(rec, "worker_ms", 0);
     }
-    json_t *ttft = json_object_get(rec, "ttft_ms");
-    if (lp_json_bool(rec, "stream", false) && json_is_number(ttft)) {
+    double ttft = lp_mview_num(rec, "ttft_ms", NAN);
+    if (lp_mview_bool(rec, "stream", false) && !isnan(ttft)) {
         g->ttft_seen++;
-        s_sample(self, g->ttft, &g->nttft, g->ttft_seen, json_number_value(ttft));
+        s_sample(self, g->ttft, &g->nttft, g->ttft_seen, ttft);
     }
 }
 

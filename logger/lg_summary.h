@@ -9,6 +9,7 @@
 
 #include "lg_line.h"
 #include "lp_buf.h"
+#include "lp_msg.h"
 
 /* Latency samples kept per group per interval (a uniform reservoir beyond). */
 #define LG_SUMMARY_SAMPLES 4096
@@ -18,7 +19,7 @@ typedef struct lg_summary lg_summary_t;
 lg_summary_t *lg_summary_new(void);
 void lg_summary_destroy(lg_summary_t **self_p);
 /* Count one usage record. */
-void lg_summary_add(lg_summary_t *self, const json_t *record);
+void lg_summary_add(lg_summary_t *self, const lp_mview_t *record);
 /* Append the lines of the interval that ends now (nothing when there was no traffic) and
  * start a new interval. */
 void lg_summary_flush(lg_summary_t *self, double interval_s, lg_format_t format, lp_buf_t *out);

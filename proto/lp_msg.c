@@ -40,13 +40,16 @@ typedef struct {
     const char *text; /* S_STR: NUL-terminated copy */
 } s_member_t;
 
-/* The members of a received meta and their strings, in one allocation. A splice makes the
- * index stale but keeps the block until the message goes, so strings handed out stay valid. */
-typedef struct s_index {
-    struct s_index *older;
+/* A checked map, its members and their strings, in one allocation. A message's splice makes
+ * its view stale but keeps it (chained) until the message goes, so strings handed out stay
+ * valid. */
+struct lp_mview {
+    lp_mview_t *older;
+    const uint8_t *base; /* the map's bytes (borrowed) */
+    size_t len;
     uint32_t count;
     s_member_t members[];
-} s_index_t;
+};
 
 struct lp_msg {
     zmq_msg_t identity;
@@ -54,9 +57,9 @@ struct lp_msg {
     uint8_t cmd;
     bool has_req_id;
     uint8_t req_id[LP_REQ_ID_LEN];
-    zmq_msg_t head;   /* the header frame as received (or last built): resent when unchanged */
-    size_t meta_off;  /* where head's meta starts */
-    s_index_t *index; /* the meta's members when index_ok; older blocks chained */
+    zmq_msg_t head;    /* the header frame as received (or last built): resent when unchanged */
+    size_t meta_off;   /* where head's meta starts */
+    lp_mview_t *index; /* the meta's members when index_ok; stale views chained */
     bool index_ok;
     json_t *meta; /* the tree, built only when asked for (lp_msg_meta) */
     bool meta_dirty;
@@ -87,7 +90,7 @@ void lp_msg_destroy(lp_msg_t **self_p)
     zmq_msg_close(&self->head);
     zmq_msg_close(&self->body);
     while (self->index) {
-        s_index_t *older = self->index->older;
+        lp_mview_t *older = self->index->older;
         free(self->index);
         self->index = older;
     }
@@ -626,12 +629,9 @@ static const uint8_t *s_meta_bytes(lp_msg_t *self, size_t *len)
     return (const uint8_t *)zmq_msg_data(&self->head) + self->meta_off;
 }
 
-/* Check a received meta frame and note its top-level members (s_index_t); -1 with a reason
- * when it is not a valid meta. */
-static int s_index(lp_msg_t *self, char *err)
+/* Check the map at p (within len) and note its members; NULL with a reason in err. */
+static lp_mview_t *s_view(const uint8_t *p, size_t len, char *err)
 {
-    size_t len = 0;
-    const uint8_t *p = s_meta_bytes(self, &len);
     s_reader_t r = {p, len, 0, NULL};
     s_item_t top;
     bool ok = s_read(&r, &top);
@@ -641,23 +641,23 @@ static int s_index(lp_msg_t *self, char *err)
     }
     if (!ok) {
         lp_err_set(err, "%s", r.why);
-        return -1;
+        return NULL;
     }
-    /* the members, then room for each string value and its NUL (at most the frame's size) */
+    /* the members, then room for each string value and its NUL (at most the data's size) */
     size_t texts = len + top.v.n;
-    s_index_t *ix = lp_malloc(sizeof *ix + top.v.n * sizeof(s_member_t) + texts);
-    ix->count = top.v.n;
-    if (!s_check_map(&r, 1, top.v.n, ix->members) || r.pos != len) {
-        if (!r.why)
-            lp_err_set(err, "%zu bytes after the map", len - r.pos);
-        else
-            lp_err_set(err, "%s", r.why);
-        free(ix);
-        return -1;
+    lp_mview_t *v = lp_malloc(sizeof *v + top.v.n * sizeof(s_member_t) + texts);
+    v->older = NULL;
+    v->base = p;
+    v->count = top.v.n;
+    if (!s_check_map(&r, 1, top.v.n, v->members)) {
+        lp_err_set(err, "%s", r.why);
+        free(v);
+        return NULL;
     }
-    char *t = (char *)(ix->members + ix->count);
-    for (uint32_t i = 0; i < ix->count; i++) {
-        s_member_t *m = &ix->members[i];
+    v->len = r.pos;
+    char *t = (char *)(v->members + v->count);
+    for (uint32_t i = 0; i < v->count; i++) {
+        s_member_t *m = &v->members[i];
         if (m->val.kind == S_STR) {
             memcpy(t, m->val.str, m->val.len);
             t[m->val.len] = '\0';
@@ -665,14 +665,136 @@ static int s_index(lp_msg_t *self, char *err)
             t += m->val.len + 1;
         }
     }
-    ix->older = self->index;
-    self->index = ix;
+    return v;
+}
+
+lp_mview_t *lp_mview_next(const void *data, size_t len, size_t *off, char *err)
+{
+    lp_mview_t *v = s_view((const uint8_t *)data + *off, len - *off, err);
+    if (v)
+        *off += v->len;
+    return v;
+}
+
+void lp_mview_destroy(lp_mview_t **self_p)
+{
+    free(*self_p);
+    *self_p = NULL;
+}
+
+const void *lp_mview_bytes(const lp_mview_t *self, size_t *len)
+{
+    *len = self->len;
+    return self->base;
+}
+
+static const s_member_t *s_mview_find(const lp_mview_t *v, const char *key)
+{
+    if (!v)
+        return NULL;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < v->count; i++) {
+        const s_member_t *m = &v->members[i];
+        if (m->klen == klen && memcmp(v->base + m->key, key, klen) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/* A member's value as the lp_json_* readers take it from an object (m NULL: absent). */
+static const char *s_m_str(const s_member_t *m)
+{
+    return m && m->val.kind == S_STR ? m->text : NULL;
+}
+
+static long long s_m_int(const s_member_t *m, long long def)
+{
+    return m && m->val.kind == S_INT ? m->val.v.i : def;
+}
+
+static double s_m_num(const s_member_t *m, double def)
+{
+    if (m && m->val.kind == S_INT)
+        return (double)m->val.v.i;
+    return m && m->val.kind == S_REAL ? m->val.v.d : def;
+}
+
+static bool s_m_bool(const s_member_t *m, bool def)
+{
+    return m && m->val.kind == S_BOOL ? m->val.v.b : def;
+}
+
+/* An integer member of the map member m of view v. */
+static long long s_m_sub_int(const lp_mview_t *v, const s_member_t *m, const char *key,
+                             long long def)
+{
+    if (!m || m->val.kind != S_MAP)
+        return def;
+    s_reader_t r = {v->base, v->len, m->at, NULL};
+    s_item_t map, k, x;
+    s_read(&r, &map);
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map.v.n; i++) {
+        s_read(&r, &k);
+        if (k.len == klen && memcmp(k.str, key, klen) == 0)
+            return s_read(&r, &x) && x.kind == S_INT ? x.v.i : def;
+        s_skip(&r);
+    }
+    return def;
+}
+
+const char *lp_mview_str(const lp_mview_t *self, const char *key)
+{
+    return s_m_str(s_mview_find(self, key));
+}
+
+long long lp_mview_int(const lp_mview_t *self, const char *key, long long def)
+{
+    return s_m_int(s_mview_find(self, key), def);
+}
+
+double lp_mview_num(const lp_mview_t *self, const char *key, double def)
+{
+    return s_m_num(s_mview_find(self, key), def);
+}
+
+bool lp_mview_bool(const lp_mview_t *self, const char *key, bool def)
+{
+    return s_m_bool(s_mview_find(self, key), def);
+}
+
+bool lp_mview_has(const lp_mview_t *self, const char *key)
+{
+    return s_mview_find(self, key) != NULL;
+}
+
+long long lp_mview_sub_int(const lp_mview_t *self, const char *parent, const char *key,
+                           long long def)
+{
+    return s_m_sub_int(self, s_mview_find(self, parent), key, def);
+}
+
+/* Check the message's meta (the whole rest of its header frame) and note its members as
+ * the current view; -1 with a reason when it is not a valid meta. */
+static int s_index(lp_msg_t *self, char *err)
+{
+    size_t len = 0;
+    const uint8_t *p = s_meta_bytes(self, &len);
+    lp_mview_t *v = s_view(p, len, err);
+    if (v && v->len != len) {
+        lp_err_set(err, "%zu bytes after the map", len - v->len);
+        lp_mview_destroy(&v);
+    }
+    if (!v)
+        return -1;
+    v->older = self->index;
+    self->index = v;
     self->index_ok = true;
     return 0;
 }
 
-/* The received member named key, or NULL. */
-static const s_member_t *s_find(lp_msg_t *self, const char *key)
+/* The message's current view of its received meta (NULL when it has none). */
+static const lp_mview_t *s_msg_view(lp_msg_t *self)
 {
     if (!self->index_ok) {
         char err[LP_ERR_LEN];
@@ -681,15 +803,7 @@ static const s_member_t *s_find(lp_msg_t *self, const char *key)
         if (len == 0 || s_index(self, err) < 0)
             return NULL; /* cannot fail: the frame was checked when it came */
     }
-    size_t len = 0;
-    const uint8_t *raw = s_meta_bytes(self, &len);
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < self->index->count; i++) {
-        const s_member_t *m = &self->index->members[i];
-        if (m->klen == klen && memcmp(raw + m->key, key, klen) == 0)
-            return m;
-    }
-    return NULL;
+    return self->index;
 }
 
 /* Read and drop whatever is left of a multipart message. */
@@ -1088,22 +1202,24 @@ void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src)
 }
 
 /* Where a member is read: a pending addition, else the tree once there is one (*json true,
- * the value returned), else the received frame (*m). */
-static const json_t *s_member(lp_msg_t *self, const char *key, bool *json, const s_member_t **m)
+ * the value returned), else the received frame (*m, in *view). */
+static const json_t *s_member(lp_msg_t *self, const char *key, bool *json, const s_member_t **m,
+                              const lp_mview_t **view)
 {
-    if (!self) {
-        *json = false;
-        *m = NULL;
+    *json = false;
+    *m = NULL;
+    if (!self)
         return NULL;
-    }
     json_t *v = self->extra ? json_object_get(self->extra, key) : NULL;
     *json = v || self->meta;
-    *m = NULL;
     if (v)
         return v;
     if (self->meta)
         return json_object_get(self->meta, key);
-    *m = s_find(self, key);
+    const lp_mview_t *mv = s_msg_view(self);
+    if (view)
+        *view = mv;
+    *m = s_mview_find(mv, key);
     return NULL;
 }
 
@@ -1111,49 +1227,45 @@ const char *lp_msg_meta_str(lp_msg_t *self, const char *key)
 {
     bool json;
     const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m);
-    if (json)
-        return json_string_value(v);
-    return m && m->val.kind == S_STR ? m->text : NULL;
+    const json_t *v = s_member(self, key, &json, &m, NULL);
+    return json ? json_string_value(v) : s_m_str(m);
 }
 
 long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def)
 {
     bool json;
     const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m);
+    const json_t *v = s_member(self, key, &json, &m, NULL);
     if (json)
         return json_is_integer(v) ? (long long)json_integer_value(v) : def;
-    return m && m->val.kind == S_INT ? m->val.v.i : def;
+    return s_m_int(m, def);
 }
 
 double lp_msg_meta_num(lp_msg_t *self, const char *key, double def)
 {
     bool json;
     const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m);
+    const json_t *v = s_member(self, key, &json, &m, NULL);
     if (json)
         return json_is_number(v) ? json_number_value(v) : def;
-    if (m && m->val.kind == S_INT)
-        return (double)m->val.v.i;
-    return m && m->val.kind == S_REAL ? m->val.v.d : def;
+    return s_m_num(m, def);
 }
 
 bool lp_msg_meta_bool(lp_msg_t *self, const char *key, bool def)
 {
     bool json;
     const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m);
+    const json_t *v = s_member(self, key, &json, &m, NULL);
     if (json)
         return json_is_boolean(v) ? json_is_true(v) : def;
-    return m && m->val.kind == S_BOOL ? m->val.v.b : def;
+    return s_m_bool(m, def);
 }
 
 bool lp_msg_meta_has(lp_msg_t *self, const char *key)
 {
     bool json;
     const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m);
+    const json_t *v = s_member(self, key, &json, &m, NULL);
     return json ? v != NULL : m != NULL;
 }
 
@@ -1161,26 +1273,13 @@ long long lp_msg_meta_sub_int(lp_msg_t *self, const char *parent, const char *ke
 {
     bool json;
     const s_member_t *m;
-    const json_t *v = s_member(self, parent, &json, &m);
+    const lp_mview_t *view = NULL;
+    const json_t *v = s_member(self, parent, &json, &m, &view);
     if (json) {
         const json_t *x = json_object_get(v, key);
         return json_is_integer(x) ? (long long)json_integer_value(x) : def;
     }
-    if (!m || m->val.kind != S_MAP)
-        return def;
-    size_t len = 0;
-    const uint8_t *meta = s_meta_bytes(self, &len);
-    s_reader_t r = {meta, len, m->at, NULL};
-    s_item_t map, k, x;
-    s_read(&r, &map);
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map.v.n; i++) {
-        s_read(&r, &k);
-        if (k.len == klen && memcmp(k.str, key, klen) == 0)
-            return s_read(&r, &x) && x.kind == S_INT ? x.v.i : def;
-        s_skip(&r);
-    }
-    return def;
+    return s_m_sub_int(view, m, key, def);
 }
 
 const void *lp_msg_body(lp_msg_t *self, size_t *len)

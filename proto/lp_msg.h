@@ -80,6 +80,25 @@ bool lp_msg_meta_bool(lp_msg_t *self, const char *key, bool def);
 bool lp_msg_meta_has(lp_msg_t *self, const char *key);
 long long lp_msg_meta_sub_int(lp_msg_t *self, const char *parent, const char *key, long long def);
 
+/* A view of one MessagePack map (a meta, or one usage record of a RECORD body): checked in
+ * one pass as a received meta is, its top-level members noted, read like a message's meta
+ * without a jansson tree. It borrows the bytes: keep them while the view is used. */
+typedef struct lp_mview lp_mview_t;
+/* Check the map at data + *off and view it (*off moves past it); NULL with a reason in err
+ * (LP_ERR_LEN). */
+lp_mview_t *lp_mview_next(const void *data, size_t len, size_t *off, char *err);
+void lp_mview_destroy(lp_mview_t **self_p);
+/* The map's bytes (for lp_meta_decode when a tree is wanted). */
+const void *lp_mview_bytes(const lp_mview_t *self, size_t *len);
+/* Members, as lp_msg_meta_str & co read them (self may be NULL; strings live as the view). */
+const char *lp_mview_str(const lp_mview_t *self, const char *key);
+long long lp_mview_int(const lp_mview_t *self, const char *key, long long def);
+double lp_mview_num(const lp_mview_t *self, const char *key, double def);
+bool lp_mview_bool(const lp_mview_t *self, const char *key, bool def);
+bool lp_mview_has(const lp_mview_t *self, const char *key);
+long long lp_mview_sub_int(const lp_mview_t *self, const char *parent, const char *key,
+                           long long def);
+
 /* The meta frame's encoding, a MessagePack map (PROTOCOL.md), for tests and tools: encode
  * into a new buffer (caller frees), decode (NULL with a reason in err, LP_ERR_LEN). */
 char *lp_meta_encode(const json_t *meta, size_t *len);
