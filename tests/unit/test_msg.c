@@ -927,6 +927,55 @@ static void test_set_meta(void)
     CHECK(ok);
 }
 
+/* lp_mview walks maps one after the other (a RECORD body), reads their members like a
+ * message's, gives back each map's bytes, and refuses a bad map with a reason. */
+static void test_mview(void)
+{
+    lp_mapw_t w = {0};
+    lp_mapw_str(&w, "request_id", "r1");
+    lp_mapw_int(&w, "n", -5);
+    lp_mapw_real(&w, "ms", 2.5);
+    lp_mapw_bool(&w, "stream", true);
+    lp_mapw_nil(&w, "none");
+    lp_mapw_map(&w, "usage", 1);
+    lp_mapw_int(&w, "total_tokens", 9);
+    size_t len1 = 0, len2 = 0;
+    char *one = lp_mapw_finish(&w, &len1);
+    lp_mapw_str(&w, "request_id", "r2");
+    char *two = lp_mapw_finish(&w, &len2);
+    lp_buf_t body = {0};
+    lp_buf_append(&body, one, len1);
+    lp_buf_append(&body, two, len2);
+    char err[LP_ERR_LEN];
+    size_t off = 0, n = 0;
+    lp_mview_t *v = lp_mview_next(body.data, body.len, &off, err);
+    CHECK_WHY(v != NULL, err);
+    bool ok = off == len1 && lp_mview_bytes(v, &n) == (const void *)body.data && n == len1 &&
+              strcmp(lp_mview_str(v, "request_id"), "r1") == 0 && lp_mview_int(v, "n", 0) == -5 &&
+              lp_mview_num(v, "n", 0) == -5.0 && lp_mview_num(v, "ms", 0) == 2.5 &&
+              lp_mview_int(v, "ms", 7) == 7 && lp_mview_bool(v, "stream", false) &&
+              lp_mview_has(v, "none") && lp_mview_str(v, "none") == NULL &&
+              !lp_mview_has(v, "absent") && lp_mview_sub_int(v, "usage", "total_tokens", 0) == 9 &&
+              lp_mview_sub_int(v, "n", "total_tokens", -1) == -1;
+    lp_mview_destroy(&v);
+    CHECK(ok && v == NULL);
+    v = lp_mview_next(body.data, body.len, &off, err);
+    ok = v && off == body.len && strcmp(lp_mview_str(v, "request_id"), "r2") == 0 &&
+         !lp_mview_has(v, "n");
+    lp_mview_destroy(&v);
+    CHECK(ok);
+    /* a NULL view reads as an empty map */
+    CHECK(lp_mview_str(NULL, "x") == NULL && lp_mview_int(NULL, "x", 3) == 3 &&
+          !lp_mview_has(NULL, "x"));
+    /* a repeated key: refused with the reason */
+    off = 0;
+    v = lp_mview_next("\x82\xa1\x61\x01\xa1\x61\x02", 7, &off, err);
+    CHECK(v == NULL && strstr(err, "duplicate key 'a'") != NULL && off == 0);
+    lp_buf_free(&body);
+    free(one);
+    free(two);
+}
+
 /* ---- member readers (lp_msg_meta_str/_int/_num/_bool/_has/_sub_int) ---- */
 
 /* A MessagePack frame written byte by byte, in widths lp_meta_encode would not choose. */
@@ -1464,6 +1513,7 @@ int main(void)
     RUN(test_edge_valid);
     RUN(test_map_writer);
     RUN(test_set_meta);
+    RUN(test_mview);
     RUN(test_meta_readers);
     RUN(test_meta_readers_null);
     RUN(test_meta_readers_added);
