@@ -87,7 +87,7 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         lp_msg_body(*msg, &len);
         if (len) {
             first = lp_msg_new(LP_CMD_CHUNK, NULL);
-            lp_msg_share_body(first, *msg);
+            lp_msg_move_body(first, *msg); /* only the HEAD's meta is read later */
         }
         gw_req_stream_begin(req, msg);
         if (first)

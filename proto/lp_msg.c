@@ -486,12 +486,34 @@ static bool s_keys_repeat(s_key_t *keys, uint32_t n, s_key_t *dup)
 
 static bool s_check(s_reader_t *r, unsigned depth, s_item_t *it);
 
+/* The members of the top-level map, noted while it is checked. Arrays here grow with what
+ * is read, never by the count a header claims (a forged count is refused later). */
+typedef struct {
+    s_member_t *m, *stack; /* m starts as the caller's stack array, never freed here */
+    uint32_t n, cap;
+} s_members_t;
+
+/* Make room for one more element in *array (n used, *cap allocated, stack = the caller's
+ * first array, which is never freed). */
+static void *s_grow(void *array, void *stack, uint32_t n, uint32_t *cap, size_t size)
+{
+    if (n < *cap)
+        return array;
+    *cap *= 2;
+    void *bigger = lp_malloc(*cap * size);
+    memcpy(bigger, array, n * size);
+    if (array != stack)
+        free(array);
+    return bigger;
+}
+
 /* The members of a map whose header was read: string keys, each once, valid values. With
  * `members`, the top level's are noted there. */
-static bool s_check_map(s_reader_t *r, unsigned depth, uint32_t n, s_member_t *members)
+static bool s_check_map(s_reader_t *r, unsigned depth, uint32_t n, s_members_t *members)
 {
     s_key_t small[64];
-    s_key_t *keys = n <= LP_ARRAY_LEN(small) ? small : lp_calloc(n, sizeof *keys);
+    s_key_t *keys = small;
+    uint32_t cap = LP_ARRAY_LEN(small);
     bool ok = true;
     for (uint32_t i = 0; ok && i < n; i++) {
         s_item_t k, v;
@@ -501,11 +523,16 @@ static bool s_check_map(s_reader_t *r, unsigned depth, uint32_t n, s_member_t *m
             r->why = "a map key that is not a UTF-8 string";
             ok = false;
         } else {
+            keys = s_grow(keys, small, i, &cap, sizeof *keys);
             keys[i] = (s_key_t){k.str, k.len};
             size_t at = r->pos;
             ok = s_check(r, depth + 1, &v);
-            if (ok && members)
-                members[i] = (s_member_t){(uint32_t)(k.str - r->p), k.len, (uint32_t)at, v, NULL};
+            if (ok && members) {
+                members->m = s_grow(members->m, members->stack, members->n, &members->cap,
+                                    sizeof *members->m);
+                members->m[members->n++] =
+                    (s_member_t){(uint32_t)(k.str - r->p), k.len, (uint32_t)at, v, NULL};
+            }
         }
     }
     s_key_t dup;
@@ -643,18 +670,25 @@ static lp_mview_t *s_view(const uint8_t *p, size_t len, char *err)
         lp_err_set(err, "%s", r.why);
         return NULL;
     }
-    /* the members, then room for each string value and its NUL (at most the data's size) */
-    size_t texts = len + top.v.n;
-    lp_mview_t *v = lp_malloc(sizeof *v + top.v.n * sizeof(s_member_t) + texts);
-    v->older = NULL;
-    v->base = p;
-    v->count = top.v.n;
-    if (!s_check_map(&r, 1, top.v.n, v->members)) {
+    s_member_t small[32];
+    s_members_t ms = {small, small, 0, LP_ARRAY_LEN(small)};
+    bool checked = s_check_map(&r, 1, top.v.n, &ms);
+    lp_mview_t *v = NULL;
+    if (!checked) {
         lp_err_set(err, "%s", r.why);
-        free(v);
-        return NULL;
+    } else {
+        /* the members, then each string value with its NUL (at most the map's size) */
+        v = lp_malloc(sizeof *v + ms.n * sizeof(s_member_t) + r.pos + ms.n);
+        v->older = NULL;
+        v->base = p;
+        v->len = r.pos;
+        v->count = ms.n;
+        memcpy(v->members, ms.m, ms.n * sizeof(s_member_t));
     }
-    v->len = r.pos;
+    if (ms.m != small)
+        free(ms.m);
+    if (!v)
+        return NULL;
     char *t = (char *)(v->members + v->count);
     for (uint32_t i = 0; i < v->count; i++) {
         s_member_t *m = &v->members[i];
@@ -670,6 +704,7 @@ static lp_mview_t *s_view(const uint8_t *p, size_t len, char *err)
 
 lp_mview_t *lp_mview_next(const void *data, size_t len, size_t *off, char *err)
 {
+    lp_assert(*off <= len);
     lp_mview_t *v = s_view((const uint8_t *)data + *off, len - *off, err);
     if (v)
         *off += v->len;
