@@ -21,8 +21,10 @@
 #define GW_URL_MAX 8192
 /* A suspended request's client socket is watched for a hang-up once the wait is this long. */
 #define GW_WATCH_AFTER_MS 50
-/* Bytes MHD asks the stream reader for at most per call. */
-#define GW_STREAM_BLOCK (8 * 1024)
+/* The block size of a stream's response. libmicrohttpd 0.9.75 reads a chunked response's
+ * bytes straight into the connection's write buffer, so this buffer (allocated and zeroed
+ * with every response) serves only HTTP/1.0 clients: 8 KiB of it cost 8 KB per held stream. */
+#define GW_STREAM_BLOCK 1024
 
 typedef enum {
     GW_CALL_NONE = 0,
