@@ -616,9 +616,9 @@ static json_t *s_tree(s_reader_t *r)
     }
 }
 
-json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err)
+json_t *lp_meta_decode(const void *data, size_t len, char *err)
 {
-    s_reader_t r = {(const uint8_t *)data, len, *off, NULL};
+    s_reader_t r = {(const uint8_t *)data, len, 0, NULL};
     s_item_t top;
     bool ok = s_read(&r, &top);
     if (ok && top.kind != S_MAP) {
@@ -629,23 +629,12 @@ json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err
         lp_err_set(err, "%s", r.why);
         return NULL;
     }
-    size_t end = r.pos;
-    r.pos = *off;
-    json_t *map = s_tree(&r);
-    *off = end;
-    return map;
-}
-
-json_t *lp_meta_decode(const void *data, size_t len, char *err)
-{
-    size_t off = 0;
-    json_t *meta = lp_meta_decode_next(data, len, &off, err);
-    if (meta && off != len) {
-        lp_err_set(err, "%zu bytes after the map", len - off);
-        json_decref(meta);
+    if (r.pos != len) {
+        lp_err_set(err, "%zu bytes after the map", len - r.pos);
         return NULL;
     }
-    return meta;
+    r.pos = 0;
+    return s_tree(&r);
 }
 
 /* The meta's bytes: the end of the header frame (none in a message built here). */

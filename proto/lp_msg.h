@@ -99,12 +99,10 @@ bool lp_mview_has(const lp_mview_t *self, const char *key);
 long long lp_mview_sub_int(const lp_mview_t *self, const char *parent, const char *key,
                            long long def);
 
-/* The meta frame's encoding, a MessagePack map (PROTOCOL.md), for tests and tools: encode
- * into a new buffer (caller frees), decode (NULL with a reason in err, LP_ERR_LEN). */
+/* A meta's encoding, a MessagePack map (PROTOCOL.md): a tree encoded into a new buffer
+ * (caller frees); exactly one map decoded into a tree (NULL with a reason in err, LP_ERR_LEN). */
 char *lp_meta_encode(const json_t *meta, size_t *len);
 json_t *lp_meta_decode(const void *data, size_t len, char *err);
-/* One map of several in a row (a RECORD body) from data + *off; *off moves past it. */
-json_t *lp_meta_decode_next(const void *data, size_t len, size_t *off, char *err);
 
 /* A map written member by member, without a jansson object: a RECORD's usage record has a
  * fixed shape and is written once per request. The decoder reads it like any meta. Strings
