@@ -549,9 +549,9 @@ static int s_deployment_params(s_ctx_t *ctx, lp_deployment_t *d, const lp_ynode_
         else if (strcmp(key, "stream_timeout") == 0)
             rc = s_read_double(ctx, v, full, 0.001, 86400, &d->stream_timeout_s);
         else if (strcmp(key, "input_cost_per_token") == 0)
-            rc = s_read_double(ctx, v, full, 0, 1e6, &d->input_cost_per_token);
+            rc = s_read_double(ctx, v, full, 0, LP_PRICE_MAX, &d->input_cost_per_token);
         else if (strcmp(key, "output_cost_per_token") == 0)
-            rc = s_read_double(ctx, v, full, 0, 1e6, &d->output_cost_per_token);
+            rc = s_read_double(ctx, v, full, 0, LP_PRICE_MAX, &d->output_cost_per_token);
         else if (strcmp(key, "max_retries") == 0) {
             ll = d->max_retries;
             rc = s_read_ll(ctx, v, full, 0, 20, &ll);
@@ -608,9 +608,9 @@ static int s_deployment_info(s_ctx_t *ctx, lp_deployment_t *d, const lp_ynode_t 
                                   full, mode);
             }
         } else if (strcmp(key, "input_cost_per_token") == 0) {
-            rc = s_read_double(ctx, v, full, 0, 1e6, &d->input_cost_per_token);
+            rc = s_read_double(ctx, v, full, 0, LP_PRICE_MAX, &d->input_cost_per_token);
         } else if (strcmp(key, "output_cost_per_token") == 0) {
-            rc = s_read_double(ctx, v, full, 0, 1e6, &d->output_cost_per_token);
+            rc = s_read_double(ctx, v, full, 0, LP_PRICE_MAX, &d->output_cost_per_token);
         }
         if (rc < 0)
             return -1;

@@ -23,6 +23,10 @@
 
 typedef enum { LP_MODE_CHAT = 0, LP_MODE_COMPLETION, LP_MODE_EMBEDDING } lp_mode_t;
 
+/* The highest price per token accepted, from the config or the price table (USD): higher
+ * is a mistake, and costs stay finite. */
+#define LP_PRICE_MAX 1e6
+
 /* One entry of litellm_params.configurable_clientside_auth_params (lp_clientside). */
 typedef struct {
     char *param;   /* "api_base" or "api_key" */

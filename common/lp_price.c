@@ -64,6 +64,11 @@ double lp_price_cost(lp_prices_t *self, const lp_deployment_t *d, long long prom
             in = lp_json_num(e, "input_cost_per_token", -1);
         if (out < 0)
             out = lp_json_num(e, "output_cost_per_token", -1);
+        /* A table price past the config's bound is a mistake: unpriced, as an absent one. */
+        if (in > LP_PRICE_MAX)
+            in = -1;
+        if (out > LP_PRICE_MAX)
+            out = -1;
     }
     *known = in >= 0 || out >= 0;
     if (!*known && !lp_map_get(self->warned, d->id, strlen(d->id))) {

@@ -12,6 +12,7 @@
 #include "lp_cfg.h"
 #include "lp_clientside.h"
 #include "lp_crypto.h"
+#include "lp_price.h"
 #include "lp_yaml.h"
 
 #define GOOD_KEY "sk-unit-test-0123456789abcdef"
@@ -1426,6 +1427,49 @@ static void test_public_base(void)
     }
 }
 
+/* Costs come from the deployment's prices, else the table ("provider/model", then "model");
+ * a table price past LP_PRICE_MAX counts as absent, so a cost is always finite. */
+static void test_price_table(void)
+{
+    char path[] = "/tmp/lp-prices-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *table = "{\"openai/m1\": {\"input_cost_per_token\": 0.5, "
+                        "\"output_cost_per_token\": 2},"
+                        " \"m2\": {\"input_cost_per_token\": 1e300, "
+                        "\"output_cost_per_token\": 3}}";
+    CHECK(write(fd, table, strlen(table)) == (ssize_t)strlen(table));
+    close(fd);
+    char err[LP_ERR_LEN] = "";
+    lp_prices_t *p = lp_prices_load(path, err);
+    unlink(path);
+    CHECK_WHY(err[0] == '\0', err);
+    CHECK(lp_prices_size(p) == 2);
+    lp_deployment_t d = {.id = "d1",
+                         .provider = lp_provider_by_name("openai"),
+                         .provider_model = "m1",
+                         .input_cost_per_token = -1,
+                         .output_cost_per_token = -1};
+    bool known = false, first = false;
+    CHECK(lp_price_cost(p, &d, 10, 1, &known, &first) == 7.0 && known && !first);
+    d.input_cost_per_token = 1; /* the deployment's own price wins */
+    CHECK(lp_price_cost(p, &d, 10, 1, &known, &first) == 12.0);
+    d = (lp_deployment_t){.id = "d2",
+                          .provider = lp_provider_by_name("openai"),
+                          .provider_model = "m2",
+                          .input_cost_per_token = -1,
+                          .output_cost_per_token = -1};
+    CHECK(lp_price_cost(p, &d, 1000000, 1, &known, &first) == 3.0 && known);
+    d = (lp_deployment_t){.id = "d3",
+                          .provider = lp_provider_by_name("openai"),
+                          .provider_model = "none",
+                          .input_cost_per_token = -1,
+                          .output_cost_per_token = -1};
+    CHECK(lp_price_cost(p, &d, 5, 5, &known, &first) == 0 && !known && first);
+    CHECK(lp_price_cost(p, &d, 5, 5, &known, &first) == 0 && !known && !first);
+    lp_prices_destroy(&p);
+}
+
 int main(void)
 {
     RUN(test_full_config);
@@ -1456,6 +1500,7 @@ int main(void)
     RUN(test_clientside_rules);
     RUN(test_clientside_addresses);
     RUN(test_public_base);
+    RUN(test_price_table);
     json_decref(s_body);
     unsetenv("TEST_CFG_EV_KEY");
     return th_report();
