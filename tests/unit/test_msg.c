@@ -720,7 +720,7 @@ static void test_malformed(void)
     const bad_case_t cases[] = {
         {"signature LPX9", 5, {"LPX9", "\x02", "", "", ""}, {4, 1, 0, 0, 0}},
         {"signature short", 5, {"LPX", "\x02", "", "", ""}, {3, 1, 0, 0, 0}},
-        {"an LPX2 peer's five frames", 5, {"LPX2", "\x02", "", "", ""}, {4, 1, 0, 0, 0}},
+        {"signature LPX2", 5, {"LPX2", "\x02", "", "", ""}, {4, 1, 0, 0, 0}},
         {"1 frame", 1, {head_ok}, {6}},
         {"3 frames", 3, {head_ok, "", "x"}, {6, 0, 1}},
         {"header of 5 bytes", 2, {head_ok, ""}, {5, 0}},
