@@ -111,6 +111,13 @@ const char *lp_cmd_name(int cmd)
 /* ---- metas written from jansson values (a tree changed through lp_msg_meta_rw, a QUERY's
  * arguments): MessagePack (PROTOCOL.md) ---- */
 
+static void s_pack_key(msgpack_packer *pk, const char *key)
+{
+    size_t n = strlen(key);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, key, n);
+}
+
 static void s_pack(msgpack_packer *pk, const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -120,9 +127,7 @@ static void s_pack(msgpack_packer *pk, const json_t *v)
         json_t *x;
         json_object_foreach((json_t *)v, key, x)
         {
-            size_t n = strlen(key);
-            msgpack_pack_str(pk, n);
-            msgpack_pack_str_body(pk, key, n);
+            s_pack_key(pk, key);
             s_pack(pk, x);
         }
         break;
@@ -199,9 +204,7 @@ static msgpack_packer s_mapw_key(lp_mapw_t *w, const char *key)
         w->count++;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &w->buf, s_buf_write);
-    size_t n = strlen(key);
-    msgpack_pack_str(&pk, n);
-    msgpack_pack_str_body(&pk, key, n);
+    s_pack_key(&pk, key);
     return pk;
 }
 
@@ -616,16 +619,23 @@ static json_t *s_tree(s_reader_t *r)
     }
 }
 
+/* The header of the map that must open r's data; false with the reason in r->why. */
+static bool s_read_map(s_reader_t *r, s_item_t *top)
+{
+    if (!s_read(r, top))
+        return false;
+    if (top->kind != S_MAP) {
+        r->why = "not a map";
+        return false;
+    }
+    return true;
+}
+
 json_t *lp_meta_decode(const void *data, size_t len, char *err)
 {
     s_reader_t r = {(const uint8_t *)data, len, 0, NULL};
     s_item_t top;
-    bool ok = s_read(&r, &top);
-    if (ok && top.kind != S_MAP) {
-        r.why = "not a map";
-        ok = false;
-    }
-    if (!ok || !s_check_map(&r, 1, top.v.n, NULL)) {
+    if (!s_read_map(&r, &top) || !s_check_map(&r, 1, top.v.n, NULL)) {
         lp_err_set(err, "%s", r.why);
         return NULL;
     }
@@ -650,12 +660,7 @@ static lp_mview_t *s_view(const uint8_t *p, size_t len, char *err)
 {
     s_reader_t r = {p, len, 0, NULL};
     s_item_t top;
-    bool ok = s_read(&r, &top);
-    if (ok && top.kind != S_MAP) {
-        r.why = "not a map";
-        ok = false;
-    }
-    if (!ok) {
+    if (!s_read_map(&r, &top)) {
         lp_err_set(err, "%s", r.why);
         return NULL;
     }
@@ -725,66 +730,31 @@ static const s_member_t *s_mview_find(const lp_mview_t *v, const char *key)
     return NULL;
 }
 
-/* A member's value as the lp_json_* readers take it from an object (m NULL: absent). */
-static const char *s_m_str(const s_member_t *m)
+/* Members read as the lp_json_* readers read them from an object (a NULL view: none). */
+const char *lp_mview_str(const lp_mview_t *self, const char *key)
 {
+    const s_member_t *m = s_mview_find(self, key);
     return m && m->val.kind == S_STR ? m->text : NULL;
 }
 
-static long long s_m_int(const s_member_t *m, long long def)
+long long lp_mview_int(const lp_mview_t *self, const char *key, long long def)
 {
+    const s_member_t *m = s_mview_find(self, key);
     return m && m->val.kind == S_INT ? m->val.v.i : def;
 }
 
-static double s_m_num(const s_member_t *m, double def)
+double lp_mview_num(const lp_mview_t *self, const char *key, double def)
 {
+    const s_member_t *m = s_mview_find(self, key);
     if (m && m->val.kind == S_INT)
         return (double)m->val.v.i;
     return m && m->val.kind == S_REAL ? m->val.v.d : def;
 }
 
-static bool s_m_bool(const s_member_t *m, bool def)
-{
-    return m && m->val.kind == S_BOOL ? m->val.v.b : def;
-}
-
-/* An integer member of the map member m of view v. */
-static long long s_m_sub_int(const lp_mview_t *v, const s_member_t *m, const char *key,
-                             long long def)
-{
-    if (!m || m->val.kind != S_MAP)
-        return def;
-    s_reader_t r = {v->base, v->len, m->at, NULL};
-    s_item_t map, k, x;
-    s_read(&r, &map);
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map.v.n; i++) {
-        s_read(&r, &k);
-        if (k.len == klen && memcmp(k.str, key, klen) == 0)
-            return s_read(&r, &x) && x.kind == S_INT ? x.v.i : def;
-        s_skip(&r);
-    }
-    return def;
-}
-
-const char *lp_mview_str(const lp_mview_t *self, const char *key)
-{
-    return s_m_str(s_mview_find(self, key));
-}
-
-long long lp_mview_int(const lp_mview_t *self, const char *key, long long def)
-{
-    return s_m_int(s_mview_find(self, key), def);
-}
-
-double lp_mview_num(const lp_mview_t *self, const char *key, double def)
-{
-    return s_m_num(s_mview_find(self, key), def);
-}
-
 bool lp_mview_bool(const lp_mview_t *self, const char *key, bool def)
 {
-    return s_m_bool(s_mview_find(self, key), def);
+    const s_member_t *m = s_mview_find(self, key);
+    return m && m->val.kind == S_BOOL ? m->val.v.b : def;
 }
 
 bool lp_mview_has(const lp_mview_t *self, const char *key)
@@ -795,7 +765,20 @@ bool lp_mview_has(const lp_mview_t *self, const char *key)
 long long lp_mview_sub_int(const lp_mview_t *self, const char *parent, const char *key,
                            long long def)
 {
-    return s_m_sub_int(self, s_mview_find(self, parent), key, def);
+    const s_member_t *m = s_mview_find(self, parent);
+    if (!m || m->val.kind != S_MAP)
+        return def;
+    s_reader_t r = {self->base, self->len, m->at, NULL};
+    s_item_t map, k, x;
+    s_read(&r, &map);
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map.v.n; i++) {
+        s_read(&r, &k);
+        if (k.len == klen && memcmp(k.str, key, klen) == 0)
+            return s_read(&r, &x) && x.kind == S_INT ? x.v.i : def;
+        s_skip(&r);
+    }
+    return def;
 }
 
 /* Check the message's meta (the whole rest of its header frame) and note its members as
@@ -820,6 +803,8 @@ static int s_index(lp_msg_t *self, char *err)
 /* The message's current view of its received meta (NULL when it has none). */
 static const lp_mview_t *s_msg_view(lp_msg_t *self)
 {
+    if (!self)
+        return NULL;
     if (!self->index_ok) {
         char err[LP_ERR_LEN];
         size_t len = 0;
@@ -1041,9 +1026,7 @@ static void s_head_build(lp_msg_t *self)
         json_t *v;
         json_object_foreach(self->extra, key, v)
         {
-            size_t n = strlen(key);
-            msgpack_pack_str(&pk, n);
-            msgpack_pack_str_body(&pk, key, n);
+            s_pack_key(&pk, key);
             s_pack(&pk, v);
             count++;
         }
@@ -1225,85 +1208,50 @@ void lp_msg_meta_copy(lp_msg_t *self, lp_msg_t *src)
     self->meta_dirty = false;
 }
 
-/* Where a member is read: a pending addition, else the tree once there is one (*json true,
- * the value returned), else the received frame (*m, in *view). */
-static const json_t *s_member(lp_msg_t *self, const char *key, bool *json, const s_member_t **m,
-                              const lp_mview_t **view)
+/* The jansson object a member is read from: the pending additions when they hold it, else
+ * the tree once there is one; NULL when the received frame is read (its view). */
+static const json_t *s_json_holder(const lp_msg_t *self, const char *key)
 {
-    *json = false;
-    *m = NULL;
-    if (!self)
-        return NULL;
-    json_t *v = self->extra ? json_object_get(self->extra, key) : NULL;
-    *json = v || self->meta;
-    if (v)
-        return v;
-    if (self->meta)
-        return json_object_get(self->meta, key);
-    const lp_mview_t *mv = s_msg_view(self);
-    if (view)
-        *view = mv;
-    *m = s_mview_find(mv, key);
-    return NULL;
+    if (self && self->extra && json_object_get(self->extra, key))
+        return self->extra;
+    return self ? self->meta : NULL;
 }
 
 const char *lp_msg_meta_str(lp_msg_t *self, const char *key)
 {
-    bool json;
-    const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m, NULL);
-    return json ? json_string_value(v) : s_m_str(m);
+    const json_t *o = s_json_holder(self, key);
+    return o ? lp_json_str(o, key) : lp_mview_str(s_msg_view(self), key);
 }
 
 long long lp_msg_meta_int(lp_msg_t *self, const char *key, long long def)
 {
-    bool json;
-    const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m, NULL);
-    if (json)
-        return json_is_integer(v) ? (long long)json_integer_value(v) : def;
-    return s_m_int(m, def);
+    const json_t *o = s_json_holder(self, key);
+    return o ? lp_json_int(o, key, def) : lp_mview_int(s_msg_view(self), key, def);
 }
 
 double lp_msg_meta_num(lp_msg_t *self, const char *key, double def)
 {
-    bool json;
-    const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m, NULL);
-    if (json)
-        return json_is_number(v) ? json_number_value(v) : def;
-    return s_m_num(m, def);
+    const json_t *o = s_json_holder(self, key);
+    return o ? lp_json_num(o, key, def) : lp_mview_num(s_msg_view(self), key, def);
 }
 
 bool lp_msg_meta_bool(lp_msg_t *self, const char *key, bool def)
 {
-    bool json;
-    const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m, NULL);
-    if (json)
-        return json_is_boolean(v) ? json_is_true(v) : def;
-    return s_m_bool(m, def);
+    const json_t *o = s_json_holder(self, key);
+    return o ? lp_json_bool(o, key, def) : lp_mview_bool(s_msg_view(self), key, def);
 }
 
 bool lp_msg_meta_has(lp_msg_t *self, const char *key)
 {
-    bool json;
-    const s_member_t *m;
-    const json_t *v = s_member(self, key, &json, &m, NULL);
-    return json ? v != NULL : m != NULL;
+    const json_t *o = s_json_holder(self, key);
+    return o ? json_object_get(o, key) != NULL : lp_mview_has(s_msg_view(self), key);
 }
 
 long long lp_msg_meta_sub_int(lp_msg_t *self, const char *parent, const char *key, long long def)
 {
-    bool json;
-    const s_member_t *m;
-    const lp_mview_t *view = NULL;
-    const json_t *v = s_member(self, parent, &json, &m, &view);
-    if (json) {
-        const json_t *x = json_object_get(v, key);
-        return json_is_integer(x) ? (long long)json_integer_value(x) : def;
-    }
-    return s_m_sub_int(view, m, key, def);
+    const json_t *o = s_json_holder(self, parent);
+    return o ? lp_json_int(json_object_get(o, parent), key, def)
+             : lp_mview_sub_int(s_msg_view(self), parent, key, def);
 }
 
 const void *lp_msg_body(lp_msg_t *self, size_t *len)
