@@ -366,6 +366,7 @@ void gw_req_stream_begin(gw_req_t *self, lp_msg_t **head)
     lp_msg_destroy(&self->head);
     self->head = *head;
     *head = NULL;
+    lp_msg_keep(self->head); /* held for the stream's life */
     self->streaming = true;
     self->status = 200;
     self->state = GW_REQ_ANSWERED;

@@ -1278,6 +1278,39 @@ void lp_msg_move_body(lp_msg_t *self, lp_msg_t *src)
     zmq_msg_move(&self->body, &src->body);
 }
 
+/* The frame's bytes moved into a buffer of its own; returns where they are now. */
+static const uint8_t *s_own_frame(zmq_msg_t *frame)
+{
+    size_t len = zmq_msg_size(frame);
+    if (len == 0)
+        return NULL;
+    uint8_t *copy = lp_malloc(len);
+    memcpy(copy, zmq_msg_data(frame), len);
+    s_give_frame(frame, copy, len);
+    return copy;
+}
+
+void lp_msg_keep(lp_msg_t *self)
+{
+    uintptr_t from = (uintptr_t)zmq_msg_data(&self->head);
+    uintptr_t to = from + zmq_msg_size(&self->head);
+    const uint8_t *now = s_own_frame(&self->head);
+    /* Views of the header frame follow it (their strings' NUL-terminated copies are their
+     * own already); stale views of frames since replaced are left as they are. */
+    for (lp_mview_t *v = self->index; v && now; v = v->older) {
+        if ((uintptr_t)v->base < from || (uintptr_t)v->base >= to)
+            continue;
+        v->base = now + ((uintptr_t)v->base - from);
+        for (uint32_t i = 0; i < v->count; i++) {
+            s_item_t *val = &v->members[i].val;
+            if (val->kind == S_STR)
+                val->str = now + ((uintptr_t)val->str - from);
+        }
+    }
+    s_own_frame(&self->body);
+    s_own_frame(&self->identity);
+}
+
 void lp_msg_share_body(lp_msg_t *self, lp_msg_t *src)
 {
     zmq_msg_copy(&self->body, &src->body);

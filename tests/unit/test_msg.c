@@ -1381,6 +1381,59 @@ static void test_meta_str_outlives_splice(void)
     CHECK(ok);
 }
 
+/* A kept message owns its frames: strings read before still hold, every reader reads the
+ * copy (under ASan a read of the released frame fails), and it is relayed and spliced as
+ * before. */
+static void test_meta_keep(void)
+{
+    pair_t p = {0};
+    CHECK(pair_open(&p) == 0);
+    char err[LP_ERR_LEN];
+    size_t len = 0;
+    char *meta = packed("{\"deployment\":\"d-1234567890abcdef\",\"status\":200,"
+                        "\"usage\":{\"prompt_tokens\":12},\"stream\":true}",
+                        &len);
+    lp_msg_t *in = recv_meta(&p, meta, len, err);
+    free(meta);
+    CHECK_WHY(in != NULL, err);
+    const char *before = lp_msg_meta_str(in, "deployment");
+    size_t blen = 0;
+    const void *was = lp_msg_body(in, &blen);
+    lp_msg_keep(in);
+    size_t alen = 0;
+    const char *body = lp_msg_body(in, &alen);
+    bool ok = before && strcmp(before, "d-1234567890abcdef") == 0 && body != was && alen == blen &&
+              memcmp(body, "B", 1) == 0;
+    ok = ok && strcmp(lp_msg_meta_str(in, "deployment"), "d-1234567890abcdef") == 0 &&
+         lp_msg_meta_int(in, "status", 0) == 200 && lp_msg_meta_bool(in, "stream", false) &&
+         lp_msg_meta_sub_int(in, "usage", "prompt_tokens", 0) == 12 &&
+         !lp_msg_meta_has(in, "model");
+    /* a copy of the kept meta with an addition, spliced from the kept frame */
+    lp_msg_t *m = lp_msg_new(LP_CMD_END, s_rid);
+    lp_msg_meta_copy(m, in);
+    lp_msg_meta_add(m, "status", json_integer(201));
+    lp_msg_set_identity(m, DEALER_ID, strlen(DEALER_ID));
+    int rc = lp_msg_send(&m, p.router);
+    if (rc != 0)
+        lp_msg_destroy(&m);
+    lp_msg_t *got = rc == 0 ? recv_msg(p.dealer, false, err) : NULL;
+    ok = ok && got && lp_msg_meta_int(got, "status", 0) == 201 &&
+         lp_msg_meta_sub_int(got, "usage", "prompt_tokens", 0) == 12 &&
+         strcmp(lp_msg_meta_str(got, "deployment"), "d-1234567890abcdef") == 0;
+    lp_msg_destroy(&got);
+    /* the kept message relayed as it is, then its tree */
+    ok = ok && json_integer_value(json_object_get(lp_msg_meta(in), "status")) == 200;
+    lp_msg_set_identity(in, DEALER_ID, strlen(DEALER_ID));
+    rc = lp_msg_send(&in, p.router);
+    got = rc == 0 ? recv_msg(p.dealer, false, err) : NULL;
+    ok = ok && got && lp_msg_meta_int(got, "status", 0) == 200 &&
+         json_object_size(lp_msg_meta(got)) == 4;
+    lp_msg_destroy(&got);
+    lp_msg_destroy(&in);
+    pair_close(&p);
+    CHECK(ok);
+}
+
 /* A meta of `levels` nested containers, the top-level map counted: maps ({"a":{"a":...{}}})
  * or arrays under one member ({"a":[[...[]]]}). */
 static void s_nested(mp_t *w, int levels, bool arrays)
@@ -1519,6 +1572,7 @@ int main(void)
     RUN(test_meta_readers_added);
     RUN(test_meta_copy_add_send);
     RUN(test_meta_str_outlives_splice);
+    RUN(test_meta_keep);
     RUN(test_meta_depth);
     RUN(test_meta_many_keys);
     return th_report();
