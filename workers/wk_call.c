@@ -30,10 +30,7 @@ void wk_call_free(wk_job_t *job)
 {
     wk_server_t *srv = s_srv(job);
     lp_timer_stop(wk_server_loop(srv), &job->stream_timer);
-    if (job->easy) {
-        wk_http_remove(wk_server_http(srv), job->easy);
-        curl_easy_cleanup(job->easy);
-    }
+    wk_http_release(wk_server_http(srv), &job->easy);
     wk_server_untrack(srv, job);
     curl_slist_free_all(job->headers);
     free(job->url);
@@ -549,7 +546,7 @@ static int s_start_transfer(wk_job_t *job, const wk_adapter_t *adapter, wk_fail_
                        d->id, job->group, d->provider->key_env);
     if (adapter->prepare(job, fail) < 0)
         return -1;
-    CURL *easy = curl_easy_init();
+    CURL *easy = wk_http_easy(wk_server_http(s_srv(job)));
     if (!easy)
         return wk_fail(fail, 500, NULL, true, "cannot create an HTTP client handle");
     job->easy = easy;
@@ -586,8 +583,7 @@ static int s_start_transfer(wk_job_t *job, const wk_adapter_t *adapter, wk_fail_
     }
     job->start_ns = lp_mono_ns();
     if (wk_http_add(wk_server_http(s_srv(job)), easy) < 0) {
-        curl_easy_cleanup(easy);
-        job->easy = NULL;
+        wk_http_release(wk_server_http(s_srv(job)), &job->easy);
         return wk_fail(fail, 500, NULL, true, "cannot start the HTTP call");
     }
     if (job->stream)

@@ -12,6 +12,8 @@ struct wk_http {
     lp_timer_t timer;
     wk_http_done_fn *done;
     void *arg;
+    CURL *spare[WK_HTTP_SPARE];
+    size_t nspare;
 };
 
 /* Hand every finished transfer to the owner. */
@@ -122,19 +124,37 @@ void wk_http_destroy(wk_http_t **self_p)
     if (!self)
         return;
     lp_timer_stop(self->loop, &self->timer);
+    while (self->nspare)
+        curl_easy_cleanup(self->spare[--self->nspare]);
     curl_multi_cleanup(self->multi);
     free(self);
     *self_p = NULL;
 }
 
+CURL *wk_http_easy(wk_http_t *self)
+{
+    return self->nspare ? self->spare[--self->nspare] : curl_easy_init();
+}
+
+void wk_http_release(wk_http_t *self, CURL **easy_p)
+{
+    CURL *easy = *easy_p;
+    if (!easy)
+        return;
+    curl_multi_remove_handle(self->multi, easy); /* CURLM_OK when it was never added */
+    if (self->nspare < WK_HTTP_SPARE) {
+        /* Options (URL, headers, body, callbacks and their data) back to the defaults. */
+        curl_easy_reset(easy);
+        self->spare[self->nspare++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+    *easy_p = NULL;
+}
+
 int wk_http_add(wk_http_t *self, CURL *easy)
 {
     return curl_multi_add_handle(self->multi, easy) == CURLM_OK ? 0 : -1;
-}
-
-void wk_http_remove(wk_http_t *self, CURL *easy)
-{
-    curl_multi_remove_handle(self->multi, easy);
 }
 
 void wk_http_unpause(wk_http_t *self, CURL *easy)

@@ -1615,6 +1615,16 @@ def test_clientside_credentials_only_as_configured(ctx):
         check_eq(st, 200, "api_key allowed on keyonly")
         check_eq(auth_seen(env.mock), ["Bearer sk-client-own"], "the client's key, not ours")
         check_eq(call("byo")[0], 200, "the deployment was not cooled down by refusals")
+        # The worker's easy handles are reused (reset) after those calls, which asked for a
+        # fresh connection never kept: later calls still share one kept-alive connection.
+        opened = env.mock.stats()["connections_opened"]
+        for i in range(6):
+            body = {"model": "byo", "messages": msgs, "stream": bool(i % 2)}
+            st, _, raw = stack.http.request("POST", "/v1/chat/completions", body, stack.auth())
+            check_eq(st, 200, "call %d after the refusals" % i)
+            check(raw.rstrip().endswith(b"[DONE]") == bool(i % 2), "call %d: %r" % (i, raw[-40:]))
+        check_eq(env.mock.stats()["connections_opened"] - opened, 0,
+                 "connections opened for six calls after the refusals")
         if not ext:
             figure("clientside", external_address=None)
             return
