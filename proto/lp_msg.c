@@ -1278,11 +1278,16 @@ void lp_msg_move_body(lp_msg_t *self, lp_msg_t *src)
     zmq_msg_move(&self->body, &src->body);
 }
 
-/* The frame's bytes moved into a buffer of its own; returns where they are now. */
+/* libzmq's receive buffer (ZMQ_IN_BATCH_SIZE, 8 KiB by default): a received frame larger
+ * than it always has an allocation of its own. */
+#define S_ZMQ_IN_BATCH 8192
+
+/* The frame's bytes moved into a buffer of its own; returns where they are now, NULL when
+ * they stay (empty, or too large to share libzmq's buffer). */
 static const uint8_t *s_own_frame(zmq_msg_t *frame)
 {
     size_t len = zmq_msg_size(frame);
-    if (len == 0)
+    if (len == 0 || len > S_ZMQ_IN_BATCH)
         return NULL;
     uint8_t *copy = lp_malloc(len);
     memcpy(copy, zmq_msg_data(frame), len);

@@ -15,8 +15,9 @@ rt_job_t *rt_job_new(lp_msg_t **request, const void *gw, size_t gwlen, void *own
     memcpy(self->id, lp_msg_req_id(self->request), LP_REQ_ID_LEN);
     lp_req_id_format(self->id, self->idstr);
     self->gw = lp_malloc(gwlen);
-    memcpy(self->gw, gw, gwlen);
+    memcpy(self->gw, gw, gwlen); /* (gw may be the request's identity: before the keep) */
     self->gwlen = gwlen;
+    lp_msg_keep(self->request); /* held until the last attempt ends */
     self->asked = lp_msg_meta_str(self->request, "model");
     self->group = self->asked;
     self->pinned = lp_msg_meta_str(self->request, "deployment");
