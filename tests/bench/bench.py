@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,28 @@ def mem_kb(pid):
             if k in ("Rss", "Pss", "Anonymous"):
                 m[k] = int(v.split()[0])
     return m
+
+
+def unique_kb(pids):
+    """Physical pages resident in any of pids, each counted once (a library's code shared by
+    the daemons counts once, as it takes memory once), in kB; None when /proc/PID/pagemap
+    hides frame numbers (it needs CAP_SYS_ADMIN)."""
+    frames = set()
+    for pid in pids:
+        with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/pagemap" % pid, "rb") as pm:
+            for line in maps:
+                parts = line.split()
+                if len(parts) >= 6 and parts[5] == "[vsyscall]":
+                    continue
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                pm.seek(lo // 4096 * 8)
+                data = pm.read((hi - lo) // 4096 * 8)
+                for (e,) in struct.iter_unpack("<Q", data):
+                    if e >> 63:
+                        frames.add(e & ((1 << 55) - 1))
+    if not frames or frames == {0}:
+        return None
+    return len(frames) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def http_status(port, path, timeout=1.0):
@@ -402,6 +425,7 @@ def run(args):
         log("start-up to ready: %s ms" % ", ".join("%.1f" % (s * 1e3) for s in starts))
         time.sleep(1.0)
         idle = stack.mem()
+        idle_unique = unique_kb(stack.pids().values())
         log("idle memory: %s" % idle)
 
         auth = MASTER_KEY
@@ -444,6 +468,7 @@ def run(args):
         held = json.loads(held_line) if held_line.startswith("{") else {"held": 0}
         time.sleep(0.5)
         loaded = stack.mem()
+        loaded_unique = unique_kb(stack.pids().values())
         stack.check_alive()
         hp.send_signal(signal.SIGTERM)
         try:
@@ -516,14 +541,16 @@ def run(args):
         us(p3b["cpu_us_total"]), split(p3b)), "≤ 50 µs", p3b["cpu_us_total"] <= 50)
     total = lambda m, k: sum(v[k] for v in m.values())
     idle_total = total(idle, "Rss")
-    t.row("4. RSS idle, all daemons", "%s (%s; PSS %s, anonymous %s)" % (
-        mb(idle_total), rss_split(idle), mb(total(idle, "Pss")), mb(total(idle, "Anonymous"))),
-        "< 16 MB", idle_total < 16 * 1024)
+    once = lambda kb: "; each page once %s" % mb(kb) if kb is not None else ""
+    t.row("4. RSS idle, all daemons", "%s (%s; PSS %s, anonymous %s%s)" % (
+        mb(idle_total), rss_split(idle), mb(total(idle, "Pss")), mb(total(idle, "Anonymous")),
+        once(idle_unique)), "< 16 MB", idle_total < 16 * 1024)
     added = total(loaded, "Rss") - idle_total
     nheld = held.get("held", 0)
     per_1000 = added * 1000.0 / nheld if nheld else float("inf")
-    t.row("4. RSS added by %d open streams" % nheld, "%s (%s)" % (
-        mb(added), rss_split({d: {"Rss": loaded[d]["Rss"] - idle[d]["Rss"]} for d in idle})),
+    t.row("4. RSS added by %d open streams" % nheld, "%s (%s%s)" % (
+        mb(added), rss_split({d: {"Rss": loaded[d]["Rss"] - idle[d]["Rss"]} for d in idle}),
+        once(loaded_unique - idle_unique if None not in (loaded_unique, idle_unique) else None)),
         "< 16 MB per 1,000", nheld >= HOLD_STREAMS * 0.99 and per_1000 < 16 * 1024)
     med = statistics.median(starts) * 1e3
     t.row("4. start-up to ready", "%.0f ms (median of %s ms)" % (
@@ -550,6 +577,11 @@ def run(args):
         ("cache hits, c=1", c1), ("cache hits, c=64", c2)] + (
         [("virtual key, c=1", vk)] if vk else [])
     t.notes.append("The mock alone spent %s of CPU per request at c=64." % us(mock_cpu_us))
+    if idle_unique is not None:
+        t.notes.append("Memory: RSS sums each daemon's resident pages, so the code of a library "
+                       "the four daemons share counts four times; 'each page once' counts every "
+                       "physical page they hold once (/proc/PID/pagemap). The targets are judged "
+                       "on the RSS sum.")
     t.notes.append("Held streams: %d of %d asked (mock path %s); the worker runs with "
                    "WORKER_MAX_CALLS=%d so each is a provider call." % (
                        nheld, HOLD_STREAMS, HOLD_PATH, HOLD_STREAMS + 100))
