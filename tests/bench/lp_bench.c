@@ -9,7 +9,7 @@
  *
  * Usage: lp_bench --port N [--host 127.0.0.1] [--path /v1/chat/completions] (--body JSON |
  *                 --body-file FILE) [--header "Name: value"]... [-c CONNS] (-d SECONDS | -n REQS)
- *                 [--count-header NAME] [--hold]
+ *                 [--count-header NAME] [--hold [--ramp MS]]
  *   -c N          connections, each with one request in flight (default 1)
  *   -d S          send new requests for S seconds (fractions allowed), then finish those in flight
  *   -n N          send N requests in all, then stop
@@ -17,6 +17,8 @@
  *   --hold        every connection sends one request and keeps reading; once each answer has
  *                 shown its first "data:" line (or failed) a line {"held":N,...} is printed and
  *                 flushed, then the streams stay open until SIGTERM/SIGINT or -d runs out.
+ *   --ramp MS     with --hold: open the connections MS milliseconds apart (fractions allowed),
+ *                 as streams that start over time rather than all in one burst
  *
  * Prints one JSON object on stdout at the end: requests (2xx answers), errors (other statuses and
  * broken connections), rps, latency and TTFT percentiles in microseconds (nearest rank over the
@@ -109,6 +111,7 @@ typedef struct {
     long long total;
     const char *count_header;
     bool hold;
+    double ramp_ms;
     /* run state */
     char *req;
     size_t req_len;
@@ -217,7 +220,7 @@ static void s_usage(void)
 {
     fprintf(stderr, "usage: lp_bench --port N [--host H] [--path P] (--body JSON | --body-file F) "
                     "[--header 'N: v']... [-c CONNS] (-d SECONDS | -n REQS) "
-                    "[--count-header NAME] [--hold]\n");
+                    "[--count-header NAME] [--hold [--ramp MS]]\n");
 }
 
 /* Parses argv into self; returns 0, or -1 after printing why. */
@@ -264,6 +267,8 @@ static int s_parse_args(lb_bench_t *self, int argc, char **argv)
             self->total = strtoll(v, &end, 10);
         } else if (strcmp(a, "--count-header") == 0) {
             self->count_header = v;
+        } else if (strcmp(a, "--ramp") == 0) {
+            self->ramp_ms = strtod(v, &end);
         } else {
             fprintf(stderr, "lp_bench: unknown option %s\n", a);
             return -1;
@@ -276,7 +281,8 @@ static int s_parse_args(lb_bench_t *self, int argc, char **argv)
             i++;
     }
     if (self->port <= 0 || self->port > 65535 || !self->body || self->conns < 1 ||
-        self->conns > LB_MAX_CONNS || (self->duration_s <= 0 && self->total <= 0 && !self->hold)) {
+        self->conns > LB_MAX_CONNS || (self->duration_s <= 0 && self->total <= 0 && !self->hold) ||
+        self->ramp_ms < 0 || (self->ramp_ms > 0 && !self->hold)) {
         s_usage();
         return -1;
     }
@@ -773,13 +779,18 @@ static void s_run(lb_bench_t *self)
     int start = self->conns;
     if (self->total > 0 && self->total < start)
         start = (int)self->total;
-    for (int i = 0; i < start; i++) {
-        if (s_connect(self, &self->c[i]) < 0)
+    uint64_t ramp_ns = (uint64_t)(self->ramp_ms * 1e6);
+    int opened = 0; /* connections opened so far; with --ramp, one per ramp_ns */
+    for (; opened < (ramp_ns ? 1 : start); opened++) {
+        if (s_connect(self, &self->c[opened]) < 0) {
+            start = opened;
             break;
+        }
     }
-    uint64_t hold_until = self->t_start + (uint64_t)(LB_HOLD_WAIT_S * 1e9);
+    uint64_t hold_until =
+        self->t_start + ramp_ns * (uint64_t)start + (uint64_t)(LB_HOLD_WAIT_S * 1e9);
     for (;;) {
-        int n = epoll_wait(self->ep, evs, LB_MAX_EVENTS, LB_TICK_MS);
+        int n = epoll_wait(self->ep, evs, LB_MAX_EVENTS, opened < start ? 1 : LB_TICK_MS);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, "lp_bench: epoll_wait: %s\n", strerror(errno));
             break;
@@ -790,13 +801,21 @@ static void s_run(lb_bench_t *self)
                 s_on_event(self, c, evs[i].events, buf);
         }
         uint64_t now = s_now_ns();
+        while (opened < start && now >= self->t_start + ramp_ns * (uint64_t)opened) {
+            if (s_connect(self, &self->c[opened]) < 0) {
+                start = opened;
+                break;
+            }
+            opened++;
+        }
         if (self->connect_errors >= LB_CONNECT_ERRORS) {
             fprintf(stderr, "lp_bench: giving up after %d failed connects\n", self->connect_errors);
             break;
         }
         if (self->hold) {
             long long settled = 0;
-            if (!self->held_printed && (s_all_settled(self, &settled) || now > hold_until)) {
+            bool all = s_all_settled(self, &settled) && opened >= start;
+            if (!self->held_printed && (all || now > hold_until)) {
                 printf("{\"held\":%lld,\"settled\":%lld,\"asked\":%d,\"errors\":%lld}\n",
                        s_streams_open(self), settled, self->conns, self->errors);
                 fflush(stdout);
