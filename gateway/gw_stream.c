@@ -16,6 +16,10 @@ void gw_stream_push(gw_stream_t *self, lp_msg_t **msg)
         lp_msg_destroy(msg);
         return;
     }
+    /* Behind the client: a chunk that waits must not hold libzmq's 8 KiB receive buffer, or
+     * a stalled client's window of small events would hold ~40 times its bytes. */
+    if (self->head)
+        lp_msg_keep(*msg);
     gw_chunk_t *c = lp_calloc(1, sizeof *c);
     c->msg = *msg;
     *msg = NULL;

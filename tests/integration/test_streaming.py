@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import time
 
 from harness import (MASTER_KEY, Stack, check, check_eq, check_error, config, deployment,
@@ -27,6 +28,7 @@ def setup(env):
         deployment("stall", "openai/x", m + "/chunk-delay/3000/v1", api_key=KEY,
                    stream_timeout=0.4),
         deployment("drip", "openai/x", m + "/chunks/400/chunk-delay/20/v1", api_key=KEY),
+        deployment("drip1", "openai/x", m + "/chunks/100000/chunk-delay/1/v1", api_key=KEY),
         deployment("big", "openai/x", m + "/chunks/200000/v1", api_key=KEY),
         deployment("bigidle", "openai/x", m + "/chunks/20000/v1", api_key=KEY,
                    stream_timeout=0.5),
@@ -197,6 +199,55 @@ def test_client_disconnect_cancels_upstream(stack):
     check_eq(r[:3], ["failure", "499", "client_closed_request"], "recorded as client gone")
     check(int(r[3]) > 0, "tokens relayed before the cut are counted: %r" % r)
     check_eq(r[4], "true", "client_gone in metadata")
+
+
+def _send_queue(local_port, peer_port):
+    """Bytes the kernel holds unsent on the TCP socket local_port -> peer_port (IPv4)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if (int(cols[1].split(":")[1], 16) == local_port and
+                    int(cols[2].split(":")[1], 16) == peer_port):
+                return int(cols[4].split(":")[0], 16)
+    return None
+
+
+def test_stalled_reader_of_small_events(stack):
+    """A client stops reading a stream of small events (one a millisecond). Once the kernel's
+    buffers are full, the gateway holds about the credit window's bytes (256 KiB) for it: a
+    queued event no longer keeps one of libzmq's 8 KiB receive buffers alive (that was ~10 MB
+    here, some 40 times the bytes)."""
+    if stack.env.sanitized:
+        return  # RSS says nothing under ASan (see Env)
+    gw = stack.procs["gateway"].p.pid
+    base = rss_kb(gw)
+    body = json.dumps({"model": "drip1", "stream": True,
+                       "messages": [{"role": "user", "content": "x"}]}).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", stack.port))
+    try:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                  + MASTER_KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        _read_until(s, b"data:")
+        port = s.getsockname()[1]
+        # The gateway's send queue to us grows until the kernel takes no more (~3 MB here).
+        last, since = -1, time.monotonic()
+        deadline = time.monotonic() + 60
+        while time.monotonic() - since < 1.5:
+            check(time.monotonic() < deadline, "the send queue never stopped growing")
+            q = _send_queue(stack.port, port)
+            check(q is not None, "the client's connection is open")
+            if q != last:
+                last, since = q, time.monotonic()
+            time.sleep(0.1)
+        time.sleep(2.0)  # the window (256 KiB at ~200 B an event) fills in about 1.3 s
+        grown = rss_kb(gw) - base
+        check(grown < 3 * 1024, "gateway grew %d KiB for one stalled client" % grown)
+    finally:
+        s.close()
 
 
 def test_slow_reader_bounded_memory(stack):
