@@ -118,10 +118,11 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         size_t len = 0;
         const void *body = lp_msg_body(*msg, &len);
         if (cmd == LP_CMD_END) {
-            /* The worker's last bytes (terminator or error event), shared, not copied. */
-            lp_msg_t *bytes = lp_msg_new(LP_CMD_CHUNK, NULL);
-            lp_msg_share_body(bytes, *msg);
+            /* The worker's last bytes (terminator or error event), moved, not copied: only
+             * the END's meta is read later. */
             gw_cache_stream_bytes(req, body, len);
+            lp_msg_t *bytes = lp_msg_new(LP_CMD_CHUNK, NULL);
+            lp_msg_move_body(bytes, *msg);
             gw_stream_push(&req->out, &bytes);
         } else {
             gw_req_stream_error(req, body, len); /* the worker died mid-stream */
@@ -129,6 +130,8 @@ static void s_on_reply(gw_server_t *self, lp_msg_t **msg)
         lp_msg_destroy(&req->reply);
         req->reply = *msg;
         *msg = NULL;
+        if (req->out.head)
+            lp_msg_keep(req->reply); /* held while a slow client drains what is queued */
         req->out.done = true;
         gw_cache_answered(self->cache, req);
         gw_record_once(req, true);

@@ -8,7 +8,8 @@ struct gw_chunk {
     lp_msg_t *msg;
 };
 
-void gw_stream_push(gw_stream_t *self, lp_msg_t **msg)
+/* Queue msg; own: its bytes are its own already (not received). */
+static void s_push(gw_stream_t *self, lp_msg_t **msg, bool own)
 {
     size_t len = 0;
     lp_msg_body(*msg, &len);
@@ -16,9 +17,10 @@ void gw_stream_push(gw_stream_t *self, lp_msg_t **msg)
         lp_msg_destroy(msg);
         return;
     }
-    /* Behind the client: a chunk that waits must not hold libzmq's 8 KiB receive buffer, or
-     * a stalled client's window of small events would hold ~40 times its bytes. */
-    if (self->head)
+    /* A received chunk queued behind another may wait long (a client that stopped reading):
+     * it must not hold libzmq's 8 KiB receive buffer, or a window of small events would
+     * hold ~40 times its bytes. */
+    if (self->head && !own)
         lp_msg_keep(*msg);
     gw_chunk_t *c = lp_calloc(1, sizeof *c);
     c->msg = *msg;
@@ -31,11 +33,16 @@ void gw_stream_push(gw_stream_t *self, lp_msg_t **msg)
     self->queued += len;
 }
 
+void gw_stream_push(gw_stream_t *self, lp_msg_t **msg)
+{
+    s_push(self, msg, false);
+}
+
 void gw_stream_push_copy(gw_stream_t *self, const void *data, size_t len)
 {
     lp_msg_t *m = lp_msg_new(LP_CMD_CHUNK, NULL);
     lp_msg_set_body(m, data, len);
-    gw_stream_push(self, &m);
+    s_push(self, &m, true);
 }
 
 size_t gw_stream_read(gw_stream_t *self, char *buf, size_t max)

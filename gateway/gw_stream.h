@@ -1,10 +1,10 @@
 /* gw_stream: the bytes of a streamed answer waiting between the router and libmicrohttpd.
- * CHUNK messages are queued as they are (no copy while the client keeps up; behind another
- * chunk, a message's bytes are copied so that it does not hold libzmq's receive buffer) and
- * read out into MHD's buffer by the content reader. Its size is bounded by the worker's
- * credit window (WK_STREAM_WINDOW): the
- * gateway acknowledges bytes as MHD takes them (CREDIT), and the worker stops reading from
- * the provider while the client is behind. */
+ * CHUNK messages are queued as they came, and read out into MHD's buffer by the content
+ * reader. One queued behind another is kept (lp_msg_keep: its bytes copied), so that a
+ * client that stops reading does not make every waiting chunk hold one of libzmq's receive
+ * buffers. The queue is bounded by the worker's credit window (WK_STREAM_WINDOW): the gateway
+ * acknowledges bytes as MHD takes them (CREDIT), and the worker stops reading from the
+ * provider while the client is behind. */
 #ifndef GW_STREAM_H
 #define GW_STREAM_H
 

@@ -1,5 +1,6 @@
 #include "lp_msg.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <msgpack.h>
 #include <math.h>
@@ -1279,32 +1280,36 @@ void lp_msg_move_body(lp_msg_t *self, lp_msg_t *src)
 }
 
 /* libzmq's receive buffer (ZMQ_IN_BATCH_SIZE, 8 KiB by default): a received frame larger
- * than it always has an allocation of its own. */
+ * than it has an allocation of its own, and one of 32 bytes or less lies in its zmq_msg_t. */
 #define S_ZMQ_IN_BATCH 8192
 
-/* The frame's bytes moved into a buffer of its own; returns where they are now, NULL when
- * they stay (empty, or too large to share libzmq's buffer). */
+/* The frame's bytes moved into an allocation of their own; returns where they are now, NULL
+ * when they stay (empty, held in the zmq_msg_t itself, too large to lie in libzmq's buffer,
+ * or no memory for the copy: then the frame is as it was). */
 static const uint8_t *s_own_frame(zmq_msg_t *frame)
 {
     size_t len = zmq_msg_size(frame);
-    if (len == 0 || len > S_ZMQ_IN_BATCH)
+    uintptr_t at = (uintptr_t)zmq_msg_data(frame);
+    if (len == 0 || len > S_ZMQ_IN_BATCH || (at >= (uintptr_t)frame && at < (uintptr_t)(frame + 1)))
         return NULL;
-    uint8_t *copy = lp_malloc(len);
-    memcpy(copy, zmq_msg_data(frame), len);
-    s_give_frame(frame, copy, len);
-    return copy;
+    zmq_msg_t copy;
+    if (zmq_msg_init_size(&copy, len) < 0)
+        return NULL;
+    memcpy(zmq_msg_data(&copy), zmq_msg_data(frame), len);
+    zmq_msg_move(frame, &copy); /* releases the received bytes */
+    return zmq_msg_data(frame);
 }
 
 void lp_msg_keep(lp_msg_t *self)
 {
     uintptr_t from = (uintptr_t)zmq_msg_data(&self->head);
-    uintptr_t to = from + zmq_msg_size(&self->head);
     const uint8_t *now = s_own_frame(&self->head);
-    /* Views of the header frame follow it (their strings' NUL-terminated copies are their
-     * own already); stale views of frames since replaced are left as they are. */
-    for (lp_mview_t *v = self->index; v && now; v = v->older) {
-        if ((uintptr_t)v->base < from || (uintptr_t)v->base >= to)
-            continue;
+    /* The current view of the header frame follows it; stale views are read only for their
+     * strings' NUL-terminated copies, which are their own. */
+    lp_mview_t *v = self->index_ok ? self->index : NULL;
+    if (now && v) {
+        assert((uintptr_t)v->base >= from &&
+               (uintptr_t)v->base - from <= zmq_msg_size(&self->head));
         v->base = now + ((uintptr_t)v->base - from);
         for (uint32_t i = 0; i < v->count; i++) {
             s_item_t *val = &v->members[i].val;

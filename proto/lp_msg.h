@@ -127,11 +127,12 @@ char *lp_mapw_finish(lp_mapw_t *w, size_t *len);
 void lp_msg_set_meta(lp_msg_t *self, lp_mapw_t *w);
 
 /* A message kept past the turn it arrived in (a stream's HEAD, held for the usage record; a
- * router's job): its frames are copied into memory of their own. A received frame may lie in
- * libzmq's receive buffer (8 KiB), which stays allocated while any message in it lives, so a
- * kept message would hold the whole buffer. Frames larger than that buffer never lie in it
- * and are not copied. Meta strings read from it stay valid; body and identity pointers taken
- * before do not. */
+ * router's job; a stream's END or CHUNK waiting for a slow client): its frames are copied into
+ * memory of their own. A received frame may lie in libzmq's receive buffer (8 KiB), which
+ * stays allocated while any message in it lives, so a kept message would hold the whole
+ * buffer. Frames larger than that buffer, or of 32 bytes or less (held in the zmq_msg_t),
+ * never lie in it and are not copied. Meta strings read from it stay valid; body and identity
+ * pointers taken before do not. */
 void lp_msg_keep(lp_msg_t *self);
 
 /* Body bytes (borrowed, valid until the body changes); *len may be 0. */

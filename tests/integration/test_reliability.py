@@ -1625,6 +1625,8 @@ def test_clientside_credentials_only_as_configured(ctx):
             check(raw.rstrip().endswith(b"[DONE]") == bool(i % 2), "call %d: %r" % (i, raw[-40:]))
         check_eq(env.mock.stats()["connections_opened"] - opened, 0,
                  "connections opened for six calls after the refusals")
+        check_eq(auth_seen(env.mock)[-6:], ["Bearer " + UPSTREAM_KEY] * 6,
+                 "the deployment's key on each, not a client's from an earlier call")
         if not ext:
             figure("clientside", external_address=None)
             return

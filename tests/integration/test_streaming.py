@@ -243,7 +243,15 @@ def test_stalled_reader_of_small_events(stack):
             if q != last:
                 last, since = q, time.monotonic()
             time.sleep(0.1)
-        time.sleep(2.0)  # the window (256 KiB at ~200 B an event) fills in about 1.3 s
+        # Then the credit window (256 KiB at ~200 B an event, about 1.3 s) fills the gateway's
+        # queue: until its RSS holds still.
+        last, since = -1, time.monotonic()
+        while time.monotonic() - since < 1.5:
+            check(time.monotonic() < deadline, "the gateway's memory never settled")
+            r = rss_kb(gw)
+            if r != last:
+                last, since = r, time.monotonic()
+            time.sleep(0.1)
         grown = rss_kb(gw) - base
         check(grown < 3 * 1024, "gateway grew %d KiB for one stalled client" % grown)
     finally:
