@@ -245,12 +245,7 @@ static void test_error_offsets(void)
 /* A container's span is known at its CLOSE at any depth, past the levels whose keys are kept. */
 static void test_deep_container_spans(void)
 {
-    char text[64] = "";
-    for (int i = 0; i < 12; i++)
-        strcat(text, "[");
-    strcat(text, "7");
-    for (int i = 0; i < 12; i++)
-        strcat(text, "]");
+    char text[] = "[[[[[[[[[[[[7]]]]]]]]]]]]"; /* 12 deep */
     char err[LP_ERR_LEN];
     s_probe_t p = {.deep = 11};
     CHECK(scan(text, &p, err) == 0);
