@@ -1,6 +1,5 @@
 #include "lp_msg.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <msgpack.h>
 #include <math.h>
@@ -1308,8 +1307,8 @@ void lp_msg_keep(lp_msg_t *self)
      * strings' NUL-terminated copies, which are their own. */
     lp_mview_t *v = self->index_ok ? self->index : NULL;
     if (now && v) {
-        assert((uintptr_t)v->base >= from &&
-               (uintptr_t)v->base - from <= zmq_msg_size(&self->head));
+        lp_assert((uintptr_t)v->base >= from &&
+                  (uintptr_t)v->base - from <= zmq_msg_size(&self->head));
         v->base = now + ((uintptr_t)v->base - from);
         for (uint32_t i = 0; i < v->count; i++) {
             s_item_t *val = &v->members[i].val;
