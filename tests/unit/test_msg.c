@@ -1001,15 +1001,21 @@ static void mp_str(mp_t *w, const char *s)
 }
 
 /* Send a meta frame dealer -> router as an END and receive it (NULL with err when refused). */
-static lp_msg_t *recv_meta(pair_t *p, const void *meta, size_t len, char *err)
+static lp_msg_t *recv_meta_body(pair_t *p, const void *meta, size_t len, const char *body,
+                                char *err)
 {
-    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta, "B"};
-    size_t sizes[] = {4, 1, 16, len, 1};
+    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta, body};
+    size_t sizes[] = {4, 1, 16, len, strlen(body)};
     if (send_parts(p->dealer, frames, sizes) < 0) {
         snprintf(err, LP_ERR_LEN, "send failed");
         return NULL;
     }
     return recv_msg(p->router, true, err);
+}
+
+static lp_msg_t *recv_meta(pair_t *p, const void *meta, size_t len, char *err)
+{
+    return recv_meta_body(p, meta, len, "B", err);
 }
 
 /* The frame test_meta_readers reads: every kind, every integer width. */
@@ -1396,9 +1402,7 @@ static void test_meta_keep(void)
                         "\"usage\":{\"prompt_tokens\":12},\"stream\":true}",
                         &len);
     static const char big[] = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
-    const void *frames[] = {LP_PROTO_SIGNATURE, "\x07", s_rid, meta, big};
-    size_t sizes[] = {4, 1, 16, len, sizeof big - 1};
-    lp_msg_t *in = send_parts(p.dealer, frames, sizes) == 0 ? recv_msg(p.router, true, err) : NULL;
+    lp_msg_t *in = recv_meta_body(&p, meta, len, big, err);
     free(meta);
     CHECK_WHY(in != NULL, err);
     const char *before = lp_msg_meta_str(in, "deployment");
