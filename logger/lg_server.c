@@ -157,10 +157,7 @@ static char *s_record_json(lg_server_t *self, const lp_mview_t *rec, size_t *len
     *len = 0;
     if (!self->spool && self->format != LG_FORMAT_JSON)
         return NULL;
-    size_t n = 0;
-    const void *bytes = lp_mview_bytes(rec, &n);
-    char err[LP_ERR_LEN];
-    json_t *tree = lp_meta_decode(bytes, n, err); /* cannot fail: the view checked it */
+    json_t *tree = lp_mview_tree(rec);
     char *line = tree ? lp_json_dump(tree, len) : NULL;
     json_decref(tree);
     return line;

@@ -31,8 +31,9 @@ typedef struct {
     uint32_t len;       /* S_STR: their count */
 } s_item_t;
 
-/* A member of the received meta's top-level map: where its key and value lie in the frame,
- * the value as read, and a string value as a C string. */
+/* A member of the received meta's top-level map: where its key and value lie in the frame
+ * (offsets from the view's base), the value as read, and a string value as a C string (a
+ * view's strings are read from there only: val.str is cleared once it is copied). */
 typedef struct {
     uint32_t key, klen; /* offset and length of the key's bytes */
     uint32_t at;        /* offset of the value */
@@ -690,6 +691,7 @@ static lp_mview_t *s_view(const uint8_t *p, size_t len, char *err)
             memcpy(t, m->val.str, m->val.len);
             t[m->val.len] = '\0';
             m->text = t;
+            m->val.str = NULL; /* read from text from now on */
             t += m->val.len + 1;
         }
     }
@@ -715,6 +717,12 @@ const void *lp_mview_bytes(const lp_mview_t *self, size_t *len)
 {
     *len = self->len;
     return self->base;
+}
+
+json_t *lp_mview_tree(const lp_mview_t *self)
+{
+    s_reader_t r = {self->base, self->len, 0, NULL};
+    return s_tree(&r);
 }
 
 static const s_member_t *s_mview_find(const lp_mview_t *v, const char *key)
@@ -937,13 +945,8 @@ static void s_give_frame(zmq_msg_t *frame, void *data, size_t len)
 static json_t *s_meta_tree(lp_msg_t *self)
 {
     if (!self->meta) {
-        size_t len = 0;
-        const uint8_t *p = s_meta_bytes(self, &len);
-        char err[LP_ERR_LEN];
-        if (len)
-            self->meta = lp_meta_decode(p, len, err);
-        if (!self->meta) /* no meta; a decode cannot fail: the frame was checked on receipt */
-            self->meta = json_object();
+        const lp_mview_t *v = s_msg_view(self);
+        self->meta = v ? lp_mview_tree(v) : json_object();
     }
     return self->meta;
 }
@@ -1301,21 +1304,11 @@ static const uint8_t *s_own_frame(zmq_msg_t *frame)
 
 void lp_msg_keep(lp_msg_t *self)
 {
-    uintptr_t from = (uintptr_t)zmq_msg_data(&self->head);
     const uint8_t *now = s_own_frame(&self->head);
-    /* The current view of the header frame follows it; stale views are read only for their
-     * strings' NUL-terminated copies, which are their own. */
-    lp_mview_t *v = self->index_ok ? self->index : NULL;
-    if (now && v) {
-        lp_assert((uintptr_t)v->base >= from &&
-                  (uintptr_t)v->base - from <= zmq_msg_size(&self->head));
-        v->base = now + ((uintptr_t)v->base - from);
-        for (uint32_t i = 0; i < v->count; i++) {
-            s_item_t *val = &v->members[i].val;
-            if (val->kind == S_STR)
-                val->str = now + ((uintptr_t)val->str - from);
-        }
-    }
+    /* The current view of the header frame's meta follows it (its strings are copies of its
+     * own); stale views are read only for those copies. */
+    if (now && self->index_ok)
+        self->index->base = now + self->meta_off;
     s_own_frame(&self->body);
     s_own_frame(&self->identity);
 }

@@ -88,8 +88,10 @@ typedef struct lp_mview lp_mview_t;
  * (LP_ERR_LEN). */
 lp_mview_t *lp_mview_next(const void *data, size_t len, size_t *off, char *err);
 void lp_mview_destroy(lp_mview_t **self_p);
-/* The map's bytes (for lp_meta_decode when a tree is wanted). */
+/* The map's bytes. */
 const void *lp_mview_bytes(const lp_mview_t *self, size_t *len);
+/* The map as a new jansson object (decoded without a second check: the view checked it). */
+json_t *lp_mview_tree(const lp_mview_t *self);
 /* Members, as lp_msg_meta_str & co read them (self may be NULL; strings live as the view). */
 const char *lp_mview_str(const lp_mview_t *self, const char *key);
 long long lp_mview_int(const lp_mview_t *self, const char *key, long long def);
