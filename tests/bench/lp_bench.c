@@ -780,16 +780,19 @@ static void s_run(lb_bench_t *self)
     if (self->total > 0 && self->total < start)
         start = (int)self->total;
     uint64_t ramp_ns = (uint64_t)(self->ramp_ms * 1e6);
-    int opened = 0; /* connections opened so far; with --ramp, one per ramp_ns */
-    for (; opened < (ramp_ns ? 1 : start); opened++) {
-        if (s_connect(self, &self->c[opened]) < 0) {
-            start = opened;
-            break;
-        }
-    }
+    int opened = 0; /* connections opened so far */
     uint64_t hold_until =
         self->t_start + ramp_ns * (uint64_t)start + (uint64_t)(LB_HOLD_WAIT_S * 1e9);
     for (;;) {
+        /* The connections due: all of them at once, or one per ramp_ns with --ramp. */
+        uint64_t due = s_now_ns();
+        while (opened < start && due >= self->t_start + ramp_ns * (uint64_t)opened) {
+            if (s_connect(self, &self->c[opened]) < 0) {
+                start = opened;
+                break;
+            }
+            opened++;
+        }
         int n = epoll_wait(self->ep, evs, LB_MAX_EVENTS, opened < start ? 1 : LB_TICK_MS);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, "lp_bench: epoll_wait: %s\n", strerror(errno));
@@ -801,13 +804,6 @@ static void s_run(lb_bench_t *self)
                 s_on_event(self, c, evs[i].events, buf);
         }
         uint64_t now = s_now_ns();
-        while (opened < start && now >= self->t_start + ramp_ns * (uint64_t)opened) {
-            if (s_connect(self, &self->c[opened]) < 0) {
-                start = opened;
-                break;
-            }
-            opened++;
-        }
         if (self->connect_errors >= LB_CONNECT_ERRORS) {
             fprintf(stderr, "lp_bench: giving up after %d failed connects\n", self->connect_errors);
             break;
