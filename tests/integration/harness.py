@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -23,8 +24,29 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    "Segmentation fault", "AddressSanitizer:DEADLYSIGNAL")
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    with socket.socket() as s:
+    """A free loopback port for a daemon to bind, below the kernel's ephemeral range: a port
+    from bind(0) is an ephemeral one, which any outgoing connection (a client's, libcurl's,
+    ZeroMQ's) may take between this check and the daemon's bind."""
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    for _ in range(200 if high - low >= 1000 else 0):
+        port = random.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # no room below the ephemeral range on this machine
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -360,8 +382,14 @@ class Stack:
                 and (not self.base_env.get("REDIS_URL") or body["redis"] == "connected"))
 
     def wait_ready(self, workers=1, timeout=10):
-        wait_for(lambda: self._ready(self.port, workers), timeout,
-                 what="readiness with %d worker(s)" % workers)
+        try:
+            wait_for(lambda: self._ready(self.port, workers), timeout,
+                     what="readiness with %d worker(s)" % workers)
+        except AssertionError as e:  # say which daemon is missing, and why
+            why = ["%s %s; log tail:\n%s" % (n, "running" if p.alive() else
+                                              "exited with %s" % p.p.returncode, p.text()[-600:])
+                   for n, p in self.procs.items()]
+            raise AssertionError("%s\n%s" % (e, "\n".join(why))) from None
 
     def auth(self, key=MASTER_KEY):
         return {"Authorization": "Bearer " + key}
