@@ -349,7 +349,12 @@ class Stack:
         self.start("gateway", ["llm-gateway", "--port", str(self.port), "--router", self.front,
                                "--logger", self.logger_ep])
         self.http = Http(self.port)
-        self.wait_ready(workers)
+        try:
+            self.wait_ready(workers)
+        except AssertionError:
+            for p in self.procs.values():  # a stack nobody will stop leaves nothing running
+                p.kill()
+            raise
 
     def start(self, name, argv, stdout=None):
         argv = [os.path.join(self.env.bindir, argv[0])] + argv[1:] + \
